@@ -1,0 +1,3 @@
+namespace TransPeft.Cuda;
+
+internal static class Placeholder { }

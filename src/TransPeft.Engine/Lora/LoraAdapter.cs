@@ -1,0 +1,220 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using TransPeft.Engine.IO;
+using TransPeft.Engine.Model;
+
+namespace TransPeft.Engine.Lora;
+
+/// <summary>
+/// A set of LoRA modules over one base architecture, saved and loaded in the Hugging Face PEFT
+/// layout: <c>adapter_config.json</c> + <c>adapter_model.safetensors</c> with keys
+/// <c>base_model.model.model.layers.{i}.{self_attn|mlp}.{proj}.lora_{A|B}.weight</c>.
+/// </summary>
+public sealed class LoraAdapter
+{
+    public const string ConfigFileName = "adapter_config.json";
+    public const string WeightsFileName = "adapter_model.safetensors";
+
+    private readonly LoraModule?[,] _modules;
+
+    public LoraConfig Config { get; }
+    public int NumLayers { get; }
+    /// <summary>Free-form string metadata stored in the safetensors header (PEFT ignores it); Trans-PEFT settings travel here.</summary>
+    public Dictionary<string, string> Metadata { get; } = new(StringComparer.Ordinal);
+    /// <summary>adapter_config.json's base_model_name_or_path, when known.</summary>
+    public string? BaseModelNameOrPath { get; set; }
+
+    internal LoraAdapter(LoraConfig config, int numLayers)
+    {
+        Config = config; NumLayers = numLayers;
+        _modules = new LoraModule?[numLayers, ProjectionNames.All.Length];
+    }
+
+    internal LoraModule? this[int layer, Projection p] => _modules[layer, (int)p];
+
+    internal IEnumerable<LoraModule> Modules()
+    {
+        for (int l = 0; l < NumLayers; l++)
+            foreach (var p in ProjectionNames.All)
+                if (_modules[l, (int)p] is { } m) yield return m;
+    }
+
+    internal IEnumerable<Parameter> Parameters() => Modules().SelectMany(m => new[] { m.A, m.B });
+
+    public int ModuleCount => Modules().Count();
+    public long ParameterCount => Parameters().Sum(p => (long)p.Length);
+
+    internal static (int In, int Out) Dims(ModelConfig c, Projection p) => p switch
+    {
+        Projection.Q => (c.HiddenSize, c.QDim),
+        Projection.K or Projection.V => (c.HiddenSize, c.KvDim),
+        Projection.O => (c.QDim, c.HiddenSize),
+        Projection.Gate or Projection.Up => (c.HiddenSize, c.IntermediateSize),
+        _ => (c.IntermediateSize, c.HiddenSize),
+    };
+
+    /// <summary>
+    /// A fresh adapter: A Kaiming-uniform (PEFT's default, bound 1/sqrt(in)) or Gaussian N(0, 1/r), B zero,
+    /// so the adapted model starts equal to the base.
+    /// </summary>
+    public static LoraAdapter Create(ModelConfig model, LoraConfig config, int seed)
+    {
+        config.Validate();
+        var adapter = new LoraAdapter(config, model.NumLayers);
+        var rng = new Random(seed);
+        float scaling = (float)config.Scaling;
+        for (int l = 0; l < model.NumLayers; l++)
+            foreach (var p in ProjectionNames.All)
+            {
+                if (!config.Targets(l, p)) continue;
+                var (din, dout) = Dims(model, p);
+                var a = Parameter.Zeros($"base_model.model.{p.FullName(l)}.lora_A.weight", config.R, din);
+                var b = Parameter.Zeros($"base_model.model.{p.FullName(l)}.lora_B.weight", dout, config.R);
+                if (config.Init == LoraInit.KaimingUniform)
+                {
+                    double bound = 1.0 / Math.Sqrt(din);
+                    for (int k = 0; k < a.Length; k++) a.Data[k] = (float)((rng.NextDouble() * 2 - 1) * bound);
+                }
+                else
+                {
+                    double std = 1.0 / config.R;
+                    for (int k = 0; k < a.Length; k++)
+                    {
+                        double u1 = 1.0 - rng.NextDouble(), u2 = rng.NextDouble();
+                        a.Data[k] = (float)(Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2) * std);
+                    }
+                }
+                adapter._modules[l, (int)p] = new LoraModule(l, p, a, b, scaling);
+            }
+        if (adapter.ModuleCount == 0)
+            throw new ArgumentException($"LoRA target selection ({Describe(config)}) matches no module of this {model.ModelType} model");
+        return adapter;
+    }
+
+    private static string Describe(LoraConfig c) => c.TargetRegex is not null ? $"regex '{c.TargetRegex}'" : $"target_modules [{string.Join(", ", c.TargetModules)}]";
+
+    /// <summary>Loads a PEFT adapter folder and checks every tensor against the base architecture.</summary>
+    public static LoraAdapter Load(string dir, ModelConfig model)
+    {
+        var cfgPath = Path.Combine(dir, ConfigFileName);
+        var wPath = Path.Combine(dir, WeightsFileName);
+        if (!File.Exists(cfgPath)) throw new FileNotFoundException($"{cfgPath}: adapter config not found", cfgPath);
+        if (!File.Exists(wPath)) throw new FileNotFoundException($"{wPath}: adapter weights not found", wPath);
+        var (config, baseName) = ReadConfig(cfgPath);
+        var adapter = new LoraAdapter(config, model.NumLayers) { BaseModelNameOrPath = baseName };
+        using var reader = SafetensorsReader.Open(wPath);
+        foreach (var (k, v) in reader.Metadata) if (k != "format") adapter.Metadata[k] = v;
+        float scaling = (float)config.Scaling;
+
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        for (int l = 0; l < model.NumLayers; l++)
+            foreach (var p in ProjectionNames.All)
+            {
+                string keyA = $"base_model.model.{p.FullName(l)}.lora_A.weight";
+                string keyB = $"base_model.model.{p.FullName(l)}.lora_B.weight";
+                bool hasA = reader.Contains(keyA), hasB = reader.Contains(keyB);
+                if (!hasA && !hasB) continue;
+                if (hasA != hasB)
+                    throw new SafetensorsFormatException(wPath, hasA ? keyB : keyA, "missing: lora_A and lora_B must come in pairs");
+                var (din, dout) = Dims(model, p);
+                var ia = reader.GetInfo(keyA); var ib = reader.GetInfo(keyB);
+                if (ia.Shape.Length != 2 || ia.Shape[1] != din)
+                    throw new SafetensorsFormatException(wPath, keyA, $"shape [{string.Join(", ", ia.Shape)}] does not fit the base: expected [r, {din}] (in_features of {p.FullName(l)})");
+                int r = (int)ia.Shape[0];
+                if (ib.Shape.Length != 2 || ib.Shape[0] != dout || ib.Shape[1] != r)
+                    throw new SafetensorsFormatException(wPath, keyB, $"shape [{string.Join(", ", ib.Shape)}] does not fit the base: expected [{dout}, {r}] (out_features of {p.FullName(l)}, rank)");
+                if (r != config.R)
+                    throw new SafetensorsFormatException(wPath, keyA, $"rank {r} differs from r = {config.R} in {ConfigFileName} (rank_pattern is not supported)");
+                var a = new Parameter(keyA, [r, din], reader.ReadFloat32(keyA));
+                var b = new Parameter(keyB, [dout, r], reader.ReadFloat32(keyB));
+                adapter._modules[l, (int)p] = new LoraModule(l, p, a, b, scaling);
+                seen.Add(keyA); seen.Add(keyB);
+            }
+        var stray = reader.Names.FirstOrDefault(n => !seen.Contains(n));
+        if (stray is not null)
+            throw new SafetensorsFormatException(wPath, stray, $"tensor names no LoRA module of this {model.NumLayers}-layer {model.ModelType} base (module missing from the base, or not a lora_A/lora_B weight)");
+        if (adapter.ModuleCount == 0)
+            throw new SafetensorsFormatException(wPath, null, "adapter holds no LoRA tensors");
+        return adapter;
+    }
+
+    internal static (LoraConfig, string?) ReadConfig(string cfgPath)
+    {
+        JsonObject o;
+        try { o = JsonNode.Parse(File.ReadAllText(cfgPath)) as JsonObject ?? throw new ModelConfigException(cfgPath, "(file)", "a JSON object"); }
+        catch (JsonException e) { throw new ModelConfigException(cfgPath, "(file)", $"well-formed JSON: {e.Message}"); }
+        string? peftType = o["peft_type"]?.GetValue<string>();
+        if (peftType is not null && peftType != "LORA") throw new ModelConfigException(cfgPath, "peft_type", $"\"LORA\", got \"{peftType}\"");
+        int r = o["r"] is JsonValue rv && rv.TryGetValue(out int ri) ? ri : throw new ModelConfigException(cfgPath, "r", "a positive integer");
+        double alpha = o["lora_alpha"] is JsonValue av && av.TryGetValue(out double ad) ? ad : r;
+        double dropout = o["lora_dropout"] is JsonValue dv && dv.TryGetValue(out double dd) ? dd : 0;
+        bool rs = o["use_rslora"] is JsonValue uv && uv.TryGetValue(out bool ub) && ub;
+        if (o["use_dora"] is JsonValue dora && dora.TryGetValue(out bool isDora) && isDora)
+            throw new ModelConfigException(cfgPath, "use_dora", "false (DoRA adapters are not supported)");
+        if (o["fan_in_fan_out"] is JsonValue ff && ff.TryGetValue(out bool fifo) && fifo)
+            throw new ModelConfigException(cfgPath, "fan_in_fan_out", "false (weights stored [out, in])");
+        if (o["bias"] is JsonValue bv && bv.TryGetValue(out string? bias) && bias != "none")
+            throw new ModelConfigException(cfgPath, "bias", $"\"none\", got \"{bias}\" (LoRA biases are not supported)");
+        List<string> targets = [];
+        string? regex = null;
+        switch (o["target_modules"])
+        {
+            case JsonArray arr: targets = arr.Select(n => n!.GetValue<string>()).ToList(); break;
+            case JsonValue v when v.TryGetValue(out string? s):
+                if (s == "all-linear") targets = ["all-linear"]; else regex = s;
+                break;
+            case null: throw new ModelConfigException(cfgPath, "target_modules", "a list of module names or a regex string");
+        }
+        var config = new LoraConfig { R = r, Alpha = alpha, Dropout = dropout, UseRsLora = rs, TargetModules = targets, TargetRegex = regex };
+        try { config.Validate(); }
+        catch (ArgumentException e) { throw new ModelConfigException(cfgPath, "(lora)", e.Message); }
+        return (config, o["base_model_name_or_path"]?.GetValue<string>());
+    }
+
+    /// <summary>Writes adapter_config.json and adapter_model.safetensors (F32) atomically.</summary>
+    public void Save(string dir)
+    {
+        Directory.CreateDirectory(dir);
+        var w = new SafetensorsWriter().AddMetadata("format", "pt");
+        foreach (var (k, v) in Metadata) w.AddMetadata(k, v);
+        foreach (var p in Parameters()) w.AddFloat(p.Name, p.Data, p.LongShape);
+        w.Save(Path.Combine(dir, WeightsFileName));
+
+        JsonNode targets = Config.TargetRegex is not null ? JsonValue.Create(Config.TargetRegex)!
+            : Config.TargetModules.Contains("all-linear")
+                ? new JsonArray(Modules().Select(m => m.Projection.ShortName()).Distinct().Select(s => (JsonNode)s!).ToArray())
+                : new JsonArray(Config.TargetModules.Select(s => (JsonNode)s!).ToArray());
+        var o = new JsonObject
+        {
+            ["alpha_pattern"] = new JsonObject(),
+            ["base_model_name_or_path"] = BaseModelNameOrPath,
+            ["bias"] = "none",
+            ["fan_in_fan_out"] = false,
+            ["inference_mode"] = true,
+            ["init_lora_weights"] = Config.Init == LoraInit.Gaussian ? "gaussian" : true,
+            ["layers_to_transform"] = null,
+            ["lora_alpha"] = Config.Alpha,
+            ["lora_dropout"] = Config.Dropout,
+            ["modules_to_save"] = null,
+            ["peft_type"] = "LORA",
+            ["r"] = Config.R,
+            ["rank_pattern"] = new JsonObject(),
+            ["target_modules"] = targets,
+            ["task_type"] = "CAUSAL_LM",
+            ["use_dora"] = false,
+            ["use_rslora"] = Config.UseRsLora,
+        };
+        AtomicFile.WriteAllText(Path.Combine(dir, ConfigFileName), o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+    }
+
+    internal LoraAdapter Clone()
+    {
+        var c = new LoraAdapter(Config, NumLayers) { BaseModelNameOrPath = BaseModelNameOrPath };
+        foreach (var (k, v) in Metadata) c.Metadata[k] = v;
+        foreach (var m in Modules())
+            c._modules[m.Layer, (int)m.Projection] = new LoraModule(m.Layer, m.Projection,
+                new Parameter(m.A.Name, m.A.Shape, (float[])m.A.Data.Clone()),
+                new Parameter(m.B.Name, m.B.Shape, (float[])m.B.Data.Clone()), m.Scaling);
+        return c;
+    }
+}

@@ -1,0 +1,166 @@
+using TransPeft.Engine.IO;
+
+namespace TransPeft.Engine.Model;
+
+/// <summary>
+/// A Llama-family decoder's weights in fp32 on the CPU, with its config. Loads and saves the
+/// Hugging Face layout (config.json + model.safetensors or shards; F32, F16 or BF16 on disk).
+/// </summary>
+public sealed class TransformerModel
+{
+    public ModelConfig Config { get; }
+    internal Parameter Embed { get; }
+    internal LayerWeights[] Layers { get; }
+    internal Parameter FinalNorm { get; }
+    /// <summary>The output head; null when tied to the embedding.</summary>
+    internal Parameter? LmHead { get; }
+    /// <summary>The matrix the output head multiplies by: lm_head, or the embedding when tied.</summary>
+    internal Parameter Head => LmHead ?? Embed;
+
+    internal TransformerModel(ModelConfig config, Parameter embed, LayerWeights[] layers, Parameter finalNorm, Parameter? lmHead)
+    {
+        Config = config; Embed = embed; Layers = layers; FinalNorm = finalNorm; LmHead = lmHead;
+    }
+
+    /// <summary>Every tensor with its Hugging Face name, in file order of a freshly written model.</summary>
+    internal IEnumerable<Parameter> Parameters()
+    {
+        yield return Embed;
+        foreach (var l in Layers) foreach (var p in l.All()) yield return p;
+        yield return FinalNorm;
+        if (LmHead is not null) yield return LmHead;
+    }
+
+    public long ParameterCount => Parameters().Sum(p => (long)p.Length);
+
+    /// <summary>Loads config.json and the weights of a Hugging Face model folder.</summary>
+    public static TransformerModel Load(string dir)
+    {
+        var config = ModelConfig.Load(Path.Combine(dir, "config.json"));
+        using var ck = SafetensorsCheckpoint.Open(dir);
+        var known = new HashSet<string>(StringComparer.Ordinal);
+
+        Parameter Read(string name, params int[] shape)
+        {
+            known.Add(name);
+            if (!ck.Contains(name)) throw new SafetensorsFormatException(dir, name, $"required tensor is missing (expected shape [{string.Join(", ", shape)}])");
+            var info = ck.GetInfo(name);
+            if (!info.Shape.Select(x => (int)x).SequenceEqual(shape))
+                throw new SafetensorsFormatException(ck.ReaderOf(name).Path, name,
+                    $"shape [{string.Join(", ", info.Shape)}] does not match config.json, which implies [{string.Join(", ", shape)}]");
+            return new Parameter(name, shape, ck.ReadFloat32(name));
+        }
+        Parameter? ReadOptional(string name, params int[] shape) => ck.Contains(name) ? Read(name, shape) : null;
+
+        int h = config.HiddenSize, q = config.QDim, kv = config.KvDim, i = config.IntermediateSize;
+        var embed = Read("model.embed_tokens.weight", config.VocabSize, h);
+        var layers = new LayerWeights[config.NumLayers];
+        for (int l = 0; l < config.NumLayers; l++)
+        {
+            string p = $"model.layers.{l}.";
+            layers[l] = new LayerWeights
+            {
+                InputNorm = Read(p + "input_layernorm.weight", h),
+                Q = Read(p + "self_attn.q_proj.weight", q, h),
+                K = Read(p + "self_attn.k_proj.weight", kv, h),
+                V = Read(p + "self_attn.v_proj.weight", kv, h),
+                O = Read(p + "self_attn.o_proj.weight", h, q),
+                QBias = ReadOptional(p + "self_attn.q_proj.bias", q),
+                KBias = ReadOptional(p + "self_attn.k_proj.bias", kv),
+                VBias = ReadOptional(p + "self_attn.v_proj.bias", kv),
+                OBias = ReadOptional(p + "self_attn.o_proj.bias", h),
+                PostNorm = Read(p + "post_attention_layernorm.weight", h),
+                Gate = Read(p + "mlp.gate_proj.weight", i, h),
+                Up = Read(p + "mlp.up_proj.weight", i, h),
+                Down = Read(p + "mlp.down_proj.weight", h, i),
+            };
+        }
+        var norm = Read("model.norm.weight", h);
+        Parameter? head = null;
+        if (!config.TieWordEmbeddings) head = Read("lm_head.weight", config.VocabSize, h);
+        else if (ck.Contains("lm_head.weight")) known.Add("lm_head.weight"); // some tied checkpoints still carry a copy; the embedding is used
+
+        var unknown = ck.Names.Where(n => !known.Contains(n) && !n.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal)).ToList();
+        if (unknown.Count > 0)
+            throw new SafetensorsFormatException(dir, unknown[0],
+                $"tensor is not part of a {config.ModelType} model with this config ({unknown.Count} unexpected tensor(s))");
+        return new TransformerModel(config, embed, layers, norm, head);
+    }
+
+    /// <summary>Writes config.json and model.safetensors (atomically) in fp32, bf16 or fp16.</summary>
+    public void Save(string dir, SafetensorsDType dtype = SafetensorsDType.F32)
+    {
+        Directory.CreateDirectory(dir);
+        var w = new SafetensorsWriter().AddMetadata("format", "pt");
+        foreach (var p in Parameters()) w.AddFloat(p.Name, p.Data, p.LongShape, dtype);
+        w.Save(Path.Combine(dir, SafetensorsCheckpoint.SingleFileName));
+        var cfg = Config.ToJson();
+        cfg["torch_dtype"] = dtype switch { SafetensorsDType.BF16 => "bfloat16", SafetensorsDType.F16 => "float16", _ => "float32" };
+        AtomicFile.WriteAllText(Path.Combine(dir, "config.json"), cfg.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+    }
+
+    /// <summary>
+    /// A randomly initialised model as transformers initialises one: every linear and embedding
+    /// weight ~ N(0, initStd²), norms 1, biases 0. Deterministic for a seed.
+    /// </summary>
+    public static TransformerModel CreateRandom(ModelConfig config, int seed, double initStd = 0.02)
+    {
+        config.Validate("(model config)");
+        var rng = new Random(seed);
+        Parameter Normal(string name, params int[] shape)
+        {
+            var p = Parameter.Zeros(name, shape);
+            for (int k = 0; k < p.Length; k += 2)
+            {
+                // Box-Muller: two independent normals from two uniforms.
+                double u1 = 1.0 - rng.NextDouble(), u2 = rng.NextDouble();
+                double r = Math.Sqrt(-2.0 * Math.Log(u1)) * initStd;
+                p.Data[k] = (float)(r * Math.Cos(2 * Math.PI * u2));
+                if (k + 1 < p.Length) p.Data[k + 1] = (float)(r * Math.Sin(2 * Math.PI * u2));
+            }
+            return p;
+        }
+        Parameter Ones(string name, int n) { var p = Parameter.Zeros(name, n); Array.Fill(p.Data, 1f); return p; }
+
+        int h = config.HiddenSize, q = config.QDim, kv = config.KvDim, i = config.IntermediateSize;
+        var embed = Normal("model.embed_tokens.weight", config.VocabSize, h);
+        var layers = new LayerWeights[config.NumLayers];
+        for (int l = 0; l < config.NumLayers; l++)
+        {
+            string p = $"model.layers.{l}.";
+            layers[l] = new LayerWeights
+            {
+                InputNorm = Ones(p + "input_layernorm.weight", h),
+                Q = Normal(p + "self_attn.q_proj.weight", q, h),
+                K = Normal(p + "self_attn.k_proj.weight", kv, h),
+                V = Normal(p + "self_attn.v_proj.weight", kv, h),
+                O = Normal(p + "self_attn.o_proj.weight", h, q),
+                QBias = config.QkvBias ? Parameter.Zeros(p + "self_attn.q_proj.bias", q) : null,
+                KBias = config.QkvBias ? Parameter.Zeros(p + "self_attn.k_proj.bias", kv) : null,
+                VBias = config.QkvBias ? Parameter.Zeros(p + "self_attn.v_proj.bias", kv) : null,
+                OBias = config.OBias ? Parameter.Zeros(p + "self_attn.o_proj.bias", h) : null,
+                PostNorm = Ones(p + "post_attention_layernorm.weight", h),
+                Gate = Normal(p + "mlp.gate_proj.weight", i, h),
+                Up = Normal(p + "mlp.up_proj.weight", i, h),
+                Down = Normal(p + "mlp.down_proj.weight", h, i),
+            };
+        }
+        var norm = Ones("model.norm.weight", h);
+        var head = config.TieWordEmbeddings ? null : Normal("lm_head.weight", config.VocabSize, h);
+        return new TransformerModel(config, embed, layers, norm, head);
+    }
+
+    /// <summary>A deep copy (weights duplicated, no gradients).</summary>
+    internal TransformerModel Clone()
+    {
+        Parameter C(Parameter p) => new(p.Name, (int[])p.Shape.Clone(), (float[])p.Data.Clone());
+        Parameter? CO(Parameter? p) => p is null ? null : C(p);
+        var layers = Layers.Select(l => new LayerWeights
+        {
+            InputNorm = C(l.InputNorm), Q = C(l.Q), K = C(l.K), V = C(l.V), O = C(l.O),
+            QBias = CO(l.QBias), KBias = CO(l.KBias), VBias = CO(l.VBias), OBias = CO(l.OBias),
+            PostNorm = C(l.PostNorm), Gate = C(l.Gate), Up = C(l.Up), Down = C(l.Down),
+        }).ToArray();
+        return new TransformerModel(Config, C(Embed), layers, C(FinalNorm), CO(LmHead));
+    }
+}
