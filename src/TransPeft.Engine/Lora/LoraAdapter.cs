@@ -84,7 +84,7 @@ public sealed class LoraAdapter
                         a.Data[k] = (float)(Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2) * std);
                     }
                 }
-                adapter._modules[l, (int)p] = new LoraModule(l, p, a, b, scaling);
+                adapter._modules[l, (int)p] = new LoraModule(l, p, a, b, scaling, config.Dropout);
             }
         if (adapter.ModuleCount == 0)
             throw new ArgumentException($"LoRA target selection ({Describe(config)}) matches no module of this {model.ModelType} model");
@@ -127,7 +127,7 @@ public sealed class LoraAdapter
                     throw new SafetensorsFormatException(wPath, keyA, $"rank {r} differs from r = {config.R} in {ConfigFileName} (rank_pattern is not supported)");
                 var a = new Parameter(keyA, [r, din], reader.ReadFloat32(keyA));
                 var b = new Parameter(keyB, [dout, r], reader.ReadFloat32(keyB));
-                adapter._modules[l, (int)p] = new LoraModule(l, p, a, b, scaling);
+                adapter._modules[l, (int)p] = new LoraModule(l, p, a, b, scaling, config.Dropout);
                 seen.Add(keyA); seen.Add(keyB);
             }
         var stray = reader.Names.FirstOrDefault(n => !seen.Contains(n));
@@ -214,7 +214,7 @@ public sealed class LoraAdapter
         foreach (var m in Modules())
             c._modules[m.Layer, (int)m.Projection] = new LoraModule(m.Layer, m.Projection,
                 new Parameter(m.A.Name, m.A.Shape, (float[])m.A.Data.Clone()),
-                new Parameter(m.B.Name, m.B.Shape, (float[])m.B.Data.Clone()), m.Scaling);
+                new Parameter(m.B.Name, m.B.Shape, (float[])m.B.Data.Clone()), m.Scaling, m.Dropout);
         return c;
     }
 }

@@ -1,0 +1,262 @@
+using System.Numerics.Tensors;
+using TransPeft.Engine.Lora;
+using TransPeft.Engine.Model;
+using TransPeft.Engine.Training;
+using TransPeft.Engine.TransPeft;
+
+namespace TransPeft.Engine.Compute.Cpu;
+
+/// <summary>
+/// The CPU reference backend: a Llama-family decoder's forward and hand-written backward in fp32, with
+/// optional LoRA and Trans-PEFT FFN masking/dropping. Layer math (per row, see docs/ARCHITECTURE.md):
+/// <code>
+///   n1 = RMSNorm(x);  q,k,v = n1·Wᵀ (+b, +LoRA);  RoPE(q,k);  att = causal GQA attention
+///   h  = x + o_proj(att)
+///   x' = h                                   if the layer's FFN is dropped (Trans-PEFT)
+///   x' = h + down(silu(gate(n2)) · up(n2) · mask),  n2 = RMSNorm(h)   otherwise
+/// </code>
+/// Gradients: with a LoRA adapter only its A/B get gradients (base weights frozen, no weight-gradient
+/// GEMMs); with <c>fullFineTune</c> every base weight does.
+/// </summary>
+internal sealed unsafe class CpuTransformer : ITrainableModel
+{
+    public TransformerModel Model { get; }
+    public LoraAdapter? Adapter { get; }
+    public bool FullFineTune { get; }
+    public ModelConfig Config => Model.Config;
+    public IReadOnlyList<Parameter> TrainableParameters { get; }
+
+    private readonly Rope<float> _rope;
+    private CpuActivations? _acts;
+    private readonly int _maxRank;
+
+    public CpuTransformer(TransformerModel model, LoraAdapter? adapter = null, bool fullFineTune = false, int maxPositions = 0)
+    {
+        if (adapter is not null && adapter.NumLayers != model.Config.NumLayers)
+            throw new ArgumentException($"adapter has {adapter.NumLayers} layers, the model {model.Config.NumLayers}");
+        Model = model; Adapter = adapter; FullFineTune = fullFineTune;
+        _rope = new Rope<float>(model.Config, maxPositions > 0 ? maxPositions : model.Config.MaxPositionEmbeddings);
+        _maxRank = adapter?.Modules().Max(m => m.Rank) ?? 0;
+        if (fullFineTune)
+        {
+            foreach (var p in model.Parameters()) p.EnableGrad();
+            TrainableParameters = model.Parameters().ToList();
+        }
+        else
+        {
+            foreach (var p in model.Parameters()) p.DisableGrad();
+            if (adapter is not null) foreach (var p in adapter.Parameters()) p.EnableGrad();
+            TrainableParameters = adapter?.Parameters().ToList() ?? [];
+        }
+    }
+
+    public int MaxPositions => _rope.MaxPositions;
+
+    private CpuActivations Acts(int b, int t)
+    {
+        if (_acts is null || _acts.B != b || _acts.T != t) _acts = new CpuActivations(Config, b, t, _maxRank);
+        return _acts;
+    }
+
+    public void ZeroGrad()
+    {
+        foreach (var p in TrainableParameters) p.ZeroGrad();
+    }
+
+    private LoraModule? Lora(int layer, Projection p) => Adapter?[layer, p];
+
+    // ---------------------------------------------------------------- forward
+
+    /// <summary>Runs the layers and the final norm over ids [B,T]; activations stay in <see cref="_acts"/>.</summary>
+    private CpuActivations ForwardBody(int[] ids, int b, int t, in StepContext ctx)
+    {
+        var c = Config;
+        if (ids.Length != b * t) throw new ArgumentException($"expected {b}x{t} = {b * t} token ids, got {ids.Length}");
+        if (t > _rope.MaxPositions) throw new ArgumentException($"sequence length {t} exceeds max_position_embeddings {_rope.MaxPositions}");
+        var a = Acts(b, t);
+        int n = b * t, h = c.HiddenSize;
+        Embedding.Forward(a.Xs[0], ids, Model.Embed.Data, n, h, c.VocabSize);
+        for (int l = 0; l < c.NumLayers; l++) LayerForward(l, a, ctx);
+        RmsNorm.Forward(a.FinalNormOut, a.FinalRstd, a.Xs[c.NumLayers], Model.FinalNorm.Data, n, h, c.RmsNormEps);
+        return a;
+    }
+
+    private void LayerForward(int l, CpuActivations a, in StepContext ctx)
+    {
+        var c = Config;
+        var w = Model.Layers[l];
+        var la = a.Layers[l];
+        int n = a.N, h = c.HiddenSize;
+        float[] x = a.Xs[l], xNext = a.Xs[l + 1];
+
+        RmsNorm.Forward(la.N1, la.Rstd1, x, w.InputNorm.Data, n, h, c.RmsNormEps);
+        ProjForward(la.Q, la.N1, n, l, Projection.Q, la, a, ctx);
+        ProjForward(la.K, la.N1, n, l, Projection.K, la, a, ctx);
+        ProjForward(la.V, la.N1, n, l, Projection.V, la, a, ctx);
+        _rope.Forward(la.Q, a.B, a.T, c.NumHeads, 0);
+        _rope.Forward(la.K, a.B, a.T, c.NumKvHeads, 0);
+        Attention.Forward(la.Att, la.Lse, la.Q, la.K, la.V, a.B, a.T, a.T, 0, c.NumHeads, c.NumKvHeads, c.HeadDim);
+        ProjForward(a.Proj, la.Att, n, l, Projection.O, la, a, ctx);
+        TensorPrimitives.Add(x, a.Proj, la.H);
+
+        la.Dropped = ctx.Perturbation?.IsDropped(l) ?? false;
+        if (la.Dropped)
+        {
+            // Cross-layer knowledge dropping: the post-attention norm and the MLP are skipped entirely.
+            la.H.AsSpan().CopyTo(xNext);
+            return;
+        }
+        RmsNorm.Forward(la.N2, la.Rstd2, la.H, w.PostNorm.Data, n, h, c.RmsNormEps);
+        ProjForward(la.G, la.N2, n, l, Projection.Gate, la, a, ctx);
+        ProjForward(la.U, la.N2, n, l, Projection.Up, la, a, ctx);
+        float[]? mask = FillMask(l, a, ctx);
+        SwiGlu.Forward(la.A, la.G, la.U, mask, n * c.IntermediateSize);
+        ProjForward(a.Proj, la.A, n, l, Projection.Down, la, a, ctx);
+        TensorPrimitives.Add(la.H, a.Proj, xNext);
+    }
+
+    /// <summary>The Trans-PEFT keep mask of layer l for this micro-batch, or null when nothing is masked.</summary>
+    private float[]? FillMask(int l, CpuActivations a, in StepContext ctx)
+    {
+        if (ctx.Perturbation is not { HasMask: true } p) return null;
+        p.FillMask(l, 0, a.N, Config.IntermediateSize, a.Mask.AsSpan(0, a.N * Config.IntermediateSize));
+        return a.Mask;
+    }
+
+    private void ProjForward(float[] y, float[] x, int n, int l, Projection p, LayerActivations la, CpuActivations a, in StepContext ctx)
+    {
+        var w = Model.Layers[l];
+        var lora = Lora(l, p);
+        CpuLinear.Forward(y, x, n, w.Weight(p), w.Bias(p), lora, la.LoraT[(int)p], a.ScratchIn, ctx);
+    }
+
+    /// <summary>Logits [B*T, V] of the model (adapter applied, no perturbation unless one is given).</summary>
+    public float[] ForwardLogits(int[] ids, int b, int t, FfnPerturbation? perturbation = null)
+    {
+        var ctx = new StepContext(default, perturbation, Training: false);
+        var a = ForwardBody(ids, b, t, ctx);
+        int n = b * t, h = Config.HiddenSize, v = Config.VocabSize;
+        var logits = new float[n * v];
+        fixed (float* pl = logits, px = a.FinalNormOut, ph = Model.Head.Data)
+            Gemm.MatmulNT(pl, px, ph, n, h, v, accumulate: false, 1f);
+        return logits;
+    }
+
+    /// <summary>Shifted targets: target[b,t] = labels[b,t+1], and -100 at the last position of each row.</summary>
+    internal static int[] ShiftedTargets(TokenBatch batch)
+    {
+        int b = batch.BatchSize, t = batch.SeqLen;
+        var targets = new int[b * t];
+        for (int i = 0; i < b; i++)
+        {
+            for (int j = 0; j < t - 1; j++) targets[i * t + j] = batch.Labels[i * t + j + 1];
+            targets[i * t + t - 1] = TokenBatch.IgnoreIndex;
+        }
+        return targets;
+    }
+
+    public (double LossSum, int Counted) Loss(TokenBatch batch)
+    {
+        var a = ForwardBody(batch.InputIds, batch.BatchSize, batch.SeqLen, StepContext.Eval);
+        return HeadLoss(a, ShiftedTargets(batch), null, null);
+    }
+
+    public (double LossSum, int Counted) ForwardBackward(TokenBatch batch, float lossScale, in StepContext context)
+    {
+        var a = ForwardBody(batch.InputIds, batch.BatchSize, batch.SeqLen, context);
+        var targets = ShiftedTargets(batch);
+        Array.Clear(a.DN);
+        var result = HeadLoss(a, targets, lossScale, a.DN);
+        Backward(a, batch.InputIds, context);
+        return result;
+    }
+
+    private const int HeadChunkRows = 128;
+
+    /// <summary>
+    /// LM head + cross-entropy in row chunks: logits of a chunk are computed, turned into dlogits in place,
+    /// and immediately multiplied back (dxf += dlogits·H, dH += dlogitsᵀ·xf), so the full [N, V] matrix never exists.
+    /// </summary>
+    private (double, int) HeadLoss(CpuActivations a, int[] targets, float? lossScale, float[]? dxf)
+    {
+        int n = a.N, h = Config.HiddenSize, v = Config.VocabSize;
+        var head = Model.Head;
+        int chunkRows = Math.Min(HeadChunkRows, n);
+        var logits = new float[chunkRows * v];
+        double total = 0;
+        int counted = 0;
+        for (int r0 = 0; r0 < n; r0 += chunkRows)
+        {
+            int rows = Math.Min(chunkRows, n - r0);
+            int chunkCounted = 0;
+            for (int r = 0; r < rows; r++) if (targets[r0 + r] != TokenBatch.IgnoreIndex) chunkCounted++;
+            if (chunkCounted == 0) continue;
+            counted += chunkCounted;
+            fixed (float* pl = logits, px = a.FinalNormOut, ph = head.Data)
+                Gemm.MatmulNT(pl, px + (long)r0 * h, ph, rows, h, v, accumulate: false, 1f);
+            total += CrossEntropy.ForwardBackward(logits, 0, targets, r0, rows, v, lossScale);
+            if (dxf is null) continue;
+            fixed (float* pl = logits, px = a.FinalNormOut, ph = head.Data, pd = dxf)
+            {
+                Gemm.MatmulNN(pd + (long)r0 * h, pl, ph, rows, v, h, accumulate: true, 1f);
+                if (head.Grad is { } gh)
+                    fixed (float* pg = gh) Gemm.MatmulTN(pg, pl, px + (long)r0 * h, rows, v, h, accumulate: true, 1f);
+            }
+        }
+        return (total, counted);
+    }
+
+    // ---------------------------------------------------------------- backward
+
+    /// <summary>Reverse pass. On entry a.DN holds d loss / d final-norm output.</summary>
+    private void Backward(CpuActivations a, int[] ids, in StepContext ctx)
+    {
+        var c = Config;
+        int n = a.N, h = c.HiddenSize;
+        var dx = a.DX;
+        Array.Clear(dx);
+        RmsNorm.Backward(dx, Model.FinalNorm.Grad, a.DN, a.Xs[c.NumLayers], Model.FinalNorm.Data, a.FinalRstd, n, h);
+        for (int l = c.NumLayers - 1; l >= 0; l--) LayerBackward(l, a, ctx);
+        if (Model.Embed.Grad is { } ge) Embedding.Backward(ge, dx, ids, n, h);
+    }
+
+    /// <summary>On entry a.DX = d loss / d xs[l+1]; on exit a.DX = d loss / d xs[l].</summary>
+    private void LayerBackward(int l, CpuActivations a, in StepContext ctx)
+    {
+        var c = Config;
+        var w = Model.Layers[l];
+        var la = a.Layers[l];
+        int n = a.N, h = c.HiddenSize, inter = c.IntermediateSize;
+        var dx = a.DX;
+
+        if (!la.Dropped)
+        {
+            // x' = h + down(a): d/da = dx'·W_down; then SwiGLU (mask regenerated), gate/up, post-attention norm.
+            Array.Clear(a.DA);
+            ProjBackward(a.DA, dx, la.A, n, l, Projection.Down, la, a, ctx);
+            float[]? mask = FillMask(l, a, ctx);
+            SwiGlu.Backward(a.DG, a.DU, a.DA, la.G, la.U, mask, n * inter);
+            Array.Clear(a.DN);
+            ProjBackward(a.DN, a.DG, la.N2, n, l, Projection.Gate, la, a, ctx);
+            ProjBackward(a.DN, a.DU, la.N2, n, l, Projection.Up, la, a, ctx);
+            RmsNorm.Backward(dx, w.PostNorm.Grad, a.DN, la.H, w.PostNorm.Data, la.Rstd2, n, h);
+        }
+        // Now dx = d loss / d h. h = x + o_proj(att).
+        Array.Clear(a.DAtt);
+        ProjBackward(a.DAtt, dx, la.Att, n, l, Projection.O, la, a, ctx);
+        Attention.Backward(a.DQ, a.DK, a.DV, a.DAtt, la.Q, la.K, la.V, la.Att, la.Lse, a.B, a.T, c.NumHeads, c.NumKvHeads, c.HeadDim);
+        _rope.Backward(a.DQ, a.B, a.T, c.NumHeads, 0);
+        _rope.Backward(a.DK, a.B, a.T, c.NumKvHeads, 0);
+        Array.Clear(a.DN);
+        ProjBackward(a.DN, a.DQ, la.N1, n, l, Projection.Q, la, a, ctx);
+        ProjBackward(a.DN, a.DK, la.N1, n, l, Projection.K, la, a, ctx);
+        ProjBackward(a.DN, a.DV, la.N1, n, l, Projection.V, la, a, ctx);
+        RmsNorm.Backward(dx, w.InputNorm.Grad, a.DN, a.Xs[l], w.InputNorm.Data, la.Rstd1, n, h);
+    }
+
+    private void ProjBackward(float[] dIn, float[] dOut, float[] x, int n, int l, Projection p, LayerActivations la, CpuActivations a, in StepContext ctx)
+    {
+        var w = Model.Layers[l];
+        CpuLinear.Backward(dIn, dOut, x, n, w.Weight(p), w.Bias(p), Lora(l, p), la.LoraT[(int)p], a.ScratchIn, a.ScratchR, ctx);
+    }
+}

@@ -1,0 +1,89 @@
+using System.Numerics;
+using TransPeft.Engine.Model;
+
+namespace TransPeft.Engine.Compute.Cpu;
+
+/// <summary>
+/// Rotary position embedding in the rotate-half layout: dims j and j + d/2 of every head are rotated
+/// together by the angle pos · inv_freq[j]. The rotation is orthogonal, so the backward is the same
+/// rotation by −angle. Tables are computed in float64 (as the reference does) and stored per dtype.
+/// </summary>
+internal sealed class Rope<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    public int HeadDim { get; }
+    public int MaxPositions { get; }
+    /// <summary>cos/sin of pos · inv_freq[j], [MaxPositions, HeadDim/2].</summary>
+    private readonly T[] _cos, _sin;
+
+    public Rope(ModelConfig config, int maxPositions)
+    {
+        HeadDim = config.HeadDim;
+        MaxPositions = maxPositions;
+        int half = HeadDim / 2;
+        var invFreq = InverseFrequencies(config);
+        _cos = new T[maxPositions * half];
+        _sin = new T[maxPositions * half];
+        for (int p = 0; p < maxPositions; p++)
+            for (int j = 0; j < half; j++)
+            {
+                double angle = p * invFreq[j];
+                _cos[p * half + j] = T.CreateChecked(Math.Cos(angle));
+                _sin[p * half + j] = T.CreateChecked(Math.Sin(angle));
+            }
+    }
+
+    /// <summary>inv_freq[j] = theta^(−2j/d), adjusted by llama3 rope_scaling when configured.</summary>
+    public static double[] InverseFrequencies(ModelConfig config)
+    {
+        int d = config.HeadDim, half = d / 2;
+        var inv = new double[half];
+        for (int j = 0; j < half; j++)
+        {
+            double f = 1.0 / Math.Pow(config.RopeTheta, 2.0 * j / d);
+            if (config.RopeScaling is { } s)
+            {
+                double orig = s.OriginalMaxPositionEmbeddings;
+                double lowWavelen = orig / s.LowFreqFactor, highWavelen = orig / s.HighFreqFactor;
+                double wavelen = 2 * Math.PI / f;
+                if (wavelen < highWavelen) { }
+                else if (wavelen > lowWavelen) f /= s.Factor;
+                else
+                {
+                    double smooth = (orig / wavelen - s.LowFreqFactor) / (s.HighFreqFactor - s.LowFreqFactor);
+                    f = (1 - smooth) * f / s.Factor + smooth * f;
+                }
+            }
+            inv[j] = f;
+        }
+        return inv;
+    }
+
+    /// <summary>Rotates x[B, T, heads, d] in place; token t of every row sits at position pos0 + t.</summary>
+    public void Forward(T[] x, int b, int t, int heads, int pos0) => Rotate(x, b, t, heads, pos0, inverse: false);
+
+    /// <summary>dx = rotation by −angle of dy, in place on [B, T, heads, d].</summary>
+    public void Backward(T[] dx, int b, int t, int heads, int pos0) => Rotate(dx, b, t, heads, pos0, inverse: true);
+
+    private void Rotate(T[] x, int b, int t, int heads, int pos0, bool inverse)
+    {
+        if (pos0 + t > MaxPositions)
+            throw new ArgumentOutOfRangeException(nameof(t), $"position {pos0 + t - 1} is beyond the RoPE table ({MaxPositions} positions)");
+        int d = HeadDim, half = d / 2;
+        CpuParallel.For(b * t, row =>
+        {
+            int pos = pos0 + row % t;
+            var cos = _cos.AsSpan(pos * half, half);
+            var sin = _sin.AsSpan(pos * half, half);
+            for (int h = 0; h < heads; h++)
+            {
+                var v = x.AsSpan((row * heads + h) * d, d);
+                for (int j = 0; j < half; j++)
+                {
+                    T x1 = v[j], x2 = v[j + half], c = cos[j], s = inverse ? -sin[j] : sin[j];
+                    v[j] = x1 * c - x2 * s;
+                    v[j + half] = x2 * c + x1 * s;
+                }
+            }
+        }, parallel: (long)b * t * heads * d > 65_536);
+    }
+}
