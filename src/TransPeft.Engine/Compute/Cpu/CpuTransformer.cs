@@ -142,6 +142,64 @@ internal sealed unsafe class CpuTransformer : ITrainableModel
         return logits;
     }
 
+    private CpuActivations? _decodeActs, _prefillActs;
+
+    /// <summary>
+    /// Incremental forward with a KV cache: runs ids [B, T] at positions cache.Length .. cache.Length+T-1,
+    /// appends their keys/values, and returns the logits of the LAST position of each row, [B, V].
+    /// Gives the same logits as a full recompute of the whole prefix (tested).
+    /// </summary>
+    public float[] ForwardCached(Inference.KvCache cache, int[] ids, int b, int t)
+    {
+        var c = Config;
+        if (b != cache.BatchSize) throw new ArgumentException($"batch {b} does not match the cache's {cache.BatchSize}");
+        int pos0 = cache.Length;
+        if (pos0 + t > cache.Capacity) throw new ArgumentException($"cache holds {cache.Capacity} positions; {pos0} used, {t} more requested");
+        if (pos0 + t > _rope.MaxPositions) throw new ArgumentException($"position {pos0 + t - 1} exceeds max_position_embeddings {_rope.MaxPositions}");
+        ref var slot = ref (t == 1 ? ref _decodeActs : ref _prefillActs);
+        if (slot is null || slot.B != b || slot.T != t) slot = new CpuActivations(c, b, t, _maxRank);
+        var a = slot;
+        int n = b * t, h = c.HiddenSize, kvd = c.KvDim;
+        var ctx = StepContext.Eval;
+        Embedding.Forward(a.Xs[0], ids, Model.Embed.Data, n, h, c.VocabSize);
+        for (int l = 0; l < c.NumLayers; l++)
+        {
+            var w = Model.Layers[l];
+            var la = a.Layers[l];
+            float[] x = a.Xs[l], xNext = a.Xs[l + 1];
+            RmsNorm.Forward(la.N1, la.Rstd1, x, w.InputNorm.Data, n, h, c.RmsNormEps);
+            ProjForward(la.Q, la.N1, n, l, Projection.Q, la, a, ctx);
+            ProjForward(la.K, la.N1, n, l, Projection.K, la, a, ctx);
+            ProjForward(la.V, la.N1, n, l, Projection.V, la, a, ctx);
+            _rope.Forward(la.Q, b, t, c.NumHeads, pos0);
+            _rope.Forward(la.K, b, t, c.NumKvHeads, pos0);
+            for (int bi = 0; bi < b; bi++)
+            {
+                la.K.AsSpan(bi * t * kvd, t * kvd).CopyTo(cache.K[l].AsSpan((bi * cache.Capacity + pos0) * kvd));
+                la.V.AsSpan(bi * t * kvd, t * kvd).CopyTo(cache.V[l].AsSpan((bi * cache.Capacity + pos0) * kvd));
+            }
+            Attention.Forward(la.Att, la.Lse, la.Q, cache.K[l], cache.V[l], b, t, cache.Capacity, pos0, c.NumHeads, c.NumKvHeads, c.HeadDim);
+            ProjForward(a.Proj, la.Att, n, l, Projection.O, la, a, ctx);
+            TensorPrimitives.Add(x, a.Proj, la.H);
+            RmsNorm.Forward(la.N2, la.Rstd2, la.H, w.PostNorm.Data, n, h, c.RmsNormEps);
+            ProjForward(la.G, la.N2, n, l, Projection.Gate, la, a, ctx);
+            ProjForward(la.U, la.N2, n, l, Projection.Up, la, a, ctx);
+            SwiGlu.Forward(la.A, la.G, la.U, null, n * c.IntermediateSize);
+            ProjForward(a.Proj, la.A, n, l, Projection.Down, la, a, ctx);
+            TensorPrimitives.Add(la.H, a.Proj, xNext);
+        }
+        cache.Length = pos0 + t;
+        // Final norm and head on the last position of each row only.
+        var last = new float[b * h];
+        for (int bi = 0; bi < b; bi++) a.Xs[c.NumLayers].AsSpan((bi * t + t - 1) * h, h).CopyTo(last.AsSpan(bi * h));
+        var normed = new float[b * h];
+        RmsNorm.Forward(normed, new float[b], last, Model.FinalNorm.Data, b, h, c.RmsNormEps);
+        var logits = new float[b * c.VocabSize];
+        fixed (float* pl = logits, px = normed, ph = Model.Head.Data)
+            Gemm.MatmulNT(pl, px, ph, b, h, c.VocabSize, accumulate: false, 1f);
+        return logits;
+    }
+
     /// <summary>Shifted targets: target[b,t] = labels[b,t+1], and -100 at the last position of each row.</summary>
     internal static int[] ShiftedTargets(TokenBatch batch)
     {
