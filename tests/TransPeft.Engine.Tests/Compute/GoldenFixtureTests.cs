@@ -101,7 +101,7 @@ public class GoldenFixtureTests
     public void GreedyTokensMatchExactly(string name)
     {
         using var f = new GoldenFixture(name);
-        foreach (var (key, adapter) in new[] { ("greedy_base", (Lora.LoraAdapter?)null), ("greedy_lora", f.LoadAdapter()) })
+        foreach (var (key, adapter) in new[] { ("greedy_base", (global::TransPeft.Engine.Lora.LoraAdapter?)null), ("greedy_lora", f.LoadAdapter()) })
         {
             var m = new CpuTransformer(f.Model, adapter);
             var seq = f.Expected.ReadInt64("greedy_prompt").Select(x => (int)x).ToList();
