@@ -1,0 +1,18 @@
+using System.CommandLine;
+
+namespace TransPeft.Cli.Commands;
+
+internal static class CommonOptions
+{
+    public static Option<bool> Json() => new("--json") { Description = "Print one JSON document for machines instead of tables" };
+
+    public static Option<string> Device() => new("--device")
+    {
+        Description = "auto | cpu | cuda[:N]: where to compute; auto uses the GPU when one works and says why it fell back otherwise",
+        DefaultValueFactory = _ => "auto",
+    };
+
+    public static Option<string> Model(bool required = true) => new("--model", "-m") { Description = "Model folder (Hugging Face layout: config.json + model.safetensors)", Required = required };
+
+    public static Option<int> Seed(int def = 0) => new("--seed") { Description = "Random seed", DefaultValueFactory = _ => def };
+}
