@@ -73,12 +73,14 @@ internal sealed class Trainer
         double elapsedBefore = 0;
         double? lastLoss = null, lastValLoss = null;
         string? lastCheckpoint = null;
+        int evaluatedStep = -1;
         if (resumeFrom is not null)
         {
             var dir = CheckpointStore.Resolve(resumeFrom);
             var state = Restore(dir);
             (step, examplesSeen, tokensSeen, elapsedBefore, lastLoss, lastValLoss, lastCheckpoint) =
                 (state.Step, state.ExamplesSeen, state.TokensSeen, state.ElapsedSeconds, state.LastLoss, state.LastValLoss, dir);
+            evaluatedStep = state.LastEvalStep ?? -1;
         }
         else if (_store.Latest() is { } existing)
             throw new InvalidOperationException($"{_outDir} already holds checkpoints of a run (latest: {existing}): resume it, or train into a new output folder");
@@ -89,12 +91,12 @@ internal sealed class Trainer
 
         var clock = Stopwatch.StartNew();
         double Elapsed() => elapsedBefore + clock.Elapsed.TotalSeconds;
-        int startStep = step, savedStep = resumeFrom is null ? -1 : step, evaluatedStep = -1;
+        int startStep = step, savedStep = resumeFrom is null ? -1 : step;
         var losses = new List<double>();
         _progress?.Report(new TrainingProgress(TrainingEvent.Started, step, TotalSteps, TimeSpan.FromSeconds(Elapsed())));
 
         TrainerState State() => new(step, TotalSteps, examplesSeen, tokensSeen, Elapsed(),
-            _data.Train.Fingerprint, _data.Validation?.Fingerprint, lastLoss, lastValLoss, _options);
+            _data.Train.Fingerprint, _data.Validation?.Fingerprint, lastLoss, lastValLoss, evaluatedStep < 0 ? null : evaluatedStep, _options);
 
         void Save()
         {

@@ -12,7 +12,7 @@ namespace TransPeft.Engine.Training;
 /// </summary>
 internal sealed record TrainerState(
     int Step, int TotalSteps, long ExamplesSeen, long TokensSeen, double ElapsedSeconds,
-    string TrainFingerprint, string? ValidationFingerprint, double? LastLoss, double? LastValLoss, TrainingOptions Options)
+    string TrainFingerprint, string? ValidationFingerprint, double? LastLoss, double? LastValLoss, int? LastEvalStep, TrainingOptions Options)
 {
     public const string FileName = "trainer_state.json";
     public const string FormatVersion = "tpeft-trainer-state-v1";
@@ -36,6 +36,7 @@ internal sealed record TrainerState(
         ["validation_fingerprint"] = ValidationFingerprint,
         ["last_loss"] = LastLoss,
         ["last_val_loss"] = LastValLoss,
+        ["last_eval_step"] = LastEvalStep,
         ["options"] = TrainingOptionsJson.ToJson(Options),
     };
 
@@ -55,7 +56,8 @@ internal sealed record TrainerState(
         return new TrainerState(
             Int(o, "step", path), Int(o, "total_steps", path), Long(o, "examples_seen", path), Long(o, "tokens_seen", path),
             Dbl(o, "elapsed_s", path) ?? 0, Str(o, "train_fingerprint", path), o["validation_fingerprint"]?.GetValue<string>(),
-            Dbl(o, "last_loss", path), Dbl(o, "last_val_loss", path), options);
+            Dbl(o, "last_loss", path), Dbl(o, "last_val_loss", path),
+            o["last_eval_step"] is null ? null : Int(o, "last_eval_step", path), options);
     }
 
     private static string Str(JsonObject o, string f, string path) =>

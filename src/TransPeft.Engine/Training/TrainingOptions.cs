@@ -1,5 +1,6 @@
 using System.Globalization;
 using TransPeft.Engine.Lora;
+using TransPeft.Engine.Model;
 using TransPeft.Engine.Text;
 
 namespace TransPeft.Engine.Training;
@@ -117,6 +118,9 @@ public sealed record TrainingOptions
             if (!(LoraAlpha > 0 && Finite(LoraAlpha))) Fail("lora_alpha", "a positive number", LoraAlpha);
             if (!(LoraDropout >= 0 && LoraDropout < 1)) Fail("lora_dropout", "a number in [0, 1)", LoraDropout);
             if (LoraTargetRegex is null && LoraTargets.Count == 0) Fail("lora_targets", "at least one module name (e.g. q_proj), or all-linear", "[]");
+            foreach (var t in LoraTargets)
+                if (t != "all-linear" && !ProjectionNames.TryParseShort(t[(t.LastIndexOf('.') + 1)..], out _))
+                    Fail("lora_targets", "module names ending in q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj or down_proj, or all-linear", t);
             if (LoraTargetRegex is not null)
             {
                 try { _ = new System.Text.RegularExpressions.Regex(LoraTargetRegex); }

@@ -303,3 +303,32 @@ public class DatasetTests
         Assert.Equal([1, 2, 3, -100, -100, -100, -100, -100], fixedLen.Labels);
     }
 }
+
+public class TrainingDataLoadTests
+{
+    private static readonly DatasetTokenizer Tok = new(Microsoft.ML.Tokenizers.TiktokenTokenizer.CreateForModel("gpt2"), "tiktoken:gpt2", 50256);
+
+    [Fact]
+    public void Options_select_the_files_the_split_and_the_cache()
+    {
+        var dir = Directory.CreateTempSubdirectory("tpeft-data").FullName;
+        var train = Path.Combine(dir, "train.jsonl");
+        File.WriteAllText(train, string.Concat(Enumerable.Range(0, 20).Select(i => $"{{\"prompt\": \"q{i}\", \"completion\": \" a{i}\"}}\n")));
+        var valFile = Path.Combine(dir, "val.jsonl");
+        File.WriteAllText(valFile, "{\"prompt\": \"x\", \"completion\": \" y\"}\n");
+        var cache = Path.Combine(dir, "cache");
+
+        var (split, report, none) = TrainingData.Load(new TrainingOptions { Data = train, ValFraction = 0.25, SeqLen = 32, CacheDir = cache }, Tok);
+        Assert.Equal((15, 5), (split.Train.Count, split.Validation!.Count));
+        Assert.Equal(20, report.Examples);
+        Assert.Null(none);
+        Assert.NotEmpty(Directory.GetFiles(cache));
+
+        var (separate, _, valReport) = TrainingData.Load(new TrainingOptions { Data = train, ValData = valFile, SeqLen = 32, CacheDir = cache }, Tok);
+        Assert.Equal((20, 1), (separate.Train.Count, separate.Validation!.Count));
+        Assert.Equal(DatasetFormat.PromptCompletion, valReport!.Format);
+
+        var e = Assert.Throws<TrainingConfigException>(() => TrainingData.Load(new TrainingOptions(), Tok));
+        Assert.Equal("data", e.Field);
+    }
+}

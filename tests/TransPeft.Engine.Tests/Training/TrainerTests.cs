@@ -109,6 +109,18 @@ public class TrainerTests
     }
 
     [Fact]
+    public void Resuming_a_finished_run_changes_nothing()
+    {
+        var dir = TempDir();
+        new Trainer(Model(), Data(), Options(), dir).Run();
+        var before = File.ReadAllText(Path.Combine(dir, MetricsLog.FileName));
+        var r = new Trainer(Model(seed: 5), Data(), Options(), dir).Run(resumeFrom: dir);
+        Assert.True(r.Completed);
+        Assert.Empty(r.SessionLosses);
+        Assert.Equal(before, File.ReadAllText(Path.Combine(dir, MetricsLog.FileName)));
+    }
+
+    [Fact]
     public void A_crash_while_writing_a_checkpoint_leaves_the_previous_one_intact()
     {
         var data = Data(validation: false);
