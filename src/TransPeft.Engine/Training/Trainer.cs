@@ -36,6 +36,7 @@ internal sealed class Trainer
     private readonly Action<string> _saveWeights;
     private readonly IProgress<TrainingProgress>? _progress;
     private readonly CheckpointStore _store;
+    private bool _ran;
 
     /// <param name="saveWeights">Writes the trainable weights into a folder (a PEFT adapter via LoraAdapter.Save,
     /// or a full model via TransformerModel.Save, in F32); resuming reads them back by tensor name. Null writes
@@ -64,6 +65,9 @@ internal sealed class Trainer
     /// <param name="resumeFrom">A checkpoint folder, or an output folder (its latest checkpoint); null starts fresh.</param>
     public TrainingResult Run(string? resumeFrom = null, CancellationToken cancel = default)
     {
+        // The optimizer and model carry state: a second Run on the same instance would not start where it claims to.
+        if (_ran) throw new InvalidOperationException("a Trainer runs once; create a new one (with resumeFrom) to continue");
+        _ran = true;
         Directory.CreateDirectory(_outDir);
         _store.CleanPartials();
         AtomicDirectory.CleanPartials(_outDir);
