@@ -10,7 +10,7 @@ public class DatasetTests
     private static readonly Tokenizer Gpt2 = TiktokenTokenizer.CreateForModel("gpt2");
     private static readonly DatasetTokenizer Tok = new(Gpt2, "tiktoken:gpt2", Eos);
 
-    private static string TempDir() => Directory.CreateTempSubdirectory("tpeft-data").FullName;
+    private static string TempDir() => TempDirs.Create("tpeft-data");
 
     private static string Write(string dir, string name, string content)
     {
@@ -311,7 +311,7 @@ public class TrainingDataLoadTests
     [Fact]
     public void Options_select_the_files_the_split_and_the_cache()
     {
-        var dir = Directory.CreateTempSubdirectory("tpeft-data").FullName;
+        var dir = TempDirs.Create("tpeft-data");
         var train = Path.Combine(dir, "train.jsonl");
         File.WriteAllText(train, string.Concat(Enumerable.Range(0, 20).Select(i => $"{{\"prompt\": \"q{i}\", \"completion\": \" a{i}\"}}\n")));
         var valFile = Path.Combine(dir, "val.jsonl");

@@ -8,7 +8,7 @@ public class LossCurvePlotTests
     [Fact]
     public void Draws_train_and_validation_loss_into_a_png_of_the_requested_size()
     {
-        var dir = Directory.CreateTempSubdirectory("tpeft-plot").FullName;
+        var dir = TempDirs.Create("tpeft-plot");
         var metrics = Path.Combine(dir, "metrics.jsonl");
         var lines = Enumerable.Range(1, 40).Select(s => $"{{\"step\":{s},\"loss\":{3.0 / Math.Sqrt(s):R},\"lr\":0.001}}").ToList();
         lines.Insert(10, "{\"step\":10,\"val_loss\":1.2,\"val_targets\":50}");
@@ -38,7 +38,7 @@ public class LossCurvePlotTests
     [Fact]
     public void A_malformed_metrics_line_is_reported_with_file_and_line()
     {
-        var dir = Directory.CreateTempSubdirectory("tpeft-plot").FullName;
+        var dir = TempDirs.Create("tpeft-plot");
         var metrics = Path.Combine(dir, "metrics.jsonl");
         File.WriteAllLines(metrics, ["{\"step\":1,\"loss\":2.0}", "{\"step\":2,\"loss\""]);
         var e = Assert.Throws<FormatException>(() => LossCurvePlot.Read(metrics));

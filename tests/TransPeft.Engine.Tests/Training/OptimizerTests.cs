@@ -121,7 +121,7 @@ public class OptimizerTests
         var b = Param("w", [2, 2], 1, 2, 3, 4);
         var optB = Optimizer.Create(options, [b]);
         for (int t = 1; t <= 2; t++) { Grad(t).CopyTo(b.Grad!, 0); optB.Update(0.01 * t); }
-        var path = Path.Combine(Directory.CreateTempSubdirectory("tpeft-opt").FullName, "optimizer.safetensors");
+        var path = Path.Combine(TempDirs.Create("tpeft-opt"), "optimizer.safetensors");
         optB.SaveState(path);
         var c = Param("w", [2, 2], b.Data.ToArray());
         var optC = Optimizer.Create(options, [c]);
@@ -134,7 +134,7 @@ public class OptimizerTests
     [Fact]
     public void Loading_state_of_another_optimizer_or_shape_is_refused_with_the_file_named()
     {
-        var dir = Directory.CreateTempSubdirectory("tpeft-opt").FullName;
+        var dir = TempDirs.Create("tpeft-opt");
         var w = Param("w", [2, 2], 1, 2, 3, 4);
         var adam = new AdamW([w], 0.9, 0.999, 1e-8, 0);
         var path = Path.Combine(dir, "optimizer.safetensors");

@@ -32,7 +32,7 @@ internal static class TrainerTestKit
     public static TrainingData Data(bool validation = true) =>
         new(Dataset(24, 1, "train"), validation ? Dataset(6, 2, "val") : null);
 
-    public static string TempDir() => Directory.CreateTempSubdirectory("tpeft-train").FullName;
+    public static string TempDir() => TempDirs.Create("tpeft-train");
 
     public sealed class SyncProgress(Action<TrainingProgress> onReport) : IProgress<TrainingProgress>
     {

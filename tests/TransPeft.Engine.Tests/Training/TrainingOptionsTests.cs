@@ -9,7 +9,7 @@ public class TrainingOptionsTests
 {
     private static string Config(string json)
     {
-        var p = Path.Combine(Directory.CreateTempSubdirectory("tpeft-cfg").FullName, "train.json");
+        var p = Path.Combine(TempDirs.Create("tpeft-cfg"), "train.json");
         File.WriteAllText(p, json);
         return p;
     }
