@@ -1,0 +1,3 @@
+namespace TransPeft.Engine.Training;
+
+public enum OptimizerKind { AdamW, Sgd }
