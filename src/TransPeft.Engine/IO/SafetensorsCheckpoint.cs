@@ -68,7 +68,10 @@ public sealed partial class SafetensorsCheckpoint : IDisposable
     {
         JsonDocument doc;
         // JsonDocument keeps repeated properties; the checks below turn them into errors with names.
-        try { doc = JsonDocument.Parse(File.ReadAllBytes(indexPath)); }
+        var bytes = File.ReadAllBytes(indexPath);
+        if (!System.Text.Unicode.Utf8.IsValid(bytes))
+            throw new SafetensorsFormatException(indexPath, null, "index is not valid UTF-8 text");
+        try { doc = JsonDocument.Parse(bytes); }
         catch (JsonException e) { throw new SafetensorsFormatException(indexPath, null, $"index is not well-formed JSON: {e.Message}"); }
         using var _ = doc;
         var root = doc.RootElement;

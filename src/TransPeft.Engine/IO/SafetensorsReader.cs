@@ -83,6 +83,10 @@ public sealed unsafe class SafetensorsReader : IDisposable
     internal static (Dictionary<string, TensorInfo>, IReadOnlyDictionary<string, string>) ParseHeader(
         string path, ReadOnlySpan<byte> headerBytes, long dataLength)
     {
+        // JsonDocument checks UTF-8 only when a string is read, so bad bytes in a name would surface later
+        // as an InvalidOperationException; check the whole header up front instead.
+        if (!System.Text.Unicode.Utf8.IsValid(headerBytes))
+            throw new SafetensorsFormatException(path, null, "header is not valid UTF-8 text");
         JsonDocument doc;
         try
         {
