@@ -66,7 +66,11 @@ public sealed record ModelConfig
                 $"greater than low_freq_factor ({rs.LowFreqFactor}), got {rs.HighFreqFactor}");
             Require(rs.OriginalMaxPositionEmbeddings > 0, "rope_scaling.original_max_position_embeddings", "a positive integer");
         }
-        if (SlidingWindow is int sw) Require(sw > 0, "sliding_window", $"null or a positive integer, got {sw}");
+        if (SlidingWindow is int sw)
+        {
+            Require(ModelType == "mistral", "sliding_window", $"null for {ModelType} (only mistral's all-layer window is modelled)");
+            Require(sw > 0, "sliding_window", $"null or a positive integer, got {sw}");
+        }
         foreach (var e in EosTokenIds) Require(e >= 0 && e < VocabSize, "eos_token_id", $"ids inside the vocabulary [0, {VocabSize}), got {e}");
         if (BosTokenId is int b) Require(b >= 0 && b < VocabSize, "bos_token_id", $"an id inside the vocabulary [0, {VocabSize}), got {b}");
     }
