@@ -83,6 +83,10 @@ public sealed unsafe class SafetensorsReader : IDisposable
     internal static (Dictionary<string, TensorInfo>, IReadOnlyDictionary<string, string>) ParseHeader(
         string path, ReadOnlySpan<byte> headerBytes, long dataLength)
     {
+        // JsonDocument checks UTF-8 only when a string is read, so bad bytes in a name would surface later
+        // as an InvalidOperationException; check the whole header up front instead.
+        if (!System.Text.Unicode.Utf8.IsValid(headerBytes))
+            throw new SafetensorsFormatException(path, null, "header is not valid UTF-8 text");
         JsonDocument doc;
         try
         {
@@ -111,12 +115,15 @@ public sealed unsafe class SafetensorsReader : IDisposable
                 {
                     if (m.Value.ValueKind != JsonValueKind.String)
                         throw new SafetensorsFormatException(path, null, $"'__metadata__' value of '{m.Name}' must be a string, found {m.Value.ValueKind}");
-                    metadata[m.Name] = m.Value.GetString()!;
+                    // JsonDocument keeps repeated properties; a repeated key would silently pick one value.
+                    if (!metadata.TryAdd(m.Name, m.Value.GetString()!))
+                        throw new SafetensorsFormatException(path, null, $"'__metadata__' key '{m.Name}' appears twice");
                 }
                 continue;
             }
+            // JsonDocument keeps repeated properties (it does not reject them), so this check is ours to make.
             if (tensors.ContainsKey(prop.Name))
-                throw new SafetensorsFormatException(path, prop.Name, "duplicate tensor name");
+                throw new SafetensorsFormatException(path, prop.Name, "duplicate tensor name: the header lists it twice");
             tensors[prop.Name] = ParseEntry(path, prop.Name, prop.Value, dataLength);
         }
 
@@ -154,7 +161,8 @@ public sealed unsafe class SafetensorsReader : IDisposable
         }
         if (!e.TryGetProperty("data_offsets", out var off) || off.ValueKind != JsonValueKind.Array || off.GetArrayLength() != 2)
             throw new SafetensorsFormatException(path, name, "missing field 'data_offsets' of two integers [begin, end]");
-        if (!off[0].TryGetInt64(out long begin) || !off[1].TryGetInt64(out long end) || begin < 0 || end < begin)
+        if (off[0].ValueKind != JsonValueKind.Number || off[1].ValueKind != JsonValueKind.Number
+            || !off[0].TryGetInt64(out long begin) || !off[1].TryGetInt64(out long end) || begin < 0 || end < begin)
             throw new SafetensorsFormatException(path, name, $"data_offsets {off} must be integers with 0 <= begin <= end");
         if (end > dataLength)
             throw new SafetensorsFormatException(path, name, $"data_offsets end {end} is past the end of the {dataLength}-byte data section");
@@ -177,7 +185,9 @@ public sealed unsafe class SafetensorsReader : IDisposable
     public ReadOnlySpan<byte> GetBytes(string name)
     {
         var t = GetInfo(name);
-        return new ReadOnlySpan<byte>(_base + _dataStart + t.Begin, checked((int)t.ByteLength));
+        if (t.ByteLength > int.MaxValue)
+            throw new NotSupportedException($"{Path}: tensor '{name}' is {t.ByteLength} bytes; tensors over 2 GiB cannot be read as one span");
+        return new ReadOnlySpan<byte>(_base + _dataStart + t.Begin, (int)t.ByteLength);
     }
 
     /// <summary>A tensor converted to fp32 (F32 as is; F16, BF16 and F64 converted; integer types refused).</summary>

@@ -19,7 +19,8 @@ public sealed class SafetensorsWriter
     public SafetensorsWriter Add(string name, SafetensorsDType dtype, long[] shape, byte[] data)
     {
         if (name == "__metadata__") throw new ArgumentException("'__metadata__' is reserved", nameof(name));
-        long elements = shape.Aggregate(1L, (a, b) => a * b);
+        if (shape.Any(d => d < 0)) throw new ArgumentException($"tensor '{name}': shape [{string.Join(",", shape)}] has a negative dimension");
+        long elements = shape.Aggregate(1L, (a, b) => checked(a * b));
         if (elements * dtype.ByteSize() != data.Length)
             throw new ArgumentException($"tensor '{name}': shape [{string.Join(",", shape)}] x {dtype} needs {elements * dtype.ByteSize()} bytes, got {data.Length}");
         if (!_tensors.TryAdd(name, (dtype, shape, data)))
@@ -62,7 +63,9 @@ public sealed class SafetensorsWriter
     internal byte[] BuildHeader()
     {
         using var ms = new MemoryStream();
-        using (var w = new Utf8JsonWriter(ms))
+        // Relaxed escaping writes non-ASCII names and metadata (and quotes inside metadata JSON) readably;
+        // the result is still strict JSON, which is all the format asks for.
+        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
             w.WriteStartObject();
             if (_metadata.Count > 0)

@@ -141,34 +141,77 @@ public sealed class LoraAdapter
     internal static (LoraConfig, string?) ReadConfig(string cfgPath)
     {
         JsonObject o;
-        try { o = JsonNode.Parse(File.ReadAllText(cfgPath)) as JsonObject ?? throw new ModelConfigException(cfgPath, "(file)", "a JSON object"); }
-        catch (JsonException e) { throw new ModelConfigException(cfgPath, "(file)", $"well-formed JSON: {e.Message}"); }
-        string? peftType = o["peft_type"]?.GetValue<string>();
+        try
+        {
+            o = JsonNode.Parse(File.ReadAllText(cfgPath), documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }) as JsonObject
+                ?? throw new ModelConfigException(cfgPath, "(file)", "a JSON object");
+        }
+        catch (JsonException e) { throw new ModelConfigException(cfgPath, "(file)", $"well-formed JSON without repeated keys: {e.Message}"); }
+
+        // Every known field is type-checked: a field of the wrong type must not silently fall back to a default.
+        string? Str(string key) => o[key] switch
+        {
+            null => null,
+            JsonValue v when v.TryGetValue(out string? s) => s,
+            var n => throw new ModelConfigException(cfgPath, key, $"a string, got {n.ToJsonString()}"),
+        };
+        double? Num(string key) => o[key] switch
+        {
+            null => null,
+            JsonValue v when v.TryGetValue(out double d) => d,
+            var n => throw new ModelConfigException(cfgPath, key, $"a number, got {n.ToJsonString()}"),
+        };
+        bool? Bool(string key) => o[key] switch
+        {
+            null => null,
+            JsonValue v when v.TryGetValue(out bool b) => b,
+            var n => throw new ModelConfigException(cfgPath, key, $"true or false, got {n.ToJsonString()}"),
+        };
+
+        string? peftType = Str("peft_type");
         if (peftType is not null && peftType != "LORA") throw new ModelConfigException(cfgPath, "peft_type", $"\"LORA\", got \"{peftType}\"");
-        int r = o["r"] is JsonValue rv && rv.TryGetValue(out int ri) ? ri : throw new ModelConfigException(cfgPath, "r", "a positive integer");
-        double alpha = o["lora_alpha"] is JsonValue av && av.TryGetValue(out double ad) ? ad : r;
-        double dropout = o["lora_dropout"] is JsonValue dv && dv.TryGetValue(out double dd) ? dd : 0;
-        bool rs = o["use_rslora"] is JsonValue uv && uv.TryGetValue(out bool ub) && ub;
-        if (o["use_dora"] is JsonValue dora && dora.TryGetValue(out bool isDora) && isDora)
+        int r = o["r"] is JsonValue rv && rv.TryGetValue(out int ri) ? ri
+            : throw new ModelConfigException(cfgPath, "r", $"a positive integer, got {o["r"]?.ToJsonString() ?? "nothing (the field is missing)"}");
+        double alpha = Num("lora_alpha") ?? 8; // PEFT's LoraConfig default
+        double dropout = Num("lora_dropout") ?? 0;
+        bool rs = Bool("use_rslora") ?? false;
+        if (Bool("use_dora") == true)
             throw new ModelConfigException(cfgPath, "use_dora", "false (DoRA adapters are not supported)");
-        if (o["fan_in_fan_out"] is JsonValue ff && ff.TryGetValue(out bool fifo) && fifo)
+        if (Bool("fan_in_fan_out") == true)
             throw new ModelConfigException(cfgPath, "fan_in_fan_out", "false (weights stored [out, in])");
-        if (o["bias"] is JsonValue bv && bv.TryGetValue(out string? bias) && bias != "none")
+        if (Str("bias") is { } bias && bias != "none")
             throw new ModelConfigException(cfgPath, "bias", $"\"none\", got \"{bias}\" (LoRA biases are not supported)");
+        // Per-module rank or alpha overrides would change the scaling of some modules: refuse rather than ignore.
+        foreach (var key in new[] { "rank_pattern", "alpha_pattern" })
+            if (o[key] is { } pat && !(pat is JsonObject po && po.Count == 0))
+                throw new ModelConfigException(cfgPath, key, "an empty object (per-module rank/alpha overrides are not supported)");
         List<string> targets = [];
         string? regex = null;
         switch (o["target_modules"])
         {
-            case JsonArray arr: targets = arr.Select(n => n!.GetValue<string>()).ToList(); break;
+            case JsonArray arr:
+                foreach (var n in arr)
+                    targets.Add(n is JsonValue tv && tv.TryGetValue(out string? t) && t.Length > 0 ? t
+                        : throw new ModelConfigException(cfgPath, "target_modules", $"module names as strings, got {n?.ToJsonString() ?? "null"}"));
+                break;
             case JsonValue v when v.TryGetValue(out string? s):
                 if (s == "all-linear") targets = ["all-linear"]; else regex = s;
                 break;
-            case null: throw new ModelConfigException(cfgPath, "target_modules", "a list of module names or a regex string");
+            case null: throw new ModelConfigException(cfgPath, "target_modules", "a list of module names or a regex string (the field is missing)");
+            case var n: throw new ModelConfigException(cfgPath, "target_modules", $"a list of module names or a regex string, got {n.ToJsonString()}");
+        }
+        if (r <= 0) throw new ModelConfigException(cfgPath, "r", $"a positive integer, got {r}");
+        if (alpha <= 0) throw new ModelConfigException(cfgPath, "lora_alpha", $"a positive number, got {alpha}");
+        if (dropout is < 0 or >= 1) throw new ModelConfigException(cfgPath, "lora_dropout", $"a probability in [0, 1), got {dropout}");
+        if (regex is not null)
+        {
+            try { _ = new System.Text.RegularExpressions.Regex(regex); }
+            catch (ArgumentException e) { throw new ModelConfigException(cfgPath, "target_modules", $"a valid regular expression: {e.Message}"); }
         }
         var config = new LoraConfig { R = r, Alpha = alpha, Dropout = dropout, UseRsLora = rs, TargetModules = targets, TargetRegex = regex };
         try { config.Validate(); }
         catch (ArgumentException e) { throw new ModelConfigException(cfgPath, "(lora)", e.Message); }
-        return (config, o["base_model_name_or_path"]?.GetValue<string>());
+        return (config, Str("base_model_name_or_path"));
     }
 
     /// <summary>Writes adapter_config.json and adapter_model.safetensors (F32) atomically.</summary>

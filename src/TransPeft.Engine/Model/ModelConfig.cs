@@ -27,6 +27,9 @@ public sealed record ModelConfig
     /// <summary>q/k/v (and, for llama/mistral, o) projections carry a bias. Qwen2 always has q/k/v bias.</summary>
     public bool AttentionBias { get; init; }
     public int MaxPositionEmbeddings { get; init; } = 2048;
+    /// <summary>Mistral's sliding attention window (each token attends to at most this many previous
+    /// positions, itself included); null means full causal attention. Only mistral configs carry one.</summary>
+    public int? SlidingWindow { get; init; }
     public int? BosTokenId { get; init; }
     public int[] EosTokenIds { get; init; } = [];
 
@@ -63,6 +66,11 @@ public sealed record ModelConfig
                 $"greater than low_freq_factor ({rs.LowFreqFactor}), got {rs.HighFreqFactor}");
             Require(rs.OriginalMaxPositionEmbeddings > 0, "rope_scaling.original_max_position_embeddings", "a positive integer");
         }
+        if (SlidingWindow is int sw)
+        {
+            Require(ModelType == "mistral", "sliding_window", $"null for {ModelType} (only mistral's all-layer window is modelled)");
+            Require(sw > 0, "sliding_window", $"null or a positive integer, got {sw}");
+        }
         foreach (var e in EosTokenIds) Require(e >= 0 && e < VocabSize, "eos_token_id", $"ids inside the vocabulary [0, {VocabSize}), got {e}");
         if (BosTokenId is int b) Require(b >= 0 && b < VocabSize, "bos_token_id", $"an id inside the vocabulary [0, {VocabSize}), got {b}");
     }
@@ -72,8 +80,9 @@ public sealed record ModelConfig
         if (Directory.Exists(path)) path = System.IO.Path.Combine(path, "config.json");
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: model config not found", path);
         JsonNode? root;
-        try { root = JsonNode.Parse(File.ReadAllText(path)); }
-        catch (JsonException e) { throw new ModelConfigException(path, "(file)", $"well-formed JSON: {e.Message}"); }
+        // Repeated keys are refused: which of two values a Python loader would pick is not ours to guess.
+        try { root = JsonNode.Parse(File.ReadAllText(path), documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }); }
+        catch (JsonException e) { throw new ModelConfigException(path, "(file)", $"well-formed JSON without repeated keys: {e.Message}"); }
         if (root is not JsonObject o) throw new ModelConfigException(path, "(file)", "a JSON object");
         return FromJson(o, path);
     }
@@ -90,9 +99,16 @@ public sealed record ModelConfig
             : throw new ModelConfigException(source, "head_dim", $"present, since hidden_size {hidden} is not divisible by num_attention_heads {heads}"));
 
         double ropeTheta = GetDouble(o, "rope_theta", source) ?? 10000.0;
-        JsonObject? scalingNode = o["rope_scaling"] as JsonObject;
-        if (o["rope_parameters"] is JsonObject rp)
+        JsonObject? scalingNode = o["rope_scaling"] switch
         {
+            null => null,
+            JsonObject so => so,
+            var n => throw new ModelConfigException(source, "rope_scaling", $"null or an object with rope_type, got {n.ToJsonString()}"),
+        };
+        if (o["rope_parameters"] is { } rpNode)
+        {
+            if (rpNode is not JsonObject rp)
+                throw new ModelConfigException(source, "rope_parameters", $"an object with rope_type and rope_theta, got {rpNode.ToJsonString()}");
             // Newer transformers files fold rope_theta and the scaling into one "rope_parameters" object.
             ropeTheta = GetDouble(rp, "rope_theta", source) ?? ropeTheta;
             var rt = GetString(rp, "rope_type", source);
@@ -119,8 +135,13 @@ public sealed record ModelConfig
         var act = GetString(o, "hidden_act", source);
         if (act is not null && act != "silu")
             throw new ModelConfigException(source, "hidden_act", $"'silu' (SwiGLU); '{act}' is not supported");
-        if (o["mlp_bias"] is JsonValue mb && mb.TryGetValue(out bool mlpBias) && mlpBias)
+        if (GetBool(o, "mlp_bias", source) == true)
             throw new ModelConfigException(source, "mlp_bias", "false; MLP biases are not supported");
+        // Qwen2's sliding window applies to some layers only (max_window_layers); no kernel here does that.
+        if (modelType == "qwen2" && GetBool(o, "use_sliding_window", source) == true)
+            throw new ModelConfigException(source, "use_sliding_window", "false; Qwen2 sliding-window attention is not supported");
+        // Mistral's window applies to every layer: attention must look back at most this many tokens.
+        int? slidingWindow = modelType == "mistral" ? GetInt(o, "sliding_window", source) : null;
 
         var cfg = new ModelConfig
         {
@@ -138,6 +159,7 @@ public sealed record ModelConfig
             TieWordEmbeddings = GetBool(o, "tie_word_embeddings", source) ?? false,
             AttentionBias = GetBool(o, "attention_bias", source) ?? (modelType == "qwen2"),
             MaxPositionEmbeddings = GetInt(o, "max_position_embeddings", source) ?? 2048,
+            SlidingWindow = slidingWindow,
             BosTokenId = GetInt(o, "bos_token_id", source),
             EosTokenIds = o["eos_token_id"] switch
             {
@@ -183,6 +205,7 @@ public sealed record ModelConfig
         };
         if (ModelType != "qwen2") o["mlp_bias"] = false;
         if (ModelType == "qwen2") o["use_sliding_window"] = false;
+        if (ModelType == "mistral") o["sliding_window"] = SlidingWindow;
         if (BosTokenId is int b) o["bos_token_id"] = b;
         if (EosTokenIds.Length == 1) o["eos_token_id"] = EosTokenIds[0];
         else if (EosTokenIds.Length > 1) o["eos_token_id"] = new JsonArray(EosTokenIds.Select(e => (JsonNode)e).ToArray());

@@ -43,9 +43,9 @@ public sealed class TransformerModel
         Parameter Read(string name, params int[] shape)
         {
             known.Add(name);
-            if (!ck.Contains(name)) throw new SafetensorsFormatException(dir, name, $"required tensor is missing (expected shape [{string.Join(", ", shape)}])");
+            if (!ck.Contains(name)) throw new SafetensorsFormatException(dir, name, $"required tensor is missing (config.json implies shape [{string.Join(", ", shape)}])");
             var info = ck.GetInfo(name);
-            if (!info.Shape.Select(x => (int)x).SequenceEqual(shape))
+            if (!info.Shape.SequenceEqual(shape.Select(x => (long)x)))
                 throw new SafetensorsFormatException(ck.ReaderOf(name).Path, name,
                     $"shape [{string.Join(", ", info.Shape)}] does not match config.json, which implies [{string.Join(", ", shape)}]");
             return new Parameter(name, shape, ck.ReadFloat32(name));
@@ -82,18 +82,20 @@ public sealed class TransformerModel
 
         var unknown = ck.Names.Where(n => !known.Contains(n) && !n.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal)).ToList();
         if (unknown.Count > 0)
-            throw new SafetensorsFormatException(dir, unknown[0],
+            throw new SafetensorsFormatException(ck.ReaderOf(unknown[0]).Path, unknown[0],
                 $"tensor is not part of a {config.ModelType} model with this config ({unknown.Count} unexpected tensor(s))");
         return new TransformerModel(config, embed, layers, norm, head);
     }
 
-    /// <summary>Writes config.json and model.safetensors (atomically) in fp32, bf16 or fp16.</summary>
-    public void Save(string dir, SafetensorsDType dtype = SafetensorsDType.F32)
+    /// <summary>
+    /// Writes config.json and the weights in fp32, bf16 or fp16: one model.safetensors, or, with
+    /// <paramref name="maxShardBytes"/>, model-0000i-of-0000n.safetensors shards plus
+    /// model.safetensors.index.json as transformers writes them. Every file is written atomically.
+    /// </summary>
+    public void Save(string dir, SafetensorsDType dtype = SafetensorsDType.F32, long? maxShardBytes = null)
     {
-        Directory.CreateDirectory(dir);
-        var w = new SafetensorsWriter().AddMetadata("format", "pt");
-        foreach (var p in Parameters()) w.AddFloat(p.Name, p.Data, p.LongShape, dtype);
-        w.Save(Path.Combine(dir, SafetensorsCheckpoint.SingleFileName));
+        var tensors = Parameters().Select(p => (p.Name, p.Data, p.LongShape)).ToList();
+        SafetensorsCheckpoint.Save(dir, tensors, dtype, maxShardBytes);
         var cfg = Config.ToJson();
         cfg["torch_dtype"] = dtype switch { SafetensorsDType.BF16 => "bfloat16", SafetensorsDType.F16 => "float16", _ => "float32" };
         AtomicFile.WriteAllText(Path.Combine(dir, "config.json"), cfg.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
