@@ -13,6 +13,8 @@ public sealed record PairedComparison(
     /// <summary>True when the interval excludes zero (the difference is significant at the interval's level).</summary>
     public bool Significant => Ci.Low > 0 || Ci.High < 0;
 
+    public string ToJson() => System.Text.Json.JsonSerializer.Serialize(this, ResultJsonContext.Default.PairedComparison);
+
     /// <summary>Pairs a[i] with b[i] (same seed); needs at least two pairs.</summary>
     public static PairedComparison Compare(IReadOnlyList<double> a, IReadOnlyList<double> b, string metric = "value",
         string nameA = "A", string nameB = "B", double level = 0.95)
