@@ -27,8 +27,6 @@ internal static class UpdateHeatmap
             analysis.Modules.Select(Short).ToArray());
         plot.Axes.Left.SetTicks(Enumerable.Range(0, layers).Select(l => (double)(layers - 1 - l)).ToArray(),
             Enumerable.Range(0, layers).Select(l => l.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray());
-        plot.Axes.Bottom.TickLabelStyle.Rotation = -35;
-        plot.Axes.Bottom.TickLabelStyle.Alignment = Alignment.MiddleRight;
         plot.XLabel("module");
         plot.YLabel("layer");
         plot.Title($"||W_new - W_old|| / ||W_old||: {analysis.OldModel} -> {analysis.NewModel}");
