@@ -106,7 +106,8 @@ public sealed class TaskEvaluator(TransformerModel model, LoraAdapter? adapter, 
         var labels = new List<string>();
         var index = new Dictionary<string, int>(StringComparer.Ordinal);
         int Index(string s) { if (!index.TryGetValue(s, out int i)) { i = labels.Count; labels.Add(s); index[s] = i; } return i; }
-        foreach (var l in derived) Index(l);
+        // Result labels: the task's list first (in its order), then record labels as they appear.
+        if (_options.Labels is not null || records.Any(r => r.Labels is null)) foreach (var l in derived) Index(l);
         var encoded = new Dictionary<string, int[]>(StringComparer.Ordinal);
         var pairs = new List<(int Gold, int Pred)>();
         var predictions = _options.KeepPredictions ? new List<ClassificationPrediction>() : null;

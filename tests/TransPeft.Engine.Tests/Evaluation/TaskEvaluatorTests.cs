@@ -97,6 +97,22 @@ public class TaskEvaluatorTests
     }
 
     [Fact]
+    public void RecordLabelsAloneAndGoldMatchedOnceTrimmed()
+    {
+        var model = TinyModels.Model(8);
+        EvalRecord[] records =
+        [
+            new("is the sky blue?", "yes", [" yes", " no"], 1),
+            new("is fire cold?", " no", [" yes", " no"], 2),
+        ];
+        var result = new TaskEvaluator(model, null, CharTokenizer.Create(), new EvalOptions { KeepPredictions = true }).Classify(records);
+        Assert.Equal("records", result.LabelSource);
+        Assert.Equal([" yes", " no"], result.Labels);
+        Assert.Equal(" yes", result.Predictions![0].Gold);
+        Assert.Equal(1, result.PerClass[" yes"].Gold);
+    }
+
+    [Fact]
     public void GoldLabelOutsideTheCandidatesIsAnErrorNamingTheLine()
     {
         var model = TinyModels.Model(8);
