@@ -98,6 +98,7 @@ internal sealed unsafe class CpuTransformer : ITrainableModel
         Attention.Forward(la.Att, la.Lse, la.Q, la.K, la.V, a.B, a.T, a.T, 0, c.NumHeads, c.NumKvHeads, c.HeadDim);
         ProjForward(a.Proj, la.Att, n, l, Projection.O, la, a, ctx);
         TensorPrimitives.Add(x, a.Proj, la.H);
+        _observer?.OnAttention(l, a.Proj, la.H);
 
         la.Dropped = ctx.Perturbation?.IsDropped(l) ?? false;
         if (la.Dropped)
@@ -112,6 +113,7 @@ internal sealed unsafe class CpuTransformer : ITrainableModel
         float[]? mask = FillMask(l, a, ctx);
         SwiGlu.Forward(la.A, la.G, la.U, mask, n * c.IntermediateSize);
         ProjForward(a.Proj, la.A, n, l, Projection.Down, la, a, ctx);
+        _observer?.OnFfn(l, la.A, a.Proj);
         TensorPrimitives.Add(la.H, a.Proj, xNext);
     }
 
@@ -140,6 +142,20 @@ internal sealed unsafe class CpuTransformer : ITrainableModel
         fixed (float* pl = logits, px = a.FinalNormOut, ph = Model.Head.Data)
             Gemm.MatmulNT(pl, px, ph, n, h, v, accumulate: false, 1f);
         return logits;
+    }
+
+    /// <summary>Set only for the duration of <see cref="ForwardObserved"/>.</summary>
+    private ILayerObserver? _observer;
+
+    /// <summary>
+    /// The evaluation forward over ids [B, T] (adapter applied, no perturbation) that shows every layer's
+    /// sub-layer outputs to <paramref name="observer"/> as they are computed (update analysis). No logits.
+    /// </summary>
+    internal void ForwardObserved(int[] ids, int b, int t, ILayerObserver observer)
+    {
+        _observer = observer;
+        try { ForwardBody(ids, b, t, StepContext.Eval); }
+        finally { _observer = null; }
     }
 
     private CpuActivations? _decodeActs, _prefillActs;

@@ -1,0 +1,47 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace TransPeft.Engine.Evaluation;
+
+/// <summary>
+/// Reads evaluation tasks from JSONL: one JSON object per line,
+/// <c>{"prompt": "...", "completion": "...", "labels": ["...", ...]}</c> ("labels" optional, other fields
+/// ignored, blank lines skipped). Every malformed line is an error naming the file, line and field.
+/// </summary>
+public static class EvalDataset
+{
+    public static IReadOnlyList<EvalRecord> LoadJsonl(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: evaluation file not found", path);
+        var records = new List<EvalRecord>();
+        int lineNo = 0;
+        foreach (var line in File.ReadLines(path))
+        {
+            lineNo++;
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            records.Add(ParseLine(line, $"{path}:{lineNo}", lineNo));
+        }
+        if (records.Count == 0) throw new EvalDataException(path, "(file)", "at least one JSON record");
+        return records;
+    }
+
+    internal static EvalRecord ParseLine(string line, string where, int lineNo)
+    {
+        JsonObject o;
+        try { o = JsonNode.Parse(line) as JsonObject ?? throw new EvalDataException(where, "(line)", "a JSON object"); }
+        catch (JsonException e) { throw new EvalDataException(where, "(line)", $"a JSON object: {e.Message}"); }
+        string Text(string key) => o[key] is JsonValue v && v.TryGetValue(out string? s)
+            ? s : throw new EvalDataException(where, key, o[key] is null ? "a string (the field is missing)" : $"a string, got {o[key]!.ToJsonString()}");
+        List<string>? labels = null;
+        if (o["labels"] is { } ln)
+        {
+            if (ln is not JsonArray arr || arr.Count == 0)
+                throw new EvalDataException(where, "labels", $"a non-empty list of label strings, got {ln.ToJsonString()}");
+            labels = arr.Select(n => n is JsonValue v && v.TryGetValue(out string? s) ? s
+                : throw new EvalDataException(where, "labels", $"strings only, got {n?.ToJsonString() ?? "null"}")).ToList();
+            if (labels.Distinct(StringComparer.Ordinal).Count() != labels.Count)
+                throw new EvalDataException(where, "labels", "distinct label strings");
+        }
+        return new EvalRecord(Text("prompt"), Text("completion"), labels, lineNo);
+    }
+}
