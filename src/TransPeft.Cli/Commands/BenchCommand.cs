@@ -40,7 +40,7 @@ internal static class BenchCommand
             var config = ModelPresets.Get(p.GetValue(preset)!);
             int b = p.GetValue(batch), t = p.GetValue(seq), n = p.GetValue(reps);
             var model = TransformerModel.CreateRandom(config, 1);
-            var m = new CpuTransformer(model);
+            var m = CpuTransformer.ForInference(model);
             var rng = new Random(2);
             var ids = Enumerable.Range(0, b * t).Select(_ => rng.Next(config.VocabSize)).ToArray();
             var batchData = Engine.Training.TokenBatch.FromIds(b, t, ids);

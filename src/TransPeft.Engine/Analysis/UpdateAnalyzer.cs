@@ -65,8 +65,8 @@ public static class UpdateAnalyzer
     {
         var c = oldModel.Config;
         if (topK < 1 || topK > c.IntermediateSize) throw new ArgumentOutOfRangeException(nameof(topK), $"top-k must be in [1, intermediate_size = {c.IntermediateSize}], got {topK}");
-        var oldCpu = new CpuTransformer(oldModel);
-        var newCpu = new CpuTransformer(newModel);
+        var oldCpu = CpuTransformer.ForInference(oldModel);
+        var newCpu = CpuTransformer.ForInference(newModel);
         var oldStats = new ActivationRecorder(c, reference: null);
         var newStats = new ActivationRecorder(c, reference: oldStats);
         long tokens = 0;

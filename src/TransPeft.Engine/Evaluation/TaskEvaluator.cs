@@ -22,7 +22,7 @@ namespace TransPeft.Engine.Evaluation;
 public sealed class TaskEvaluator(TransformerModel model, LoraAdapter? adapter, Tokenizer tokenizer, EvalOptions? options = null, string? source = null)
 {
     private readonly EvalOptions _options = Validated(options ?? new EvalOptions());
-    private readonly CpuTransformer _cpu = new(model, adapter);
+    private readonly CpuTransformer _cpu = CpuTransformer.ForInference(model, adapter);
     private Generator? _generator;
 
     public ModelConfig Config => model.Config;

@@ -17,7 +17,7 @@ public sealed class Generator
 
     public Generator(TransformerModel model, LoraAdapter? adapter = null, Tokenizer? tokenizer = null)
     {
-        _model = new CpuTransformer(model, adapter);
+        _model = CpuTransformer.ForInference(model, adapter);
         _tokenizer = tokenizer;
     }
 

@@ -29,15 +29,29 @@ internal sealed unsafe class CpuTransformer : ITrainableModel
     private readonly Rope<float> _rope;
     private CpuActivations? _acts;
     private readonly int _maxRank;
+    private readonly bool _inferenceOnly;
+
+    /// <summary>A forward-only view for evaluation, generation and analysis: it leaves every gradient buffer
+    /// as it is, so it can share weights with a model that a trainer is updating.</summary>
+    public static CpuTransformer ForInference(TransformerModel model, LoraAdapter? adapter = null) =>
+        new(model, adapter, fullFineTune: false, maxPositions: 0, manageGradients: false);
 
     public CpuTransformer(TransformerModel model, LoraAdapter? adapter = null, bool fullFineTune = false, int maxPositions = 0)
+        : this(model, adapter, fullFineTune, maxPositions, manageGradients: true) { }
+
+    private CpuTransformer(TransformerModel model, LoraAdapter? adapter, bool fullFineTune, int maxPositions, bool manageGradients)
     {
         if (adapter is not null && adapter.NumLayers != model.Config.NumLayers)
             throw new ArgumentException($"adapter has {adapter.NumLayers} layers, the model {model.Config.NumLayers}");
         Model = model; Adapter = adapter; FullFineTune = fullFineTune;
         _rope = new Rope<float>(model.Config, maxPositions > 0 ? maxPositions : model.Config.MaxPositionEmbeddings);
         _maxRank = adapter?.Modules().Max(m => m.Rank) ?? 0;
-        if (fullFineTune)
+        _inferenceOnly = !manageGradients;
+        if (!manageGradients)
+        {
+            TrainableParameters = [];
+        }
+        else if (fullFineTune)
         {
             foreach (var p in model.Parameters()) p.EnableGrad();
             TrainableParameters = model.Parameters().ToList();
@@ -237,6 +251,7 @@ internal sealed unsafe class CpuTransformer : ITrainableModel
 
     public (double LossSum, int Counted) ForwardBackward(TokenBatch batch, float lossScale, in StepContext context)
     {
+        if (_inferenceOnly) throw new InvalidOperationException("this CpuTransformer was made with ForInference and computes no gradients");
         var a = ForwardBody(batch.InputIds, batch.BatchSize, batch.SeqLen, context);
         var targets = ShiftedTargets(batch);
         Array.Clear(a.DN);
