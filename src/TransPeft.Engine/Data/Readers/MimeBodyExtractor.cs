@@ -102,8 +102,18 @@ public static partial class MimeBodyExtractor
             "base64" => DecodeBase64(body, charset) ?? "",
             _ => body,
         };
-        if (media == "text/html") text = HtmlToText(text);
+        if (media == "text/html" || LooksLikeHtml(text)) text = HtmlToText(text);
         return text.Trim();
+    }
+
+    [GeneratedRegex(@"<(html|body|!doctype html|head)\b", RegexOptions.IgnoreCase)]
+    private static partial Regex HtmlDocumentTag();
+
+    /// <summary>Many spams send HTML without a Content-Type header (so as text/plain): text that opens with a tag and has an html/body/head tag early on is HTML.</summary>
+    internal static bool LooksLikeHtml(string text)
+    {
+        var t = text.TrimStart();
+        return t.StartsWith('<') && HtmlDocumentTag().IsMatch(t.Length > 2000 ? t[..2000] : t);
     }
 
     private static List<string> SplitMultipart(string body, string boundary)

@@ -114,7 +114,9 @@ public static class WordNetReader
                 if (!synsets.TryGetValue(offsets[0], out var s))
                     throw new DataFormatException(indexPath, $"lemma '{lemma}' points at synset {offsets[0]:D8}, which data.{p} does not have");
                 if (s.Definition.Length == 0) continue;
-                result[lemma] = new WordNetDefinition(lemma, s.PartOfSpeechName, s.Definition, offsets.Count);
+                // The index is lower case; the synset keeps the word's own spelling (Finland, AIDS).
+                var word = s.Words.FirstOrDefault(w => string.Equals(w, lemma, StringComparison.OrdinalIgnoreCase)) ?? lemma;
+                result[lemma] = new WordNetDefinition(word, s.PartOfSpeechName, s.Definition, offsets.Count);
             }
         }
         return result.Values.OrderBy(d => d.Word, StringComparer.Ordinal).ToList();

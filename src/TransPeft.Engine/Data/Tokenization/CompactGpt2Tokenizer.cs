@@ -10,8 +10,10 @@ namespace TransPeft.Engine.Data.Tokenization;
 /// <summary>
 /// GPT-2's byte-level BPE squeezed into a small vocabulary for small models, without an unknown token.
 /// Text is split by the real GPT-2 tokenizer (<c>TiktokenTokenizer.CreateForModel("gpt2")</c>); each GPT-2
-/// token then becomes one id if it is in the kept set, else one id per UTF-8 byte of it (byte fallback).
-/// Since every string is a sequence of bytes, every text encodes, and decoding gives it back exactly.
+/// token then becomes one id if it is in the kept set, else it is spelled with smaller units
+/// (<see cref="TokenizerFallback"/>): by default the fewest kept tokens and bytes that make it up
+/// (" harpooneer" -> " harp" "oon" "eer"), or plainly one byte id per UTF-8 byte. Since every string is a
+/// sequence of bytes, every text encodes, there is no unknown token, and decoding gives the text back exactly.
 /// <code>
 ///   id 0                 &lt;|endoftext|&gt; (EOS, document separator; GPT-2 id 50256)
 ///   ids 1 .. 256         the bytes 0x00 .. 0xFF (id = 1 + byte); GPT-2's single-byte tokens map here too
@@ -38,9 +40,12 @@ public sealed class CompactGpt2Tokenizer : Tokenizer
     private readonly int[] _gpt2ToCompact; // GPT-2 id -> compact id, -1 = falls back to bytes
     private readonly byte[][] _compactBytes; // compact id -> bytes it decodes to
     private readonly int[] _keptGpt2Ids;
+    private readonly Dictionary<string, int> _keptByBytes = new(StringComparer.Ordinal); // Latin-1 view of bytes -> compact id
+    private readonly int[]?[] _fallback; // GPT-2 id -> compact ids of its fallback spelling (computed on first use)
 
-    private CompactGpt2Tokenizer(IReadOnlyList<int> keptGpt2Ids, string source)
+    private CompactGpt2Tokenizer(IReadOnlyList<int> keptGpt2Ids, string source, TokenizerFallback fallback)
     {
+        Fallback = fallback;
         _gpt2 = SharedGpt2.Value;
         _gpt2Bytes = Gpt2ByteTable.Table;
         _keptGpt2Ids = keptGpt2Ids.ToArray();
@@ -63,7 +68,55 @@ public sealed class CompactGpt2Tokenizer : Tokenizer
                 throw new ArgumentException($"{source}: GPT-2 id {g} is kept twice (positions {_gpt2ToCompact[g] - FirstKeptId} and {i})");
             _gpt2ToCompact[g] = FirstKeptId + i;
             _compactBytes[FirstKeptId + i] = _gpt2Bytes[g];
+            _keptByBytes[Key(_gpt2Bytes[g])] = FirstKeptId + i;
         }
+        _fallback = new int[]?[Gpt2ByteTable.TokenCount + 1];
+    }
+
+    private static string Key(ReadOnlySpan<byte> bytes) => System.Text.Encoding.Latin1.GetString(bytes);
+
+    /// <summary>How a GPT-2 token outside the kept set is spelled.</summary>
+    public TokenizerFallback Fallback { get; }
+
+    /// <summary>
+    /// The compact ids of a GPT-2 token: its own id when kept, else its fallback spelling. With
+    /// <see cref="TokenizerFallback.KeptPieces"/> the spelling is the shortest sequence of kept tokens and
+    /// single bytes whose bytes concatenate to the token's bytes (dynamic programming over byte positions;
+    /// among equally short spellings the one with the longest first piece wins, which makes it unique).
+    /// </summary>
+    private int[] FallbackIds(int gpt2Id)
+    {
+        var cached = _fallback[gpt2Id];
+        if (cached is not null) return cached;
+        var b = _gpt2Bytes[gpt2Id];
+        int[] ids;
+        if (Fallback == TokenizerFallback.Bytes)
+        {
+            ids = new int[b.Length];
+            for (int i = 0; i < b.Length; i++) ids[i] = ByteIdOffset + b[i];
+        }
+        else
+        {
+            // best[i] = fewest pieces spelling b[i..]; next[i] = end of the first piece of that spelling.
+            int n = b.Length;
+            var best = new int[n + 1];
+            var next = new int[n + 1];
+            var piece = new int[n + 1];
+            for (int i = n - 1; i >= 0; i--)
+            {
+                best[i] = int.MaxValue;
+                for (int j = n; j > i; j--)
+                {
+                    int id = j - i == 1 ? ByteIdOffset + b[i] : _keptByBytes.GetValueOrDefault(Key(b.AsSpan(i, j - i)), -1);
+                    if (id < 0 || best[j] == int.MaxValue) continue;
+                    if (1 + best[j] < best[i]) { best[i] = 1 + best[j]; next[i] = j; piece[i] = id; }
+                }
+            }
+            ids = new int[best[0]];
+            for (int i = 0, k = 0; i < n; i = next[i]) ids[k++] = piece[i];
+        }
+        _fallback[gpt2Id] = ids;
+        return ids;
     }
 
     /// <summary>Number of ids: 257 + kept tokens. The model's vocab_size.</summary>
@@ -73,13 +126,14 @@ public sealed class CompactGpt2Tokenizer : Tokenizer
     public IReadOnlyList<int> KeptGpt2Ids => _keptGpt2Ids;
 
     /// <summary>A tokenizer keeping exactly these GPT-2 ids (in this order).</summary>
-    public static CompactGpt2Tokenizer FromKeptIds(IReadOnlyList<int> keptGpt2Ids) => new(keptGpt2Ids, "kept id list");
+    public static CompactGpt2Tokenizer FromKeptIds(IReadOnlyList<int> keptGpt2Ids, TokenizerFallback fallback = TokenizerFallback.KeptPieces) =>
+        new(keptGpt2Ids, "kept id list", fallback);
 
     /// <summary>
     /// Keeps the most frequent multi-byte GPT-2 tokens of <paramref name="texts"/> so that the vocabulary has at
     /// most <paramref name="vocabSize"/> ids (EOS and the 256 bytes included). Fewer when the texts use fewer tokens.
     /// </summary>
-    public static CompactGpt2Tokenizer Train(IEnumerable<string> texts, int vocabSize = 8192)
+    public static CompactGpt2Tokenizer Train(IEnumerable<string> texts, int vocabSize = 8192, TokenizerFallback fallback = TokenizerFallback.KeptPieces)
     {
         if (vocabSize < FirstKeptId) throw new ArgumentOutOfRangeException(nameof(vocabSize), $"needs at least {FirstKeptId} ids (EOS + 256 bytes), got {vocabSize}");
         var gpt2 = SharedGpt2.Value;
@@ -92,7 +146,7 @@ public sealed class CompactGpt2Tokenizer : Tokenizer
             .OrderByDescending(g => counts[g]).ThenBy(g => g)
             .Take(vocabSize - FirstKeptId)
             .ToList();
-        return new CompactGpt2Tokenizer(kept, "training");
+        return new CompactGpt2Tokenizer(kept, "training", fallback);
     }
 
     // ---------------------------------------------------------------- encoding
@@ -111,12 +165,12 @@ public sealed class CompactGpt2Tokenizer : Tokenizer
         {
             int c = _gpt2ToCompact[g];
             if (c >= 0) { ids.Add(c); continue; }
-            foreach (var b in _gpt2Bytes[g]) ids.Add(ByteIdOffset + b);
+            ids.AddRange(FallbackIds(g));
         }
     }
 
     /// <summary>How many ids the GPT-2 token becomes.</summary>
-    private int CompactLength(int gpt2Id) => _gpt2ToCompact[gpt2Id] >= 0 ? 1 : _gpt2Bytes[gpt2Id].Length;
+    private int CompactLength(int gpt2Id) => _gpt2ToCompact[gpt2Id] >= 0 ? 1 : FallbackIds(gpt2Id).Length;
 
     /// <summary>
     /// Encodes at most <paramref name="maxTokens"/> ids, stopping only between GPT-2 tokens that do not share a
@@ -145,7 +199,7 @@ public sealed class CompactGpt2Tokenizer : Tokenizer
             }
             int c = _gpt2ToCompact[t.Id];
             if (c >= 0) result.Add(new EncodedToken(c, c == EosId ? EosToken : t.Value, t.Offset));
-            else foreach (var b in _gpt2Bytes[t.Id]) result.Add(new EncodedToken(ByteIdOffset + b, $"<0x{b:X2}>", t.Offset));
+            else foreach (var id in FallbackIds(t.Id)) result.Add(new EncodedToken(id, TokenText(id), t.Offset));
         }
         charsConsumed = text.Length;
         return result;
@@ -254,7 +308,7 @@ public sealed class CompactGpt2Tokenizer : Tokenizer
     /// <summary>Counts tokens and byte fallback over some texts.</summary>
     public TokenizerCoverage MeasureCoverage(IEnumerable<string> texts)
     {
-        long chars = 0, g2 = 0, g2Fallback = 0, tokens = 0, fallbackIds = 0;
+        long chars = 0, g2 = 0, g2Fallback = 0, tokens = 0, fallbackIds = 0, byteIds = 0;
         foreach (var text in texts)
         {
             chars += text.Length;
@@ -263,11 +317,13 @@ public sealed class CompactGpt2Tokenizer : Tokenizer
                 g2++;
                 if (_gpt2ToCompact[g] >= 0) { tokens++; continue; }
                 g2Fallback++;
-                tokens += _gpt2Bytes[g].Length;
-                fallbackIds += _gpt2Bytes[g].Length;
+                var f = FallbackIds(g);
+                tokens += f.Length;
+                fallbackIds += f.Length;
+                foreach (var id in f) if (id < FirstKeptId) byteIds++;
             }
         }
-        return new TokenizerCoverage(chars, g2, g2Fallback, tokens, fallbackIds);
+        return new TokenizerCoverage(chars, g2, g2Fallback, tokens, fallbackIds, byteIds);
     }
 
     /// <summary>A readable form of an id: the token's text, or &lt;0xAB&gt; for a byte that is not text on its own.</summary>
@@ -279,6 +335,8 @@ public sealed class CompactGpt2Tokenizer : Tokenizer
     }
 
     // ---------------------------------------------------------------- persistence
+
+    private static string FallbackName(TokenizerFallback f) => f == TokenizerFallback.Bytes ? "bytes" : "kept_pieces";
 
     /// <summary>Writes the mapping as JSON (atomically). Only GPT-2 ids are stored; the bytes come from the GPT-2 vocabulary.</summary>
     public void Save(string path, JsonObject? extra = null)
@@ -298,6 +356,7 @@ public sealed class CompactGpt2Tokenizer : Tokenizer
             ["eos_token"] = EosToken,
             ["byte_id_offset"] = ByteIdOffset,
             ["first_kept_id"] = FirstKeptId,
+            ["fallback"] = FallbackName(Fallback),
             ["layout"] = "id 0 = <|endoftext|>; ids 1..256 = bytes 0x00..0xFF (1 + byte); ids 257.. = kept_gpt2_ids in order",
             ["first_kept_tokens"] = preview,
             ["kept_gpt2_ids"] = kept,
@@ -339,7 +398,14 @@ public sealed class CompactGpt2Tokenizer : Tokenizer
         int vocab = Get<int>("vocab_size", "an integer");
         if (vocab != FirstKeptId + kept.Count)
             throw new TokenizerFormatException(path, "vocab_size", $"{FirstKeptId + kept.Count} (257 + {kept.Count} kept ids), found {vocab}");
-        try { return new CompactGpt2Tokenizer(kept, path); }
+        var fallbackName = Get<string>("fallback", "\"kept_pieces\" or \"bytes\"");
+        var fallback = fallbackName switch
+        {
+            "kept_pieces" => TokenizerFallback.KeptPieces,
+            "bytes" => TokenizerFallback.Bytes,
+            _ => throw new TokenizerFormatException(path, "fallback", $"\"kept_pieces\" or \"bytes\", found \"{fallbackName}\""),
+        };
+        try { return new CompactGpt2Tokenizer(kept, path, fallback); }
         catch (ArgumentException e) { throw new TokenizerFormatException(path, "kept_gpt2_ids", $"distinct multi-byte GPT-2 ids ({e.Message})"); }
     }
 }
