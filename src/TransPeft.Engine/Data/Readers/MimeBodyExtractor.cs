@@ -197,7 +197,7 @@ public static partial class MimeBodyExtractor
     [GeneratedRegex(@"[ \t\u00A0]+")]
     private static partial Regex Blanks();
 
-    /// <summary>HTML to plain text: block tags become line breaks, other tags vanish, entities are decoded.</summary>
+    /// <summary>HTML to plain text: block tags become line breaks (empty lines dropped), other tags vanish, entities are decoded.</summary>
     public static string HtmlToText(string html)
     {
         var t = ScriptOrStyle().Replace(html, " ");
@@ -207,7 +207,7 @@ public static partial class MimeBodyExtractor
         t = AnyTag().Replace(t, " ");
         t = WebUtility.HtmlDecode(t);
         t = Blanks().Replace(t, " ");
-        return string.Join('\n', t.Split('\n').Select(l => l.Trim()));
+        return string.Join('\n', t.Split('\n').Select(l => l.Trim()).Where(l => l.Length > 0));
     }
 
     [GeneratedRegex(@"=\?([^?]+)\?([BbQq])\?([^?]*)\?=")]
