@@ -31,7 +31,7 @@ namespace TransPeft.Engine.Data;
 public static partial class ExperimentDataBuilder
 {
     /// <summary>Bump when the output of the same options changes, so stale folders are rebuilt.</summary>
-    public const int BuilderVersion = 1;
+    public const int BuilderVersion = 2;
 
     public const string RewrittenGroup = "rewritten", StableGroup = "stable";
 

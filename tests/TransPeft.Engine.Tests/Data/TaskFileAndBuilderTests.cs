@@ -91,6 +91,12 @@ public class TaskFileAndBuilderTests
             Assert.True(Tok.CountTokens(r.Prompt[..^"\nParty:".Length]) <= 40);
             Assert.Equal(r.Label == "democratic" ? " Democratic" : " Republican", r.Completion);
         }
+
+        // With at most 2 chunks per speech, the 10 test chunks must come from at least 5 speeches.
+        var spread = SotuPartyTaskBuilder.Build(speeches, Tok, new SamplingOptions(Seed: 2, TrainCount: 10, TestCount: 10), chunkTokens: 40, minChunkChars: 50, maxChunksPerSpeech: 2);
+        Assert.Equal(10, spread.Test.Count);
+        Assert.True(spread.Test.Select(SpeechOf).Distinct().Count() >= 5);
+        Assert.All(spread.Train.Concat(spread.Test).GroupBy(SpeechOf), g => Assert.True(g.Count() <= 2));
     }
 
     [Fact]
