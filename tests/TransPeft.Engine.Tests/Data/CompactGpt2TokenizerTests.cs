@@ -3,7 +3,7 @@ using System.Text;
 using Microsoft.ML.Tokenizers;
 using TransPeft.Engine.Data.Tokenization;
 
-namespace TransPeft.Engine.Tests.Data;
+namespace TransPeft.Engine.Tests.DataPipeline;
 
 public class CompactGpt2TokenizerTests
 {

@@ -1,7 +1,7 @@
 using TransPeft.Engine.Data.Corpora;
 using TransPeft.Engine.Data.Text;
 
-namespace TransPeft.Engine.Tests.Data;
+namespace TransPeft.Engine.Tests.DataPipeline;
 
 public class CorpusTests
 {

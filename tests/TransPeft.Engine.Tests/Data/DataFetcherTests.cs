@@ -4,7 +4,7 @@ using System.Security.Cryptography;
 using System.Text;
 using TransPeft.Engine.Data.Fetch;
 
-namespace TransPeft.Engine.Tests.Data;
+namespace TransPeft.Engine.Tests.DataPipeline;
 
 public class DataFetcherTests
 {

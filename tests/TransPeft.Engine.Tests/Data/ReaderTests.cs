@@ -2,7 +2,7 @@ using System.IO.Compression;
 using System.Text;
 using TransPeft.Engine.Data.Readers;
 
-namespace TransPeft.Engine.Tests.Data;
+namespace TransPeft.Engine.Tests.DataPipeline;
 
 public class ReaderTests
 {

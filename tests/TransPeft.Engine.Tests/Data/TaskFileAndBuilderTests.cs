@@ -3,7 +3,7 @@ using TransPeft.Engine.Data.Readers;
 using TransPeft.Engine.Data.Tasks;
 using TransPeft.Engine.Data.Tokenization;
 
-namespace TransPeft.Engine.Tests.Data;
+namespace TransPeft.Engine.Tests.DataPipeline;
 
 public class TaskFileAndBuilderTests
 {

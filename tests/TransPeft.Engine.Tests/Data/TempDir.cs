@@ -1,4 +1,4 @@
-namespace TransPeft.Engine.Tests.Data;
+namespace TransPeft.Engine.Tests.DataPipeline;
 
 /// <summary>A fresh temporary folder, deleted on dispose.</summary>
 internal sealed class TempDir : IDisposable

@@ -55,7 +55,7 @@ public class LoraCheckpointTests
     [Fact]
     public void Lora_checkpoints_are_peft_folders_and_resume_bit_identically()
     {
-        var data = Data();
+        var data = MakeData();
         var options = new TrainingOptions { Steps = 6, BatchSize = 2, LearningRate = 0.01, SaveEvery = 3, KeepCheckpoints = 0 };
         var config = new ModelConfig { HiddenSize = 8, IntermediateSize = 16, NumLayers = 2, NumHeads = 2, NumKvHeads = 2, HeadDim = 4, VocabSize = Vocab };
 

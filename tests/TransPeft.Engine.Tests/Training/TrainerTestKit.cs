@@ -29,7 +29,7 @@ internal static class TrainerTestKit
         return new TokenizedDataset(name, $"{name}:{n}:{seed}", 0, [.. ids], [.. labels], [.. offsets]);
     }
 
-    public static TrainingData Data(bool validation = true) =>
+    public static TrainingData MakeData(bool validation = true) =>
         new(Dataset(24, 1, "train"), validation ? Dataset(6, 2, "val") : null);
 
     public static string TempDir() => TempDirs.Create("tpeft-train");

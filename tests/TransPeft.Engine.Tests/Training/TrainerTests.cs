@@ -21,7 +21,7 @@ public class TrainerTests
     [Fact]
     public void One_micro_batch_of_4_equals_2_of_2_in_loss_and_gradient()
     {
-        var data = Data(validation: false);
+        var data = MakeData(validation: false);
         var o4 = new TrainingOptions { Steps = 3, BatchSize = 4, GradAccum = 1, Seed = 5 };
         var o2 = o4 with { BatchSize = 2, GradAccum = 2 };
         var m4 = new FakeBigramModel(Vocab, 1);
@@ -59,7 +59,7 @@ public class TrainerTests
     [Fact]
     public void Interrupt_then_resume_reproduces_the_uninterrupted_run_bit_for_bit()
     {
-        var data = Data();
+        var data = MakeData();
         var full = TempDir();
         var reference = Model();
         var done = new Trainer(reference, data, Options(), full).Run();
@@ -92,7 +92,7 @@ public class TrainerTests
     [Fact]
     public void Resuming_from_a_periodic_checkpoint_replays_the_rest_identically()
     {
-        var data = Data();
+        var data = MakeData();
         var dir = TempDir();
         var options = Options() with { SaveEvery = 5 };
         var reference = Model();
@@ -112,9 +112,9 @@ public class TrainerTests
     public void Resuming_a_finished_run_changes_nothing()
     {
         var dir = TempDir();
-        new Trainer(Model(), Data(), Options(), dir).Run();
+        new Trainer(Model(), MakeData(), Options(), dir).Run();
         var before = File.ReadAllText(Path.Combine(dir, MetricsLog.FileName));
-        var r = new Trainer(Model(seed: 5), Data(), Options(), dir).Run(resumeFrom: dir);
+        var r = new Trainer(Model(seed: 5), MakeData(), Options(), dir).Run(resumeFrom: dir);
         Assert.True(r.Completed);
         Assert.Empty(r.SessionLosses);
         Assert.Equal(before, File.ReadAllText(Path.Combine(dir, MetricsLog.FileName)));
@@ -123,7 +123,7 @@ public class TrainerTests
     [Fact]
     public void A_crash_while_writing_a_checkpoint_leaves_the_previous_one_intact()
     {
-        var data = Data(validation: false);
+        var data = MakeData(validation: false);
         var dir = TempDir();
         var options = Options() with { Steps = 6, SaveEvery = 2, EvalEvery = 0 };
         var model = Model();
@@ -169,7 +169,7 @@ public class TrainerTests
     public void Only_the_last_n_checkpoints_are_kept()
     {
         var dir = TempDir();
-        new Trainer(Model(), Data(false), Options() with { SaveEvery = 2, KeepCheckpoints = 2 }, dir).Run();
+        new Trainer(Model(), MakeData(false), Options() with { SaveEvery = 2, KeepCheckpoints = 2 }, dir).Run();
         Assert.Equal([8, 10], new CheckpointStore(dir).List().Select(c => c.Step));
         var ck = new CheckpointStore(dir).PathOf(10);
         Assert.True(File.Exists(Path.Combine(ck, CheckpointStore.OptimizerFile)));
@@ -181,8 +181,8 @@ public class TrainerTests
     public void A_fresh_run_refuses_an_output_folder_that_holds_a_run()
     {
         var dir = TempDir();
-        new Trainer(Model(), Data(false), Options() with { Steps = 2 }, dir).Run();
-        var e = Assert.Throws<InvalidOperationException>(() => new Trainer(Model(), Data(false), Options() with { Steps = 2 }, dir).Run());
+        new Trainer(Model(), MakeData(false), Options() with { Steps = 2 }, dir).Run();
+        var e = Assert.Throws<InvalidOperationException>(() => new Trainer(Model(), MakeData(false), Options() with { Steps = 2 }, dir).Run());
         Assert.Contains("already holds checkpoints", e.Message);
     }
 
@@ -192,8 +192,8 @@ public class TrainerTests
         var dir = TempDir();
         using var cts = new CancellationTokenSource();
         cts.Cancel(); // stop at once: the checkpoint is step 0
-        new Trainer(Model(), Data(), Options(), dir).Run(cancel: cts.Token);
-        var e = Assert.Throws<TrainingConfigException>(() => new Trainer(Model(), Data(), Options() with { LearningRate = 0.1 }, dir).Run(resumeFrom: dir));
+        new Trainer(Model(), MakeData(), Options(), dir).Run(cancel: cts.Token);
+        var e = Assert.Throws<TrainingConfigException>(() => new Trainer(Model(), MakeData(), Options() with { LearningRate = 0.1 }, dir).Run(resumeFrom: dir));
         Assert.Equal("lr", e.Field);
         Assert.Contains(TrainerState.FileName, e.Message);
         Assert.Contains("0.05 as in the checkpoint", e.Message);
@@ -203,7 +203,7 @@ public class TrainerTests
         Assert.Contains("training data differs", e2.Message);
 
         // Non-trajectory options may change: train longer, save more often.
-        var r = new Trainer(Model(), Data(), Options() with { Steps = 12, SaveEvery = 4 }, dir).Run(resumeFrom: dir);
+        var r = new Trainer(Model(), MakeData(), Options() with { Steps = 12, SaveEvery = 4 }, dir).Run(resumeFrom: dir);
         Assert.Equal(12, r.Step);
     }
 
@@ -212,7 +212,7 @@ public class TrainerTests
     {
         var dir = TempDir();
         var progress = new SyncProgress(_ => { });
-        new Trainer(Model(), Data(), Options() with { Steps = 7, EvalEvery = 3 }, dir, progress: progress).Run();
+        new Trainer(Model(), MakeData(), Options() with { Steps = 7, EvalEvery = 3 }, dir, progress: progress).Run();
         var lines = Metrics(dir);
         var steps = lines.Where(l => l.ContainsKey("loss")).ToList();
         Assert.Equal(Enumerable.Range(1, 7), steps.Select(l => l["step"]!.GetValue<int>()));
@@ -233,7 +233,7 @@ public class TrainerTests
         var dir = TempDir();
         var options = new TrainingOptions { Steps = 60, BatchSize = 4, LearningRate = 0.1, Schedule = ScheduleKind.Constant, EvalEvery = 60 };
         var model = new FakeBigramModel(Vocab, 1);
-        var trainer = new Trainer(model, Data(), options, dir);
+        var trainer = new Trainer(model, MakeData(), options, dir);
         double before = trainer.ValidationLoss().Loss;
         var r = trainer.Run();
         Assert.True(r.LastValLoss < before * 0.8, $"val loss {before} -> {r.LastValLoss}");
@@ -244,7 +244,7 @@ public class TrainerTests
     {
         var model = new FakeBigramModel(Vocab, 1);
         var options = new TrainingOptions { Steps = 3, BatchSize = 2, GradAccum = 2, Seed = 1234, PMask = 0.2, PDrop = 0.1 };
-        new Trainer(model, Data(false), options, TempDir()).Run();
+        new Trainer(model, MakeData(false), options, TempDir()).Run();
         Assert.Equal(6, model.Calls.Count);
         for (int k = 0; k < 6; k++)
         {
@@ -259,7 +259,7 @@ public class TrainerTests
         }
 
         var plain = new FakeBigramModel(Vocab, 1);
-        new Trainer(plain, Data(false), options with { PMask = 0, PDrop = 0 }, TempDir()).Run();
+        new Trainer(plain, MakeData(false), options with { PMask = 0, PDrop = 0 }, TempDir()).Run();
         Assert.All(plain.Calls, c => Assert.Null(c.Context.Perturbation));
     }
 
@@ -269,7 +269,7 @@ public class TrainerTests
         long[] Run(double pDrop)
         {
             var dir = TempDir();
-            new Trainer(new FakeBigramModel(Vocab, 1), Data(false), new TrainingOptions { Steps = 6, PDrop = pDrop, Seed = 3 }, dir).Run();
+            new Trainer(new FakeBigramModel(Vocab, 1), MakeData(false), new TrainingOptions { Steps = 6, PDrop = pDrop, Seed = 3 }, dir).Run();
             return LossBits(dir);
         }
         Assert.Equal(Run(0), Run(0));
@@ -283,7 +283,7 @@ public class TrainerTests
         var model = new FakeBigramModel(Vocab, 1) { PoisonAfterCalls = 4 };
         float[]? afterStep4 = null;
         var progress = new SyncProgress(p => { if (p.Event == TrainingEvent.Step && p.Step == 4) afterStep4 = model.Snapshot(); });
-        var trainer = new Trainer(model, Data(false), new TrainingOptions { Steps = 8, SaveEvery = 2 }, TempDir(), progress: progress);
+        var trainer = new Trainer(model, MakeData(false), new TrainingOptions { Steps = 8, SaveEvery = 2 }, TempDir(), progress: progress);
         var e = Assert.Throws<TrainingDivergedException>(() => trainer.Run());
         Assert.Equal(5, e.Step);
         Assert.Contains("the loss is not finite", e.Message);
