@@ -15,6 +15,8 @@ public static class TokenizerLoader
     public const string TokenizerJsonFileName = "tokenizer.json";
     public const string SentencePieceFileName = "tokenizer.model";
     public const string TokenizerConfigFileName = "tokenizer_config.json";
+    /// <summary>The engine's compacted GPT-2 tokenizer (Data/Tokenization), saved beside models the experiment trains.</summary>
+    public const string CompactFileName = "tpeft_tokenizer.json";
 
     /// <summary>The tokenizer of a model folder (see <see cref="Load"/>).</summary>
     public static Tokenizer FromModelFolder(string dir) => LoadFolder(dir).Tokenizer;
@@ -26,6 +28,7 @@ public static class TokenizerLoader
     public static TokenizerInfo Load(string folderOrName)
     {
         if (Directory.Exists(folderOrName)) return LoadFolder(folderOrName);
+        if (File.Exists(folderOrName)) return LoadCompact(folderOrName);
         if (folderOrName.Contains('/') || folderOrName.Contains('\\') || folderOrName.StartsWith('.'))
             throw new DirectoryNotFoundException($"{folderOrName}: tokenizer folder not found");
         return LoadNamed(folderOrName);
@@ -35,6 +38,7 @@ public static class TokenizerLoader
     {
         if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"{dir}: tokenizer folder not found");
         string json = Path.Combine(dir, TokenizerJsonFileName), model = Path.Combine(dir, SentencePieceFileName);
+        if (File.Exists(Path.Combine(dir, CompactFileName))) return LoadCompact(Path.Combine(dir, CompactFileName));
         var config = ReadTokenizerConfig(Path.Combine(dir, TokenizerConfigFileName));
         if (File.Exists(json))
         {
@@ -55,6 +59,13 @@ public static class TokenizerLoader
         }
         if (File.Exists(model)) return LoadSentencePiece(model, config);
         throw new FileNotFoundException($"{dir}: no {TokenizerJsonFileName} and no {SentencePieceFileName} (a model folder needs one of them)", json);
+    }
+
+    /// <summary>A compacted GPT-2 tokenizer file (format "tpeft.compact-gpt2"): id 0 is EOS, no BOS.</summary>
+    internal static TokenizerInfo LoadCompact(string path)
+    {
+        var t = Data.Tokenization.CompactGpt2Tokenizer.Load(path);
+        return new TokenizerInfo(t, path, t.VocabSize, null, Data.Tokenization.CompactGpt2Tokenizer.EosId, false);
     }
 
     private static TokenizerInfo LoadSentencePiece(string path, TokenizerConfig config)
