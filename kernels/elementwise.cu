@@ -120,3 +120,19 @@ extern "C" __global__ void reduce_sum_f32(float* __restrict__ out, const float* 
     acc = block_sum(acc, scratch);
     if (threadIdx.x == 0) out[0] = acc * scale;
 }
+
+/// KV cache append: cache[b, pos + t, :] = src[b, t, :] for t < Tq, with cache [B, Tcap, row] and
+/// src [B, Tq, row] bf16 (row = nkv * head_dim). The new keys are roped (rope_forward with
+/// pos_offset = pos) before or after the copy; pos + Tq <= Tcap. Grid-stride, any 1-D launch.
+extern "C" __global__ void kv_cache_write(bf16* __restrict__ cache, const bf16* __restrict__ src,
+                                          int B, int Tq, int Tcap, int pos, int row)
+{
+    const i64 n = (i64)B * Tq * row;
+    for (i64 i = GRID_STRIDE_START; i < n; i += GRID_STRIDE)
+    {
+        const int c = (int)(i % row);
+        const i64 bt = i / row;
+        const int t = (int)(bt % Tq), b = (int)(bt / Tq);
+        cache[((i64)b * Tcap + pos + t) * row + c] = src[i];
+    }
+}
