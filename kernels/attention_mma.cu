@@ -226,13 +226,13 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention_forward_d128(
 
 /// Key tile of the dq kernel: 64 keys for d = 64; 32 for d = 128, where Q and dO fragments (64
 /// registers) plus S, dP and dQ accumulators would otherwise exceed the register file.
-template <int D> struct DqTile { static constexpr int BC = D == 64 ? 64 : 32; };
+template <int D> TP_DEVICE constexpr int dq_key_tile() { return D == 64 ? 64 : 32; }
 
 template <int D>
 TP_DEVICE void attention_backward_dq_mma(bf16* dq, const bf16* q, const bf16* k, const bf16* v, const bf16* dout,
                                          const float* lse, const float* Dsum, int T, int nh, int nkv, int d, float scale)
 {
-    constexpr int BR = 64, BC = DqTile<D>::BC;
+    constexpr int BR = 64, BC = dq_key_tile<D>();
     __shared__ TP_ALIGN(16) bf16 Ks[BC][D + 8];
     __shared__ TP_ALIGN(16) bf16 Vs[BC][D + 8];
     if (d != D) __trap();
@@ -347,14 +347,14 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention_backward_dq_d1
 
 /// Query tile of the dk/dv kernel: 64 for d = 64; 16 for d = 128 so that K, V (64 keys) and the Q,
 /// dO tiles fit the 48 KiB of static shared memory.
-template <int D> struct DkvTile { static constexpr int BQ = D == 64 ? 64 : 16; };
+template <int D> TP_DEVICE constexpr int dkdv_query_tile() { return D == 64 ? 64 : 16; }
 
 template <int D>
 TP_DEVICE void attention_backward_dkdv_mma(bf16* dk, bf16* dv, const bf16* q, const bf16* k, const bf16* v,
                                            const bf16* dout, const float* lse, const float* Dsum,
                                            int T, int nh, int nkv, int d, float scale)
 {
-    constexpr int BK = 64, BQ = DkvTile<D>::BQ;
+    constexpr int BK = 64, BQ = dkdv_query_tile<D>();
     __shared__ TP_ALIGN(16) bf16 Ks[BK][D + 8];
     __shared__ TP_ALIGN(16) bf16 Vs[BK][D + 8];
     __shared__ TP_ALIGN(16) bf16 Qs[BQ][D + 8];
