@@ -89,7 +89,8 @@ TP_DEVICE void attention_forward_mma(bf16* out, float* lse, const bf16* q, const
     if (d != D) __trap();
     const int warp = threadIdx.x >> 5, l = threadIdx.x & 31, g = l >> 2, tq = l & 3;
     const int h = blockIdx.y, b = blockIdx.z, kvh = h / (nh / nkv);
-    const int row0 = blockIdx.x * BR, wrow0 = row0 + warp * 16;
+    // Causal tiles further down see more keys: hand them out first so the short ones fill the tail.
+    const int row0 = (gridDim.x - 1 - blockIdx.x) * BR, wrow0 = row0 + warp * 16;
     const int offset = Tkv - Tq;                  // query t sees keys j <= t + offset
     const i64 q_stride = (i64)nh * D, kv_stride = (i64)nkv * D;
     const bf16* qb = q + ((i64)b * Tq * nh + h) * D;
@@ -110,9 +111,10 @@ TP_DEVICE void attention_forward_mma(bf16* out, float* lse, const bf16* q, const
         const int key0 = kt * BC;
         __syncthreads();                           // the previous tile is consumed
         load_tile_async<D>(Ks, kb + (i64)key0 * kv_stride, kv_stride, BC, Tkv - key0);
+        cp_async_commit();
         load_tile_async<D>(Vs, vb + (i64)key0 * kv_stride, kv_stride, BC, Tkv - key0);
         cp_async_commit();
-        cp_async_wait<0>();
+        cp_async_wait<1>();                        // K has landed; V keeps loading during S and softmax
         __syncthreads();
 
         // S = Q K^T for this warp's 16 rows x 64 keys.
@@ -170,6 +172,8 @@ TP_DEVICE void attention_forward_mma(bf16* out, float* lse, const bf16* q, const
         }
 
         // O += P V: P (bf16) from the S accumulators, V fragments with ldmatrix.trans.
+        cp_async_wait<0>();
+        __syncthreads();
 #pragma unroll
         for (int kk = 0; kk < BC / 16; kk++)
         {
@@ -238,7 +242,7 @@ TP_DEVICE void attention_backward_dq_mma(bf16* dq, const bf16* q, const bf16* k,
     if (d != D) __trap();
     const int warp = threadIdx.x >> 5, l = threadIdx.x & 31, g = l >> 2, tq = l & 3;
     const int h = blockIdx.y, b = blockIdx.z, kvh = h / (nh / nkv);
-    const int row0 = blockIdx.x * BR, wrow0 = row0 + warp * 16;
+    const int row0 = (gridDim.x - 1 - blockIdx.x) * BR, wrow0 = row0 + warp * 16;   // heaviest tiles first
     const i64 q_stride = (i64)nh * D, kv_stride = (i64)nkv * D;
     const i64 q_base = ((i64)b * T * nh + h) * D;
     const bf16* kb = k + ((i64)b * T * nkv + kvh) * D;
