@@ -1,7 +1,7 @@
 // Causal attention with grouped-query heads, flash style (never an N x N score matrix in memory):
 // the generic path for any even head_dim up to 256, in plain fp32 on CUDA cores, one warp per row.
 // The tensor-core paths for head_dim 64 and 128 are in attention_mma.cu and share these contracts,
-// argument lists and the backward preprocess below. Mirrors CpuOps Attention Forward/Backward.
+// argument lists and the backward preprocess below. Mirrors Compute/Cpu/Attention.cs (its qPos0 = Tkv - Tq).
 //
 // Layouts (row-major, bf16 unless noted):
 //   q, out, dq   [B, Tq, nh, d]

@@ -1,6 +1,6 @@
 // Fused causal-LM cross-entropy: loss and logits gradient in one kernel, written over the logits in
 // place, never a separate probability matrix. Plus the row argmax for greedy decoding.
-// Mirrors CpuOps CrossEntropy Forward/Backward. Contracts in kernels/README.md.
+// Mirrors Compute/Cpu/CrossEntropy.cs. Contracts in kernels/README.md.
 //
 // Logits are bf16 (the lm_head GEMM's output; at V = 152k and 16k rows an fp32 copy would be 10 GB)
 // or fp32 (cross_entropy_fused_f32, for small evaluations and parity checks). Either way every

@@ -1,4 +1,4 @@
-// Token embedding lookup and its gradient. Mirrors CpuOps Embedding Forward/Backward.
+// Token embedding lookup and its gradient. Mirrors Compute/Cpu/Embedding.cs.
 // Contracts in kernels/README.md.
 #include "prelude.cuh"
 

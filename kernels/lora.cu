@@ -14,7 +14,7 @@
 //           g = dt A                  cuBLAS into scratch [N, in]
 //           dx += g * keep / (1 - p)  lora_dropout_apply(dx, g, accumulate = 1)
 // With p = 0 the mask is the identity: xd = x, and dx += dt A is a cuBLAS GEMM with beta = 1.
-// Mirrors the LoRA forward/backward of CpuTransformer.
+// Mirrors the LoRA path of Compute/Cpu/CpuLinear.cs (same order of GEMMs, same mask).
 #include "prelude.cuh"
 
 TP_DEVICE u32 lora_lane(u32 layer, u32 projection) { return layer * 8u + projection; }

@@ -1,7 +1,7 @@
 // RMSNorm forward and backward: y = x / sqrt(mean(x^2) + eps) * w over the last dimension.
 // One warp per row: rows are at most a few thousand wide, so a warp streams a row in a few 16-byte
 // accesses per lane, and the row's statistics need only warp shuffles, no shared memory.
-// Mirrors CpuOps RmsNorm Forward/Backward. Contracts in kernels/README.md.
+// Mirrors Compute/Cpu/RmsNorm.cs. Contracts in kernels/README.md.
 #include "prelude.cuh"
 
 // A row is walked in 8-element (16-byte) chunks when C % 8 == 0 and the base pointers are 16-byte

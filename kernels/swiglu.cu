@@ -2,7 +2,7 @@
 // keep is 0 where the Philox stream fires for element e = row * I + j (the flat index of the
 // [N, I] activation), tag FFN mask, lane = layer: exactly PhiloxFfnPerturbation.FillMask. The kept
 // values are NOT rescaled (Trans-PEFT's masking, unlike dropout). The backward regenerates the same
-// mask from the same arguments instead of storing it. Mirrors CpuOps SwiGlu Forward/Backward.
+// mask from the same arguments instead of storing it. Mirrors Compute/Cpu/SwiGlu.cs.
 #include "prelude.cuh"
 
 TP_DEVICE float sigmoidf(float z) { return 1.0f / (1.0f + expf(-z)); }

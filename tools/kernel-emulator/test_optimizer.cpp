@@ -24,11 +24,24 @@ int main()
     check("adamw_step m", n, [&](size_t i) { return (double)m[i]; }, wm, 1e-9, 1e-6);
     check("adamw_step v", n, [&](size_t i) { return (double)v[i]; }, wv, 1e-12, 1e-6);
     check("adamw_step param_bf16", n, [&](size_t i) { return (double)pb.at(i); }, wpb, 0, 8e-3);
-    std::vector<float> q = p;
-    std::vector<double> wq(n);
-    for (int i = 0; i < n; i++) wq[i] = q[i] - 0.1 * (g[i] * 1.0 + 0.01 * q[i]);
-    emu::launch(sgd_step, dim3(2), dim3(128), q.data(), (bf16*)nullptr, (const float*)g.data(), (i64)n, 0.1f, 0.01f, (const float*)nullptr);
-    check("sgd_step", n, [&](size_t i) { return (double)q[i]; }, wq, 1e-7, 1e-6);
+    // SGD: plain, then with momentum over two steps (the first step seeds the buffer)
+    for (float mu : { 0.0f, 0.9f })
+    {
+        std::vector<float> q = p, buf(n, NAN);
+        std::vector<double> wq(q.begin(), q.end()), wb(n);
+        for (int s = 0; s < 2; s++)
+        {
+            for (int i = 0; i < n; i++)
+            {
+                double dd = g[i] * 0.5 + 0.01 * wq[i];
+                if (mu > 0) { dd = s == 0 ? dd : mu * wb[i] + dd; wb[i] = dd; }
+                wq[i] -= 0.1 * dd;
+            }
+            emu::launch(sgd_step, dim3(2), dim3(128), q.data(), (bf16*)nullptr, (const float*)g.data(), mu > 0 ? buf.data() : (float*)nullptr,
+                        (i64)n, 0.1f, mu, 0.01f, s == 0 ? 1 : 0, (const float*)&dev_scale);
+        }
+        check(mu > 0 ? "sgd_step momentum, 2 steps" : "sgd_step, 2 steps", n, [&](size_t i) { return (double)q[i]; }, wq, 1e-6, 1e-5);
+    }
     // global norm over two tensors with clipping
     std::vector<float> partial(5, NAN), a(777), b(64);
     for (auto& x : a) x = rng.normal();
@@ -38,7 +51,7 @@ int main()
     float norm = NAN, clip = NAN;
     emu::launch(global_norm_finalize, dim3(1), dim3(32), &norm, &clip, (const float*)partial.data(), 5, 1.0f);
     double ss = 0; for (float x : a) ss += (double)x * x; for (float x : b) ss += (double)x * x;
-    std::vector<double> wn = { std::sqrt(ss) }, wc = { std::min(1.0, 1.0 / (std::sqrt(ss) + 1e-6)) };
+    std::vector<double> wn = { std::sqrt(ss) }, wc = { std::sqrt(ss) > 1.0 ? 1.0 / (std::sqrt(ss) + 1e-6) : 1.0 };
     check("global_norm", 1, [&](size_t) { return (double)norm; }, wn, 0, 1e-6);
     check("global_norm clip_scale", 1, [&](size_t) { return (double)clip; }, wc, 0, 1e-6);
     emu::launch(global_norm_finalize, dim3(1), dim3(32), &norm, &clip, (const float*)partial.data(), 5, 1e9f);
@@ -47,7 +60,8 @@ int main()
     a[3] = INFINITY;
     emu::launch(global_norm_squared, dim3(5), dim3(64), partial.data(), (const float*)a.data(), (i64)a.size(), 0);
     emu::launch(global_norm_finalize, dim3(1), dim3(64), &norm, &clip, (const float*)partial.data(), 5, 1.0f);
-    std::vector<double> nanv = { NAN };
-    check("global_norm non-finite -> NaN clip", 1, [&](size_t) { return (double)clip; }, nanv, 0, 0);
+    std::vector<double> inf = { INFINITY };
+    check("global_norm non-finite: norm inf", 1, [&](size_t) { return (double)norm; }, inf, 0, 0);
+    check("global_norm non-finite: clip 1 (as GradientClipping)", 1, [&](size_t) { return (double)clip; }, one, 0, 0);
     return finish("test_optimizer");
 }
