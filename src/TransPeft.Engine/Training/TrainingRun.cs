@@ -1,0 +1,79 @@
+using TransPeft.Engine.Compute.Cpu;
+using TransPeft.Engine.Lora;
+using TransPeft.Engine.Model;
+using TransPeft.Engine.Text;
+using TransPeft.Engine.TransPeft;
+
+namespace TransPeft.Engine.Training;
+
+/// <summary>
+/// One training run from options alone, as `tpeft train` and the experiment run it: load the base model
+/// and its tokenizer, tokenize the data (cached), build the adapter (fresh, or continued from
+/// <see cref="TrainingOptions.AdapterInit"/>) or enable full fine-tuning, and run the <see cref="Trainer"/>.
+/// LoRA runs save PEFT adapters (with the Trans-PEFT settings in their metadata); full runs save a complete
+/// Hugging Face model folder, tokenizer included, so the result is itself a base model.
+/// </summary>
+public static class TrainingRun
+{
+    public static TrainingResult Execute(TrainingOptions options, IProgress<TrainingProgress>? progress = null,
+        string? resumeFrom = null, CancellationToken cancel = default, Action<string>? log = null)
+    {
+        options.Validate();
+        string modelDir = options.Model ?? throw new TrainingConfigException("training options", "model", "a base model folder (--model)");
+        string outDir = options.Output ?? throw new TrainingConfigException("training options", "output", "an output folder (--out)");
+        var model = TransformerModel.Load(modelDir);
+        var config = model.Config;
+        var tok = TokenizerLoader.Load(options.Tokenizer ?? modelDir);
+        if (tok.VocabSize > config.VocabSize)
+            throw new TrainingConfigException("training options", "tokenizer",
+                $"a tokenizer whose ids fit the model's vocab_size {config.VocabSize}; {tok.Source} has {tok.VocabSize} ids");
+        int eos = tok.EosTokenId ?? (config.EosTokenIds.Length > 0 ? config.EosTokenIds[0]
+            : throw new TrainingConfigException(tok.Source, "eos_token", "an end-of-text token (or eos_token_id in config.json)"));
+        var identity = DatasetTokenizer.HashFiles("tokenizer", File.Exists(tok.Source) ? [tok.Source] : []) + "|" + tok.Source;
+        var datasetTokenizer = new DatasetTokenizer(tok.Tokenizer, identity, eos, tok.AddBosToken ? tok.BosTokenId : null);
+        var (data, trainReport, valReport) = TrainingData.Load(options, datasetTokenizer);
+        log?.Invoke($"data: {trainReport}" + (valReport is null ? "" : $"; validation: {valReport}"));
+
+        int maxPositions = Math.Max(options.SeqLen, config.MaxPositionEmbeddings);
+        CpuTransformer cpu;
+        Action<string> saveWeights;
+        if (options.Method == TrainingMethod.Full)
+        {
+            cpu = new CpuTransformer(model, fullFineTune: true, maxPositions: maxPositions);
+            saveWeights = dir =>
+            {
+                model.Save(dir);
+                CopyTokenizerFiles(tok.Source, modelDir, dir);
+            };
+        }
+        else
+        {
+            var adapter = options.AdapterInit is { } init ? LoraAdapter.Load(init, config) : LoraAdapter.Create(config, options.ToLoraConfig(), options.Seed);
+            adapter.BaseModelNameOrPath = Path.GetFullPath(modelDir);
+            if (options.PMask > 0 || options.PDrop > 0)
+                new TransPeftSettings { PMask = options.PMask, PDrop = options.PDrop, Seed = (ulong)options.Seed }.WriteTo(adapter);
+            cpu = new CpuTransformer(model, adapter, maxPositions: maxPositions);
+            saveWeights = adapter.Save;
+            log?.Invoke($"LoRA: {adapter.ModuleCount} modules, {adapter.ParameterCount:N0} trainable parameters (r={adapter.Config.R}, scaling {adapter.Config.Scaling:G4})");
+        }
+        var trainer = new Trainer(cpu, data, options, outDir, saveWeights, progress);
+        return trainer.Run(resumeFrom, cancel);
+    }
+
+    /// <summary>Copies the tokenizer a model was trained with next to its weights (the folder is then self-contained).</summary>
+    internal static void CopyTokenizerFiles(string tokenizerSource, string modelDir, string destDir)
+    {
+        var names = new[] { TokenizerLoader.CompactFileName, TokenizerLoader.TokenizerJsonFileName, TokenizerLoader.SentencePieceFileName, TokenizerLoader.TokenizerConfigFileName };
+        foreach (var name in names)
+        {
+            var src = Path.Combine(modelDir, name);
+            if (File.Exists(src)) File.Copy(src, Path.Combine(destDir, name), overwrite: true);
+        }
+        if (File.Exists(tokenizerSource) && !File.Exists(Path.Combine(destDir, Path.GetFileName(tokenizerSource))))
+        {
+            // A tokenizer given as a file (e.g. the experiment's compact tokenizer) travels under its canonical name.
+            bool compact = File.ReadAllText(tokenizerSource).Contains("\"tpeft.compact-gpt2\"", StringComparison.Ordinal);
+            File.Copy(tokenizerSource, Path.Combine(destDir, compact ? TokenizerLoader.CompactFileName : Path.GetFileName(tokenizerSource)), overwrite: true);
+        }
+    }
+}
