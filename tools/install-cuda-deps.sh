@@ -5,6 +5,9 @@
 #   - Debian's `libcuda1` (the driver's user-space library) downloaded and UNPACKED, not installed,
 #     into .cache/libcuda1/, so tests can resolve every bound driver export and see cuInit return
 #     CUDA_ERROR_NO_DEVICE (100). Installing it would pull in the whole driver stack; unpacking does not.
+#   - Debian's `libcublas11` unpacked into .cache/libcublas11/ (its ELF symbol table is checked against our
+#     cuBLAS bindings; it is never loaded: that would need the 200 MB libcublasLt too), and `libnvtoolsext1`
+#     unpacked into .cache/libnvtoolsext1/ (the NVTX probe loads it).
 # Idempotent: quiet when everything is already there. Needs root (apt). Usage: tools/install-cuda-deps.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,8 +18,10 @@ log() { echo "install-cuda-deps: $*"; }
 
 nvrtc_installed() { dpkg-query -W -f='${Status}' libnvrtc11.2 2>/dev/null | grep -q 'install ok installed'; }
 libcuda_unpacked() { compgen -G "$libcuda_dir/usr/lib/*/libcuda.so.1" >/dev/null || compgen -G "$libcuda_dir/usr/lib/*/nvidia/current/libcuda.so.1" >/dev/null; }
+unpacked() { compgen -G "$repo_root/.cache/$1/usr/lib/*/$2" >/dev/null; }
+all_done() { nvrtc_installed && libcuda_unpacked && unpacked libcublas11 'libcublas.so.11*' && unpacked libnvtoolsext1 'libnvToolsExt.so.1*'; }
 
-if nvrtc_installed && libcuda_unpacked; then exit 0; fi
+if all_done; then exit 0; fi
 
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
 
@@ -62,22 +67,24 @@ if ! nvrtc_installed; then
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libnvrtc11.2 >/dev/null
 fi
 
-# --- 4. libcuda1, unpacked only ---------------------------------------------------------------------
-if ! libcuda_unpacked; then
-  log "downloading and unpacking libcuda1 into .cache/libcuda1 (not installed)"
+# --- 4. libcuda1, libcublas11, libnvtoolsext1: unpacked only ------------------------------------------
+unpack() { # package -> .cache/<package>/ (replaced as a whole, so a broken earlier try cannot linger)
+  local pkg="$1" dest="$repo_root/.cache/$1" tmp
+  log "downloading and unpacking $pkg into .cache/$pkg (not installed)"
   tmp="$(mktemp -d)"
-  trap 'rm -rf "$tmp"' EXIT
-  # apt-get download writes into the current directory; _apt must be able to write there.
-  chmod 0777 "$tmp"
-  (cd "$tmp" && apt-get download -qq libcuda1 >/dev/null)
-  rm -rf "$libcuda_dir.tmp"
-  mkdir -p "$libcuda_dir.tmp"
-  dpkg-deb -x "$tmp"/libcuda1_*.deb "$libcuda_dir.tmp"
-  rm -rf "$libcuda_dir"
-  mv "$libcuda_dir.tmp" "$libcuda_dir"
-fi
+  chmod 0777 "$tmp" # apt-get download writes as the _apt user into the current directory
+  (cd "$tmp" && apt-get download -qq "$pkg" >/dev/null)
+  rm -rf "$dest.tmp"
+  mkdir -p "$dest.tmp"
+  dpkg-deb -x "$tmp"/"${pkg}"_*.deb "$dest.tmp"
+  rm -rf "$dest" "$tmp"
+  mv "$dest.tmp" "$dest"
+}
+libcuda_unpacked || unpack libcuda1
+unpacked libcublas11 'libcublas.so.11*' || unpack libcublas11
+unpacked libnvtoolsext1 'libnvToolsExt.so.1*' || unpack libnvtoolsext1
 
-if ! libcuda_unpacked; then
-  echo "install-cuda-deps: libcuda.so.1 not found under $libcuda_dir after unpacking libcuda1" >&2
+if ! all_done; then
+  echo "install-cuda-deps: after installing, still missing one of: libnvrtc11.2 (dpkg), .cache/libcuda1/**/libcuda.so.1, .cache/libcublas11/**/libcublas.so.11, .cache/libnvtoolsext1/**/libnvToolsExt.so.1" >&2
   exit 1
 fi
