@@ -16,7 +16,9 @@ namespace TransPeft.Cuda.Compile;
 /// EIATTR_CBANK_PARAM_SIZE (0x19, HVAL) and EIATTR_MAX_THREADS (0x05, SVAL of three u32) from __launch_bounds__.
 /// </para>
 /// Spill bytes are not stored in the cubin: ptxas prints them with <c>--ptxas-options=-v</c>, which the
-/// <see cref="KernelCompiler"/> always passes, so they are parsed from the compile log when it is given.
+/// <see cref="KernelCompiler"/> always passes, so they are parsed from the compile log when it is given. The log
+/// also gives the kernel's own static shared memory: the <c>.nv.shared</c> section can be larger (for sm_90,
+/// NVRTC 11.8 lays out a 1 KiB reserved area in it: 2048 bytes for a 1024-byte array).
 /// </summary>
 public static partial class CubinInfo
 {
@@ -48,7 +50,7 @@ public static partial class CubinInfo
             }
         }
 
-        var spills = ParseSpills(ptxasLog);
+        var ptxas = ParsePtxasLog(ptxasLog);
         var kernels = new List<CubinKernelInfo>();
         foreach (var s in symbols)
         {
@@ -69,18 +71,20 @@ public static partial class CubinInfo
             }
             perFunction.TryGetValue(s.Index, out var attrs);
             int Get(byte a) => attrs is not null && attrs.TryGetValue(a, out var v) ? v : 0;
-            var shared = elf.FindSection(".nv.shared." + s.Name);
-            spills.TryGetValue(s.Name, out var spill);
+            var sharedSection = elf.FindSection(".nv.shared." + s.Name);
+            var sectionBytes = sharedSection is null ? 0 : checked((int)sharedSection.Size);
+            ptxas.TryGetValue(s.Name, out var report);
             kernels.Add(new CubinKernelInfo(
                 s.Name,
                 Registers: Get(AttrRegCount),
-                StaticSharedBytes: shared is null ? 0 : checked((int)shared.Size),
+                StaticSharedBytes: report?.SharedBytes ?? sectionBytes,
+                SharedSectionBytes: sectionBytes,
                 FrameBytes: Get(AttrFrameSize),
                 MaxStackBytes: Get(AttrMaxStackSize),
                 ParamBytes: paramBytes,
                 MaxThreadsPerBlock: maxThreads,
-                SpillStoreBytes: spill.Found ? spill.Stores : null,
-                SpillLoadBytes: spill.Found ? spill.Loads : null));
+                SpillStoreBytes: report?.SpillStoreBytes,
+                SpillLoadBytes: report?.SpillLoadBytes));
         }
         return kernels;
     }
@@ -119,26 +123,57 @@ public static partial class CubinInfo
         return list;
     }
 
-    /// <summary>Spill figures from ptxas -v output: "Function properties for NAME" followed by
-    /// "N bytes stack frame, S bytes spill stores, L bytes spill loads".</summary>
-    internal static Dictionary<string, (bool Found, int Stores, int Loads)> ParseSpills(string? log)
+    /// <summary>
+    /// ptxas -v's report per function. "Compiling entry function 'NAME'" opens an entry's block, which holds
+    /// "Function properties for NAME" + "N bytes stack frame, S bytes spill stores, L bytes spill loads" and
+    /// "Used R registers[, M bytes smem][, ...]" (no smem part means none).
+    /// </summary>
+    internal static Dictionary<string, PtxasFunctionReport> ParsePtxasLog(string? log)
     {
-        var result = new Dictionary<string, (bool, int, int)>(StringComparer.Ordinal);
+        var result = new Dictionary<string, PtxasFunctionReport>(StringComparer.Ordinal);
         if (string.IsNullOrEmpty(log)) return result;
-        string? current = null;
+        string? entry = null, properties = null;
+        PtxasFunctionReport Get(string name) => result.TryGetValue(name, out var r) ? r : new PtxasFunctionReport();
         foreach (var line in log.Split('\n'))
         {
+            var ce = CompilingEntryLine().Match(line);
+            if (ce.Success) { entry = ce.Groups[1].Value; continue; }
             var fp = FunctionPropertiesLine().Match(line);
-            if (fp.Success) { current = fp.Groups[1].Value.Trim().Trim('\''); continue; }
+            if (fp.Success) { properties = fp.Groups[1].Value.Trim().Trim('\''); continue; }
             var sp = SpillLine().Match(line);
-            if (sp.Success && current is not null)
+            if (sp.Success && properties is not null)
             {
-                result[current] = (true, int.Parse(sp.Groups[2].Value), int.Parse(sp.Groups[3].Value));
-                current = null;
+                result[properties] = Get(properties) with
+                {
+                    StackFrameBytes = int.Parse(sp.Groups[1].Value),
+                    SpillStoreBytes = int.Parse(sp.Groups[2].Value),
+                    SpillLoadBytes = int.Parse(sp.Groups[3].Value),
+                };
+                properties = null;
+                continue;
+            }
+            var used = UsedLine().Match(line);
+            if (used.Success && entry is not null)
+            {
+                var smem = SmemPart().Match(line);
+                result[entry] = Get(entry) with
+                {
+                    Registers = int.Parse(used.Groups[1].Value),
+                    SharedBytes = smem.Success ? int.Parse(smem.Groups[1].Value) : 0,
+                };
             }
         }
         return result;
     }
+
+    [GeneratedRegex(@"Compiling entry function '([^']+)'")]
+    private static partial Regex CompilingEntryLine();
+
+    [GeneratedRegex(@"Used (\d+) registers")]
+    private static partial Regex UsedLine();
+
+    [GeneratedRegex(@"(\d+) bytes smem")]
+    private static partial Regex SmemPart();
 
     [GeneratedRegex(@"Function properties for (.+?)\s*$")]
     private static partial Regex FunctionPropertiesLine();

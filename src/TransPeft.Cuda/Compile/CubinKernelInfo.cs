@@ -5,7 +5,9 @@ namespace TransPeft.Cuda.Compile;
 /// </summary>
 /// <param name="Name">The kernel's symbol (extern "C" name, or the mangled name).</param>
 /// <param name="Registers">Registers per thread (EIATTR_REGCOUNT).</param>
-/// <param name="StaticSharedBytes">Static <c>__shared__</c> memory per block (size of <c>.nv.shared.&lt;kernel&gt;</c>).</param>
+/// <param name="StaticSharedBytes">The kernel's static <c>__shared__</c> memory per block: ptxas's "bytes smem" when the
+/// log is given, else <see cref="SharedSectionBytes"/>.</param>
+/// <param name="SharedSectionBytes">Size of <c>.nv.shared.&lt;kernel&gt;</c>, which can include memory the toolchain reserves.</param>
 /// <param name="FrameBytes">Local-memory stack frame per thread (EIATTR_FRAME_SIZE): local arrays and spills.</param>
 /// <param name="MaxStackBytes">Stack size including callees (EIATTR_MAX_STACK_SIZE).</param>
 /// <param name="ParamBytes">Bytes of kernel parameters (EIATTR_CBANK_PARAM_SIZE).</param>
@@ -16,6 +18,7 @@ public sealed record CubinKernelInfo(
     string Name,
     int Registers,
     int StaticSharedBytes,
+    int SharedSectionBytes,
     int FrameBytes,
     int MaxStackBytes,
     int ParamBytes,
