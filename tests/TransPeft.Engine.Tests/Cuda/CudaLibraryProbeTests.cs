@@ -105,7 +105,7 @@ public sealed class CudaLibraryProbeTests : IDisposable
     [SkippableFact]
     public void NvtxIsFoundThroughTheOverrideFolderAndExportsRangePush()
     {
-        CudaTestEnvironment.Require(CudaTestEnvironment.UnpackedNvtxDir is not null, "unpacked libnvtoolsext1 (.cache/libnvtoolsext1)");
+        CudaTestEnvironment.RequireUnpacked(CudaTestEnvironment.UnpackedNvtxDir, "libnvtoolsext1");
         var probe = IsolatedProbe(new() { [CudaLibraryProbe.OverrideVariable] = CudaTestEnvironment.UnpackedNvtxDir! });
 
         var lib = probe.Load(CudaLibraryKind.Nvtx);

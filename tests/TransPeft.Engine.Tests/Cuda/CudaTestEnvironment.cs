@@ -45,11 +45,23 @@ internal static class CudaTestEnvironment
         UsingUnpackedDriver = true;
     }
 
-    /// <summary>Skips (locally) or fails (CI=true) when a CPU-side prerequisite is missing.</summary>
+    /// <summary>Skips (locally) or fails (CI=true, or TPEFT_REQUIRE_GPU=1 on the GPU machine) when a library the
+    /// CUDA layer needs everywhere (NVRTC, the driver) is missing.</summary>
     public static void Require(bool available, string what)
     {
         if (available) return;
-        var reason = $"{what} is missing; run tools/install-cuda-deps.sh";
+        var reason = $"{what} is missing; run tools/install-cuda-deps.sh (CPU machines) or install the CUDA toolkit";
+        if (IsCi) Assert.Fail($"{reason} (CI=true: a missing prerequisite fails instead of skipping)");
+        if (GpuRequired) Assert.Fail($"{reason} (TPEFT_REQUIRE_GPU=1)");
+        throw new SkipException(reason);
+    }
+
+    /// <summary>Like <see cref="Require"/> for the Debian packages unpacked under .cache/ by tools/install-cuda-deps.sh:
+    /// they exist on development and CI machines only, so elsewhere (the GPU package) the test skips.</summary>
+    public static void RequireUnpacked(string? directory, string package)
+    {
+        if (directory is not null) return;
+        var reason = $"{package} is not unpacked under .cache/{package}; run tools/install-cuda-deps.sh";
         if (IsCi) Assert.Fail($"{reason} (CI=true: a missing prerequisite fails instead of skipping)");
         throw new SkipException(reason);
     }
