@@ -36,6 +36,21 @@ public static class KernelReport
         return entries;
     }
 
+    /// <summary>
+    /// The architecture to report for when the user names none: GPU 0's (e.g. "sm_90") when a GPU is usable,
+    /// else <paramref name="fallback"/> (the reference GPU machine has an H100/H200).
+    /// </summary>
+    public static string DetectArch(string fallback = "sm_90")
+    {
+        try
+        {
+            using var ctx = CudaContext.Open();
+            return ctx.Arch;
+        }
+        catch (CudaException) { return fallback; }
+        catch (TransPeft.Cuda.Native.CudaLibraryNotFoundException) { return fallback; }
+    }
+
     /// <summary>The entries as a JSON array (written by hand, so NativeAOT needs no serializer metadata).</summary>
     public static string ToJson(IReadOnlyList<KernelReportEntry> entries, bool indented = true)
     {

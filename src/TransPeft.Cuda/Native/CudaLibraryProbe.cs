@@ -75,9 +75,13 @@ internal sealed class CudaLibraryProbe
     };
 
     /// <summary>The folders searched, in order, existing ones only, stubs removed (the loader's own search aside).</summary>
-    public IReadOnlyList<string> SearchDirectories(string? driverDirectory = null)
+    public IReadOnlyList<string> SearchDirectories(string? driverDirectory = null) => CandidateDirectories(driverDirectory, out _);
+
+    private List<string> CandidateDirectories(string? driverDirectory, out List<string> absent)
     {
         var dirs = new List<string>();
+        var missing = new List<string>();
+        absent = missing;
         void Add(string? d)
         {
             if (string.IsNullOrWhiteSpace(d)) return;
@@ -85,8 +89,9 @@ internal sealed class CudaLibraryProbe
             try { full = Path.GetFullPath(d); } catch (Exception e) when (e is ArgumentException or NotSupportedException or PathTooLongException) { return; }
             full = full.TrimEnd('/');
             if (full.Length == 0) full = "/";
-            if (IsStubPath(full) || !Directory.Exists(full)) return;
-            if (!dirs.Contains(full, StringComparer.Ordinal)) dirs.Add(full);
+            if (IsStubPath(full) || dirs.Contains(full, StringComparer.Ordinal) || missing.Contains(full, StringComparer.Ordinal)) return;
+            if (Directory.Exists(full)) dirs.Add(full);
+            else missing.Add(full);
         }
         void AddToolkit(string root)
         {
@@ -132,7 +137,7 @@ internal sealed class CudaLibraryProbe
         attempts = tried;
         var names = FileNames(kind);
         var overrideDirs = SplitPathList(_getEnv(OverrideVariable)).Select(SafeFullPath).Where(d => d is not null).ToHashSet(StringComparer.Ordinal);
-        var dirs = SearchDirectories(driverDirectory);
+        var dirs = CandidateDirectories(driverDirectory, out var absentDirs);
 
         // The override folders come first for every library.
         foreach (var dir in dirs.Where(d => overrideDirs.Contains(d)))
@@ -145,6 +150,7 @@ internal sealed class CudaLibraryProbe
 
         if (kind != CudaLibraryKind.Driver && _systemLoader && TrySystemLoader(kind, names, tried, out library)) return true;
 
+        if (absentDirs.Count > 0) tried.Add($"folders that do not exist here: {string.Join(", ", absentDirs)}");
         library = null;
         return false;
     }
@@ -247,7 +253,7 @@ internal sealed class CudaLibraryProbe
         catch (DllNotFoundException e)
         {
             handle = 0;
-            error = e.Message.ReplaceLineEndings(" ");
+            error = LoaderError(e.Message);
             return false;
         }
         catch (BadImageFormatException e)
@@ -256,6 +262,15 @@ internal sealed class CudaLibraryProbe
             error = e.Message.ReplaceLineEndings(" ");
             return false;
         }
+    }
+
+    /// <summary>The runtime wraps dlerror() in advice about strace and LD_DEBUG; keep dlerror's own words.</summary>
+    private static string LoaderError(string message)
+    {
+        const string marker = "environment variable:";
+        var i = message.IndexOf(marker, StringComparison.Ordinal);
+        var core = i >= 0 ? message[(i + marker.Length)..] : message;
+        return core.ReplaceLineEndings(" ").Trim();
     }
 
     /// <summary>Where the dynamic loader took a library from: the first mapping in /proc/self/maps whose file

@@ -27,10 +27,12 @@ public sealed class CudaLibraryProbeTests : IDisposable
         {
             [CudaLibraryProbe.OverrideVariable] = $"{a}:{b}",
             ["CUDA_PATH"] = toolkit,
-            ["LD_LIBRARY_PATH"] = ld,
+            ["LD_LIBRARY_PATH"] = $"{ld}:{Path.Combine(_root, "gone")}",
         });
 
         var e = Assert.Throws<CudaLibraryNotFoundException>(() => probe.Load(CudaLibraryKind.Cublas));
+        Assert.Contains($"folders that do not exist here: {Path.Combine(toolkit, "lib")}", e.Message);
+        Assert.Contains(Path.Combine(_root, "gone"), e.Message);
 
         Assert.Equal(CudaLibraryKind.Cublas, e.Library);
         Assert.Contains("cuBLAS", e.Message);

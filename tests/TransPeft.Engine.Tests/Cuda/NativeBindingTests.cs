@@ -141,6 +141,18 @@ public sealed class NativeBindingTests
     }
 
     [SkippableFact]
+    public unsafe void CallingIntoAMissingLibraryRaisesTheProbesMessageNotAGenericDllNotFound()
+    {
+        Skip.If(CudaLibraryResolver.TryGet(CudaLibraryKind.Cublas, out _, out _), "cuBLAS is installed here");
+
+        var e = Assert.Throws<CudaLibraryNotFoundException>(() => Cublas.cublasGetVersion_v2(0, null));
+
+        Assert.Equal(CudaLibraryKind.Cublas, e.Library);
+        Assert.Contains("libcublas.so.12", e.Message);
+        Assert.Contains("/usr/local/cuda/lib64", e.Message); // looked at, whether or not it exists here
+    }
+
+    [SkippableFact]
     public void EveryCublasEntryPointIsExportedByTheLoadedLibrary()
     {
         CudaTestEnvironment.Require(CudaLibraryResolver.TryGet(CudaLibraryKind.Cublas, out var lib, out _) || !CudaTestEnvironment.GpuRequired,
