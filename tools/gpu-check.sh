@@ -26,6 +26,7 @@ if [ $# -ge 2 ]; then
   tarball="$2"
   [ -f "$tarball" ] || { echo "gpu-check: package $tarball not found" >&2; exit 2; }
   unpack_dir="$(mktemp -d /tmp/tpeft-gpu.XXXXXX)"
+  trap 'rm -rf "$unpack_dir"' EXIT
   case "$tarball" in
     *.zst) zstd -dc "$tarball" | tar -C "$unpack_dir" -xf - ;;
     *) tar -C "$unpack_dir" -xzf "$tarball" ;;
