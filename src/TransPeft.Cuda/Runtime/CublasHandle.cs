@@ -13,23 +13,16 @@ namespace TransPeft.Cuda;
 /// column-major convention.
 /// </para>
 /// </summary>
-public sealed unsafe class CublasHandle : IDisposable
+public sealed unsafe class CublasHandle : CudaResource
 {
     /// <summary>32 MiB: what cuBLAS recommends on Hopper; plenty on older GPUs.</summary>
     public const long DefaultWorkspaceBytes = 32L << 20;
 
-    private readonly CudaContext _context;
-    private nint _handle;
     private DeviceBuffer<byte>? _workspace;
     private CudaStream? _stream;
 
-    public CublasHandle(CudaContext context, long workspaceBytes = DefaultWorkspaceBytes)
+    public CublasHandle(CudaContext context, long workspaceBytes = DefaultWorkspaceBytes) : base(context, Create(context))
     {
-        _context = context;
-        context.MakeCurrent();
-        nint h;
-        Check.Cublas(Cublas.cublasCreate_v2(&h), nameof(Cublas.cublasCreate_v2));
-        _handle = h;
         if (workspaceBytes > 0)
         {
             _workspace = context.Allocate<byte>(workspaceBytes);
@@ -37,13 +30,12 @@ public sealed unsafe class CublasHandle : IDisposable
         }
     }
 
-    public nint Handle
+    private static nint Create(CudaContext context)
     {
-        get
-        {
-            ObjectDisposedException.ThrowIf(_handle == 0, this);
-            return _handle;
-        }
+        context.MakeCurrent();
+        nint h;
+        Check.Cublas(Cublas.cublasCreate_v2(&h), nameof(Cublas.cublasCreate_v2));
+        return h;
     }
 
     public CudaStream? Stream => _stream;
@@ -63,7 +55,7 @@ public sealed unsafe class CublasHandle : IDisposable
     /// stream resets).</summary>
     public void SetStream(CudaStream stream)
     {
-        _context.MakeCurrent();
+        Context.MakeCurrent();
         Check.Cublas(Cublas.cublasSetStream_v2(Handle, stream.Handle), nameof(Cublas.cublasSetStream_v2));
         _stream = stream;
         ApplyWorkspace();
@@ -89,7 +81,7 @@ public sealed unsafe class CublasHandle : IDisposable
         CudaDataType abType = CudaDataType.R16BF, CudaDataType cType = CudaDataType.R16BF)
     {
         var g = ColumnMajorGemm.FromRowMajor(transA, transB, m, n, k, a, lda, b, ldb, c, ldc);
-        _context.MakeCurrent();
+        Context.MakeCurrent();
         Check.Cublas(Cublas.cublasGemmEx(Handle, g.TransA, g.TransB, g.M, g.N, g.K,
             &alpha, g.A.Address, abType, g.Lda, g.B.Address, abType, g.Ldb,
             &beta, g.C.Address, cType, g.Ldc, CublasComputeType.Compute32F, CublasGemmAlgo.Default), nameof(Cublas.cublasGemmEx));
@@ -106,19 +98,16 @@ public sealed unsafe class CublasHandle : IDisposable
     {
         var g = ColumnMajorGemm.FromRowMajor(transA, transB, m, n, k, a, lda, b, ldb, c, ldc);
         // The swap exchanges A and B, so their strides swap with them.
-        _context.MakeCurrent();
+        Context.MakeCurrent();
         Check.Cublas(Cublas.cublasGemmStridedBatchedEx(Handle, g.TransA, g.TransB, g.M, g.N, g.K,
             &alpha, g.A.Address, abType, g.Lda, strideB, g.B.Address, abType, g.Ldb, strideA,
             &beta, g.C.Address, cType, g.Ldc, strideC, batchCount, CublasComputeType.Compute32F, CublasGemmAlgo.Default),
             nameof(Cublas.cublasGemmStridedBatchedEx));
     }
 
-    public void Dispose()
+    protected override void Release(nint handle)
     {
-        var h = Interlocked.Exchange(ref _handle, 0);
-        if (h == 0) return;
-        _context.MakeCurrent();
-        Check.Cublas(Cublas.cublasDestroy_v2(h), nameof(Cublas.cublasDestroy_v2));
+        Check.Cublas(Cublas.cublasDestroy_v2(handle), nameof(Cublas.cublasDestroy_v2));
         _workspace?.Dispose();
         _workspace = null;
     }

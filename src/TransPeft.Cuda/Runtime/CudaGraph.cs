@@ -6,18 +6,11 @@ namespace TransPeft.Cuda;
 /// A captured graph of GPU work (<c>CUgraph</c>). Instantiate it once, then launch the executable graph as
 /// often as needed: one launch replaces hundreds of kernel launches (decode steps, training steps).
 /// </summary>
-public sealed unsafe class CudaGraph : IDisposable
+public sealed unsafe class CudaGraph : CudaResource
 {
     private const ulong AutoFreeOnLaunch = 1; // CUDA_GRAPH_INSTANTIATE_FLAG_AUTO_FREE_ON_LAUNCH
 
-    private readonly CudaContext _context;
-    private nint _handle;
-
-    internal CudaGraph(CudaContext context, nint handle)
-    {
-        _context = context;
-        _handle = handle;
-    }
+    internal CudaGraph(CudaContext context, nint handle) : base(context, handle) { }
 
     /// <summary>Captures what <paramref name="record"/> queues on <paramref name="stream"/> (thread-local capture
     /// mode). If <paramref name="record"/> throws, the capture is ended and discarded before the exception goes on.</summary>
@@ -39,30 +32,16 @@ public sealed unsafe class CudaGraph : IDisposable
         return stream.EndCapture();
     }
 
-    public nint Handle
-    {
-        get
-        {
-            ObjectDisposedException.ThrowIf(_handle == 0, this);
-            return _handle;
-        }
-    }
-
     /// <summary>Builds the executable graph. <paramref name="autoFreeOnLaunch"/> lets stream-ordered allocations
     /// made inside the graph be freed by a later launch.</summary>
     public CudaGraphExec Instantiate(bool autoFreeOnLaunch = false)
     {
-        _context.MakeCurrent();
+        Context.MakeCurrent();
         nint exec;
         Check.Driver(CuDriver.cuGraphInstantiateWithFlags(&exec, Handle, autoFreeOnLaunch ? AutoFreeOnLaunch : 0), nameof(CuDriver.cuGraphInstantiateWithFlags));
-        return new CudaGraphExec(_context, exec);
+        return new CudaGraphExec(Context, exec);
     }
 
-    public void Dispose()
-    {
-        var h = Interlocked.Exchange(ref _handle, 0);
-        if (h == 0) return;
-        _context.MakeCurrent();
-        Check.Driver(CuDriver.cuGraphDestroy(h), nameof(CuDriver.cuGraphDestroy));
-    }
+    protected override void Release(nint handle) =>
+        Check.Driver(CuDriver.cuGraphDestroy(handle), nameof(CuDriver.cuGraphDestroy));
 }

@@ -4,17 +4,11 @@ using TransPeft.Cuda.Native;
 namespace TransPeft.Cuda;
 
 /// <summary>A loaded cubin (<c>CUmodule</c>) and the kernels looked up in it.</summary>
-public sealed unsafe class CudaModule : IDisposable
+public sealed unsafe class CudaModule : CudaResource
 {
-    private readonly CudaContext _context;
     private readonly Dictionary<string, CudaFunction> _functions = new(StringComparer.Ordinal);
-    private nint _handle;
 
-    private CudaModule(CudaContext context, nint handle)
-    {
-        _context = context;
-        _handle = handle;
-    }
+    private CudaModule(CudaContext context, nint handle) : base(context, handle) { }
 
     /// <summary>Loads a cubin (or PTX, or fatbin) image. A cubin built for another architecture fails with
     /// CUDA_ERROR_NO_BINARY_FOR_GPU; one built by an NVRTC newer than the driver with CUDA_ERROR_UNSUPPORTED_PTX_VERSION
@@ -33,16 +27,6 @@ public sealed unsafe class CudaModule : IDisposable
         return new CudaModule(context, m);
     }
 
-    public CudaContext Context => _context;
-
-    public nint Handle
-    {
-        get
-        {
-            ObjectDisposedException.ThrowIf(_handle == 0, this);
-            return _handle;
-        }
-    }
 
     /// <summary>The kernel named <paramref name="name"/> (its lowered, extern "C" or mangled name), looked up once.</summary>
     public CudaFunction GetFunction(string name)
@@ -50,7 +34,7 @@ public sealed unsafe class CudaModule : IDisposable
         lock (_functions)
         {
             if (_functions.TryGetValue(name, out var f)) return f;
-            _context.MakeCurrent();
+            Context.MakeCurrent();
             var bytes = Encoding.UTF8.GetBytes(name + "\0");
             nint h;
             CuResult r;
@@ -62,11 +46,6 @@ public sealed unsafe class CudaModule : IDisposable
         }
     }
 
-    public void Dispose()
-    {
-        var h = Interlocked.Exchange(ref _handle, 0);
-        if (h == 0) return;
-        _context.MakeCurrent();
-        Check.Driver(CuDriver.cuModuleUnload(h), nameof(CuDriver.cuModuleUnload));
-    }
+    protected override void Release(nint handle) =>
+        Check.Driver(CuDriver.cuModuleUnload(handle), nameof(CuDriver.cuModuleUnload));
 }
