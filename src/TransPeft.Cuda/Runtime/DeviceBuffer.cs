@@ -7,6 +7,12 @@ namespace TransPeft.Cuda;
 /// context current, and a finalizer thread at process exit is the wrong place to call the driver), so dispose it
 /// or let the owning arena do so. Synchronous copies take spans; asynchronous host copies take
 /// <see cref="PinnedHostBuffer{T}"/>, because a pageable span may move or vanish before the copy runs.
+/// <para>
+/// The calls without a stream are complete when they return (the driver's "synchronous" copies and memsets run on
+/// the legacy default stream and may still be in flight, e.g. the DMA of a pageable host-to-device copy, so these
+/// wrappers wait for that stream). They do NOT wait for work queued on the engine's non-blocking streams:
+/// synchronize those first. Hot paths use the stream overloads.
+/// </para>
 /// </summary>
 public sealed unsafe class DeviceBuffer<T> : IDisposable where T : unmanaged
 {
@@ -82,6 +88,7 @@ public sealed unsafe class DeviceBuffer<T> : IDisposable where T : unmanaged
         _context.MakeCurrent();
         fixed (T* s = source)
             Check.Driver(CuDriver.cuMemcpyHtoD_v2(Ptr.Address, s, (nuint)(source.Length * sizeof(T))), nameof(CuDriver.cuMemcpyHtoD_v2));
+        WaitForLegacyStream();
     }
 
     public void CopyToHost(Span<T> destination)
@@ -120,7 +127,11 @@ public sealed unsafe class DeviceBuffer<T> : IDisposable where T : unmanaged
         CheckLength(source.Length);
         _context.MakeCurrent();
         var bytes = (nuint)SizeInBytes;
-        if (stream is null) Check.Driver(CuDriver.cuMemcpyDtoD_v2(Ptr.Address, source.Ptr.Address, bytes), nameof(CuDriver.cuMemcpyDtoD_v2));
+        if (stream is null)
+        {
+            Check.Driver(CuDriver.cuMemcpyDtoD_v2(Ptr.Address, source.Ptr.Address, bytes), nameof(CuDriver.cuMemcpyDtoD_v2));
+            WaitForLegacyStream();
+        }
         else Check.Driver(CuDriver.cuMemcpyDtoDAsync_v2(Ptr.Address, source.Ptr.Address, bytes, stream.Handle), nameof(CuDriver.cuMemcpyDtoDAsync_v2));
     }
 
@@ -130,7 +141,11 @@ public sealed unsafe class DeviceBuffer<T> : IDisposable where T : unmanaged
     public void FillBytes(byte value, CudaStream? stream = null)
     {
         _context.MakeCurrent();
-        if (stream is null) Check.Driver(CuDriver.cuMemsetD8_v2(Ptr.Address, value, (nuint)SizeInBytes), nameof(CuDriver.cuMemsetD8_v2));
+        if (stream is null)
+        {
+            Check.Driver(CuDriver.cuMemsetD8_v2(Ptr.Address, value, (nuint)SizeInBytes), nameof(CuDriver.cuMemsetD8_v2));
+            WaitForLegacyStream();
+        }
         else Check.Driver(CuDriver.cuMemsetD8Async(Ptr.Address, value, (nuint)SizeInBytes, stream.Handle), nameof(CuDriver.cuMemsetD8Async));
     }
 
@@ -141,9 +156,17 @@ public sealed unsafe class DeviceBuffer<T> : IDisposable where T : unmanaged
         if (SizeInBytes % 4 != 0) throw new InvalidOperationException($"Fill32 needs a size that is a multiple of 4 bytes; this buffer has {SizeInBytes}.");
         _context.MakeCurrent();
         var words = (nuint)(SizeInBytes / 4);
-        if (stream is null) Check.Driver(CuDriver.cuMemsetD32_v2(Ptr.Address, bits, words), nameof(CuDriver.cuMemsetD32_v2));
+        if (stream is null)
+        {
+            Check.Driver(CuDriver.cuMemsetD32_v2(Ptr.Address, bits, words), nameof(CuDriver.cuMemsetD32_v2));
+            WaitForLegacyStream();
+        }
         else Check.Driver(CuDriver.cuMemsetD32Async(Ptr.Address, bits, words, stream.Handle), nameof(CuDriver.cuMemsetD32Async));
     }
+
+    /// <summary>Waits for the legacy default stream (handle 0), where the driver's stream-less copies and memsets run.</summary>
+    private static void WaitForLegacyStream() =>
+        Check.Driver(CuDriver.cuStreamSynchronize(0), nameof(CuDriver.cuStreamSynchronize));
 
     private void CheckLength(long other)
     {
