@@ -80,9 +80,9 @@ export TPEFT_ARCH="${arch:-sm_90}"
 t0=$SECONDS
 if "$dotnet_bin" "$tpeft_dll" kernels --help 2>/dev/null | grep -qi 'usage'; then
   if timeout "$step_timeout" "$dotnet_bin" "$tpeft_dll" kernels --arch "$TPEFT_ARCH" --json > "$logdir/kernels.json" 2> "$logdir/kernels.log"; then
-    n=$(grep -c '"kernel": "' "$logdir/kernels.json" || true)
-    bad=$(grep -c '"status": "compile-error"' "$logdir/kernels.json" || true)
-    spills=$(grep -c '"status": "spills"' "$logdir/kernels.json" || true)
+    n=$(grep -c '"kernel": *"' "$logdir/kernels.json" || true)
+    bad=$(grep -c '"status": *"compile-error"' "$logdir/kernels.json" || true)
+    spills=$(grep -c '"status": *"spills"' "$logdir/kernels.json" || true)
     if ! grep -q '^\[' "$logdir/kernels.json"; then record kernels FAIL $((SECONDS - t0)) "no JSON array from tpeft kernels --json"
     elif [ "$bad" = 0 ]; then record kernels ok $((SECONDS - t0)) "$n kernels for $TPEFT_ARCH, $spills with spills"
     else record kernels FAIL $((SECONDS - t0)) "$bad files failed to compile for $TPEFT_ARCH"; fi
