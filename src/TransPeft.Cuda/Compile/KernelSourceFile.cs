@@ -1,0 +1,4 @@
+namespace TransPeft.Cuda.Compile;
+
+/// <summary>One kernel source file (<c>kernels/NAME.cu</c>) and its text.</summary>
+public sealed record KernelSourceFile(string Name, string Text);

@@ -1,3 +1,0 @@
-namespace TransPeft.Cuda;
-
-internal static class Placeholder { }
