@@ -140,9 +140,10 @@ internal static class BenchCommand
             });
             return;
         }
-        var table = new Table().AddColumns("benchmark", "preset", "params", "trainable", "batch x seq", "threads", "median s", "min..max s", "tokens/s");
+        var table = new Table().AddColumns("benchmark", "trainable", "batch x seq", "median s", "min..max s", "tokens/s")
+            .Title($"{preset}: {config.ParameterCount():N0} parameters, {CpuParallel.Threads} thread(s), AdamW");
         foreach (var s in stats)
-            table.AddRow(s.What, preset, $"{config.ParameterCount():N0}", $"{s.Trainable:N0}", $"{b} x {t}", $"{CpuParallel.Threads}", $"{s.Median:F3}", $"{s.Min:F3}..{s.Max:F3}", $"[bold]{s.Tps:N0}[/]");
+            table.AddRow(s.What, $"{s.Trainable:N0}", $"{b} x {t}", $"{s.Median:F3}", $"{s.Min:F3}..{s.Max:F3}", $"[bold]{s.Tps:N0}[/]");
         AnsiConsole.Write(table);
     }
 

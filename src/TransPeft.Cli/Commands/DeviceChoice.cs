@@ -45,7 +45,7 @@ internal sealed record DeviceChoice(string Requested, string Backend, int? CudaO
     /// yet, so the answer is always no, with the reason; the native layer's initialisation goes here.
     /// </summary>
     private static (bool Ok, int Ordinal, string Why) ProbeCuda(int ordinal) =>
-        (false, ordinal, "the CUDA backend is not built yet (this build computes on the CPU only)");
+        (false, ordinal, "the CUDA backend is not built yet");
 
     /// <summary>
     /// Resolves the command's --device and reports a CPU fallback on stderr (stdout stays clean for --json and pipes).
@@ -54,7 +54,7 @@ internal sealed record DeviceChoice(string Requested, string Backend, int? CudaO
     public static DeviceChoice ForCommand(ParseResult p, Option<string> device)
     {
         var d = Resolve(p.GetValue(device));
-        if (d.FallbackReason is not null) Console.Error.WriteLine($"device: cpu ({d.FallbackReason})");
+        if (d.FallbackReason is not null) Console.Error.WriteLine($"device: cpu ({d.FallbackReason}; this build computes on the CPU only)");
         if (!d.IsCpu) throw new InvalidOperationException($"--device {d.Requested}: no command can run on {d.Describe()} in this build");
         return d;
     }

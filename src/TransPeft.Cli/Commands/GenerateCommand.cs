@@ -62,7 +62,14 @@ internal static class GenerateCommand
             };
             if (options.StopStrings.Count > 0 && tok is null)
                 throw new ArgumentException($"--stop needs a tokenizer to decode the continuation, and {modelDir} has none; pass --tokenizer");
-            var result = new Generator(m, lora, tok?.Tokenizer).Generate(ids, options);
+            GenerationResult result;
+            try { result = new Generator(m, lora, tok?.Tokenizer).Generate(ids, options); }
+            catch (ArgumentOutOfRangeException e) when (tok is not null && tok.VocabSize < m.Config.VocabSize)
+            {
+                // An embedding table larger than the tokenizer (padded vocabularies, or an untrained model) can emit ids with no text.
+                throw new ArgumentException($"the model emitted a token its tokenizer cannot decode ({e.Message.Split('(')[0].Trim()}): "
+                    + $"{tok.Source} has {tok.VocabSize} ids, the model's vocab_size is {m.Config.VocabSize}", e);
+            }
 
             if (p.GetValue(json))
             {

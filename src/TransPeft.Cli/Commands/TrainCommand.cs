@@ -91,7 +91,7 @@ internal static class TrainCommand
             TrainingResult result;
             try
             {
-                Log($"{(options.Method == TrainingMethod.Full ? "full fine-tuning" : "LoRA")} of {options.Model} on {options.Data} -> {options.Output} ({dev.Describe()})");
+                Log($"{(options.Method == TrainingMethod.Full ? "full fine-tuning" : "LoRA")} of {options.Model} on {options.Data} -> {options.Output} on the {dev.Backend}");
                 if (liveBar)
                 {
                     TrainingResult? r = null;
@@ -132,9 +132,14 @@ internal static class TrainCommand
             }
             else
             {
-                var table = new Table().AddColumns("step", "train loss", "val loss", "weights", "checkpoint", "loss curve");
-                table.AddRow($"{result.Step}/{result.TotalSteps}", Fmt(result.LastLoss), Fmt(result.LastValLoss),
-                    Markup.Escape(result.FinalWeights ?? "(not finished)"), Markup.Escape(result.LastCheckpoint ?? "-"), Markup.Escape(plot ?? "-"));
+                // Key/value rows: paths are long and would wrap in columns.
+                var table = new Table().HideHeaders().AddColumns("", "");
+                table.AddRow("step", $"{result.Step}/{result.TotalSteps}{(result.Interrupted ? " [yellow](interrupted)[/]" : "")}");
+                table.AddRow("train loss", Fmt(result.LastLoss));
+                table.AddRow("validation loss", Fmt(result.LastValLoss));
+                table.AddRow(options.Method == TrainingMethod.Full ? "model" : "adapter", Markup.Escape(result.FinalWeights ?? "(not finished)"));
+                table.AddRow("last checkpoint", Markup.Escape(result.LastCheckpoint ?? "-"));
+                table.AddRow("loss curve", Markup.Escape(plot ?? "-"));
                 AnsiConsole.Write(table);
             }
             if (result.Interrupted)

@@ -18,11 +18,16 @@ internal static class CliFixtures
 
     public static CompactGpt2Tokenizer Tokenizer => SharedTokenizer.Value;
 
-    /// <summary>`tpeft init` a micro model (vocab 320, 64 positions) into ROOT/NAME and put the tokenizer beside it.</summary>
+    public static int VocabSize => Tokenizer.VocabSize;
+
+    /// <summary>
+    /// `tpeft init` a micro model into ROOT/NAME with the tokenizer beside it: vocab_size = the tokenizer's (so every
+    /// id the model can emit decodes), 64 positions.
+    /// </summary>
     public static string ModelWithTokenizer(string root, string name = "base", int seed = 1, params string[] extraInitArgs)
     {
         var dir = Path.Combine(root, name);
-        var r = TpeftProcess.Run(["init", "--out", dir, "--preset", "micro", "--vocab-size", "320", "--seed", seed.ToString(), .. extraInitArgs]);
+        var r = TpeftProcess.Run(["init", "--out", dir, "--preset", "micro", "--vocab-size", VocabSize.ToString(), "--seed", seed.ToString(), .. extraInitArgs]);
         Assert.True(r.ExitCode == 0, r.Stderr);
         // Short contexts keep every test fast; the CLI reads max_position_embeddings from config.json.
         var cfgPath = Path.Combine(dir, "config.json");
