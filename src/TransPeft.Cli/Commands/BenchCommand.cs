@@ -89,12 +89,12 @@ internal static class BenchCommand
                 // B starts at zero; give it values so the step does the same arithmetic as mid-training.
                 foreach (var prm in adapter.Parameters()) for (int i = 0; i < prm.Data.Length; i++) prm.Data[i] = (float)(rng.NextDouble() - 0.5) * 0.02f;
                 var m = new CpuTransformer(TransformerModel.CreateRandom(config, 1), adapter, maxPositions: t);
-                rows.Add(("train-lora", Measure(StepOf(m, data), n, warmup: 1), m.TrainableParameters.Sum(x => (long)x.Length)));
+                rows.Add(("train-lora", Measure(StepOf(m, data), n), m.TrainableParameters.Sum(x => (long)x.Length)));
             }
             if (which is "full" or "both")
             {
                 var m = new CpuTransformer(TransformerModel.CreateRandom(config, 1), fullFineTune: true, maxPositions: t);
-                rows.Add(("train-full", Measure(StepOf(m, data), n, warmup: 1), m.TrainableParameters.Sum(x => (long)x.Length)));
+                rows.Add(("train-full", Measure(StepOf(m, data), n), m.TrainableParameters.Sum(x => (long)x.Length)));
             }
             ReportRows(config, presetName, b, t, rows, p.GetValue(json));
             return 0;
