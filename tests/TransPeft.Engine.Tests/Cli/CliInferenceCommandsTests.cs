@@ -180,6 +180,15 @@ public class CliInferenceCommandsTests
         Assert.True(loss.ExitCode == 0, loss.Stderr);
         Assert.Equal(12, (int)JsonNode.Parse(loss.Stdout)!["result"]!["records"]!);
 
+        // Generation: greedy answers, first line, exact match against the gold completion itself.
+        var gen = TpeftProcess.Run("eval", "--model", model, "--task", task, "--mode", "generate", "--gold-is-answer", "--max-new-tokens", "3", "--predictions", "--json");
+        Assert.True(gen.ExitCode == 0, gen.Stderr);
+        var gr = JsonNode.Parse(gen.Stdout)!["result"]!;
+        var wantGen = new TaskEvaluator(TransformerModel.Load(model), null, TokenizerLoader.Load(model).Tokenizer,
+            new EvalOptions { GoldIsAnswer = true, MaxNewTokens = 3 }).ExactMatch(EvalDataset.LoadJsonl(task));
+        Assert.Equal(wantGen.Correct, (int)gr["correct"]!);
+        Assert.Equal(12, gr["predictions"]!.AsArray().Count);
+
         var badMode = TpeftProcess.Run("eval", "--model", model, "--task", task, "--mode", "rank");
         Assert.Equal(1, badMode.ExitCode);
         Assert.Contains("--mode", badMode.Stderr);
