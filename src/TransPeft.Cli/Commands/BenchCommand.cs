@@ -3,7 +3,9 @@ using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Spectre.Console;
 using TransPeft.Engine.Compute.Cpu;
+using TransPeft.Engine.Lora;
 using TransPeft.Engine.Model;
+using TransPeft.Engine.Training;
 
 namespace TransPeft.Cli.Commands;
 
@@ -14,6 +16,7 @@ internal static class BenchCommand
     {
         var cmd = new Command("bench", "Measure the engine's throughput (prints figures; see docs/BENCHMARKS.md)");
         cmd.Subcommands.Add(Forward());
+        cmd.Subcommands.Add(Train());
         return cmd;
     }
 
@@ -32,10 +35,12 @@ internal static class BenchCommand
     private static Command Forward()
     {
         var (preset, batch, seq, reps, threads) = ShapeOptions();
+        var device = CommonOptions.Device();
         var json = CommonOptions.Json();
-        var cmd = new Command("forward", "Tokens/s of the CPU forward pass (logits + loss) for a named size") { preset, batch, seq, reps, threads, json };
+        var cmd = new Command("forward", "Tokens/s of the CPU forward pass (logits + loss) for a named size") { preset, batch, seq, reps, threads, device, json };
         cmd.SetAction(p => CliErrors.Run(() =>
         {
+            DeviceChoice.ForCommand(p, device);
             if (p.GetValue(threads) > 0) CpuParallel.Threads = p.GetValue(threads);
             var config = ModelPresets.Get(p.GetValue(preset)!);
             int b = p.GetValue(batch), t = p.GetValue(seq), n = p.GetValue(reps);
@@ -49,6 +54,97 @@ internal static class BenchCommand
             return 0;
         }));
         return cmd;
+    }
+
+    private static Command Train()
+    {
+        var (preset, batch, seq, reps, threads) = ShapeOptions();
+        var rank = new Option<int>("--lora-r") { Description = "LoRA rank of the LoRA step", DefaultValueFactory = _ => 8 };
+        var targets = new Option<string>("--lora-targets") { Description = "Modules with an adapter in the LoRA step (comma-separated, or all-linear)", DefaultValueFactory = _ => "all-linear" };
+        var method = new Option<string>("--method") { Description = "lora | full | both", DefaultValueFactory = _ => "both" };
+        var device = CommonOptions.Device();
+        var json = CommonOptions.Json();
+        var cmd = new Command("train",
+            "Tokens/s of one optimizer step on the CPU: forward + backward (CpuTransformer.ForwardBackward), gradient clipping and the AdamW update, "
+            + "for a LoRA step (base frozen) and a full fine-tuning step.\nExample: tpeft bench train --preset tiny --batch 4 --seq 128")
+            { preset, batch, seq, reps, threads, rank, targets, method, device, json };
+        cmd.SetAction(p => CliErrors.Run(() =>
+        {
+            DeviceChoice.ForCommand(p, device);
+            if (p.GetValue(threads) > 0) CpuParallel.Threads = p.GetValue(threads);
+            string presetName = p.GetValue(preset)!;
+            var config = ModelPresets.Get(presetName);
+            int b = p.GetValue(batch), t = p.GetValue(seq), n = p.GetValue(reps);
+            if (b <= 0 || t < 2 || n <= 0) throw new ArgumentException($"--batch, --seq and --reps must be positive (--seq at least 2), got {b}, {t}, {n}");
+            string which = p.GetValue(method)!.Trim().ToLowerInvariant();
+            if (which is not ("lora" or "full" or "both")) throw new ArgumentException($"--method: expected lora, full or both, got '{p.GetValue(method)}'");
+            var rng = new Random(2);
+            var ids = Enumerable.Range(0, b * t).Select(_ => rng.Next(config.VocabSize)).ToArray();
+            var data = TokenBatch.FromIds(b, t, ids);
+            var rows = new List<(string What, double[] Times, long Trainable)>();
+            if (which is "lora" or "both")
+            {
+                var lora = new LoraConfig { R = p.GetValue(rank), Alpha = 2 * p.GetValue(rank), TargetModules = p.GetValue(targets)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries) };
+                var adapter = LoraAdapter.Create(config, lora, 1);
+                // B starts at zero; give it values so the step does the same arithmetic as mid-training.
+                foreach (var prm in adapter.Parameters()) for (int i = 0; i < prm.Data.Length; i++) prm.Data[i] = (float)(rng.NextDouble() - 0.5) * 0.02f;
+                var m = new CpuTransformer(TransformerModel.CreateRandom(config, 1), adapter, maxPositions: t);
+                rows.Add(("train-lora", Measure(StepOf(m, data), n), m.TrainableParameters.Sum(x => (long)x.Length)));
+            }
+            if (which is "full" or "both")
+            {
+                var m = new CpuTransformer(TransformerModel.CreateRandom(config, 1), fullFineTune: true, maxPositions: t);
+                rows.Add(("train-full", Measure(StepOf(m, data), n), m.TrainableParameters.Sum(x => (long)x.Length)));
+            }
+            ReportRows(config, presetName, b, t, rows, p.GetValue(json));
+            return 0;
+        }));
+        return cmd;
+    }
+
+    /// <summary>One optimizer step as the trainer takes it: zero grads, forward+backward of the mean loss, clip, AdamW.</summary>
+    private static Action StepOf(CpuTransformer m, TokenBatch data)
+    {
+        var optimizer = new AdamW(m.TrainableParameters, 0.9, 0.999, 1e-8, 0.0);
+        float scale = 1f / data.CountedTargets();
+        int step = 0;
+        return () =>
+        {
+            step++;
+            m.ZeroGrad();
+            m.ForwardBackward(data, scale, new StepContext(new Engine.TransPeft.RandomStream(1, (uint)step, 0), null, true));
+            GradientClipping.ClipGlobalNorm(m.TrainableParameters, 1.0);
+            optimizer.Update(1e-4);
+        };
+    }
+
+    private static void ReportRows(ModelConfig config, string preset, int b, int t, List<(string What, double[] Times, long Trainable)> rows, bool json)
+    {
+        var stats = rows.Select(r =>
+        {
+            var sorted = r.Times.Order().ToArray();
+            double median = sorted[sorted.Length / 2];
+            return (r.What, r.Trainable, Median: median, Min: sorted[0], Max: sorted[^1], Tps: b * t / median);
+        }).ToList();
+        if (json)
+        {
+            JsonOutput.Write(new JsonObject
+            {
+                ["benchmark"] = "train", ["preset"] = preset, ["parameters"] = config.ParameterCount(), ["batch"] = b, ["seq"] = t,
+                ["threads"] = CpuParallel.Threads, ["optimizer"] = "adamw", ["device"] = "cpu",
+                ["results"] = new JsonArray(stats.Select(s => (JsonNode)new JsonObject
+                {
+                    ["benchmark"] = s.What, ["trainable_parameters"] = s.Trainable, ["median_s"] = s.Median, ["min_s"] = s.Min, ["max_s"] = s.Max, ["tokens_per_s"] = s.Tps,
+                }).ToArray()),
+                ["machine"] = Environment.MachineName, ["cores"] = Environment.ProcessorCount, ["date_utc"] = DateTime.UtcNow.ToString("u"),
+            });
+            return;
+        }
+        var table = new Table().AddColumns("benchmark", "trainable", "batch x seq", "median s", "min..max s", "tokens/s")
+            .Title($"{preset}: {config.ParameterCount():N0} parameters, {CpuParallel.Threads} thread(s), AdamW");
+        foreach (var s in stats)
+            table.AddRow(s.What, $"{s.Trainable:N0}", $"{b} x {t}", $"{s.Median:F3}", $"{s.Min:F3}..{s.Max:F3}", $"[bold]{s.Tps:N0}[/]");
+        AnsiConsole.Write(table);
     }
 
     internal static double[] Measure(Action body, int reps, int warmup = 2)

@@ -9,7 +9,14 @@ internal static class CommandCatalog
     [
         InitCommand.Create(),
         InspectCommand.Create(),
+        TrainCommand.Create(),
+        GenerateCommand.Create(),
+        ScoreCommand.Create(),
+        EvalCommand.Create(),
+        TransferCommand.Create(),
         MergeCommand.Create(),
+        AnalyzeUpdateCommand.Create(),
+        DataCommand.Create(),
         BenchCommand.Create(),
         KernelsCommand.Create(),
     ];

@@ -14,5 +14,13 @@ internal static class CommonOptions
 
     public static Option<string> Model(bool required = true) => new("--model", "-m") { Description = "Model folder (Hugging Face layout: config.json + model.safetensors)", Required = required };
 
+    public static Option<string?> Adapter(string what = "applied unmerged on top of the model") =>
+        new("--adapter", "-a") { Description = $"PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors), {what}" };
+
+    public static Option<string?> Tokenizer() => new("--tokenizer")
+    {
+        Description = "Tokenizer folder, file (tpeft_tokenizer.json) or name (gpt2, cl100k_base, ...); default: the model folder's own",
+    };
+
     public static Option<int> Seed(int def = 0) => new("--seed") { Description = "Random seed", DefaultValueFactory = _ => def };
 }
