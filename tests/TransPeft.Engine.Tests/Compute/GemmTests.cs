@@ -11,6 +11,8 @@ public unsafe class GemmTests
     [InlineData(6, 16, 256)]
     [InlineData(73, 35, 300)]   // crosses MC, KC and sliver edges
     [InlineData(130, 600, 33)]  // crosses NC
+    [InlineData(300, 8, 520)]   // narrow output (LoRA rank side): computed transposed, in parallel, across KC
+    [InlineData(40, 1100, 7)]   // few row blocks: smaller row blocks so every thread gets tiles
     public void AllLayoutsMatchNaiveProduct(int n, int oc, int c)
     {
         var rng = new Random(n * 1000 + oc);
