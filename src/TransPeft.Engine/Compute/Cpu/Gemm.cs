@@ -10,9 +10,9 @@ namespace TransPeft.Engine.Compute.Cpu;
 /// addressed through arbitrary row/column strides so one routine serves x·Wᵀ (forward), dy·W (input
 /// gradient) and dyᵀ·x (weight gradient) without transposing anything in memory.
 ///
-/// Structure (the classic Goto/BLIS scheme): the K dimension is cut into KC-deep slabs; ALL of B is packed
-/// once per call into NR-wide column slivers (slab by slab), shared read-only by every tile, so a weight is
-/// never re-packed for each block of rows. Tiles of (MC rows x NC cols) run in parallel; each packs its MR-row
+/// Structure (the classic Goto/BLIS scheme): the K dimension is cut into KC-deep slabs; each slab of B is
+/// packed once into NR-wide column slivers, shared read-only by every tile while it is hot in cache, so a
+/// weight is never re-packed per block of rows. Tiles of (MC rows x NC cols) run in parallel; each packs its MR-row
 /// strips of A into a contiguous MR x KC block, and the MR x NR micro-kernel streams both packed operands with
 /// unit stride, keeping its 2·MR accumulators in vector registers. NR is two vectors wide: 32 floats with
 /// AVX-512 (Vector512), 16 with AVX2. Generic over float (production) and double (finite-difference tests).
@@ -123,14 +123,20 @@ internal static unsafe class Gemm
             int wantBlocks = (3 * threads + nBlocks - 1) / nBlocks;
             mc = Math.Min(MC, Math.Max(MR, ((m + wantBlocks - 1) / wantBlocks + MR - 1) / MR * MR));
         }
-        T[] bufB = ArrayPool<T>.Shared.Rent(slabs * slivers * nr * KC);
+        int tiles = (m + mc - 1) / mc * nBlocks;
+        T[] bufB = ArrayPool<T>.Shared.Rent(slivers * nr * KC);
         try
         {
             fixed (T* pb = bufB)
             {
-                var job = new Job<T>(m, n, k, a, aRs, aCs, b, bRs, bCs, c, cRs, cCs, accumulate, alpha, nr, pb, slivers, mc);
-                CpuParallel.For(slabs * slivers, job.PackSliver, parallel: par && (long)k * n > 65_536);
-                CpuParallel.For((m + mc - 1) / mc * nBlocks, job.RunTile, parallel: par);
+                var job = new Job<T>(m, n, k, a, aRs, aCs, b, bRs, bCs, c, cRs, cCs, accumulate, alpha, nr, pb, mc);
+                // Slab by slab (GotoBLAS order): the packed KC x N slab of B stays in cache while every tile uses it.
+                for (int slab = 0; slab < slabs; slab++)
+                {
+                    job.Slab = slab;
+                    CpuParallel.For(slivers, job.PackSliver, parallel: par && (long)KC * n > 65_536);
+                    CpuParallel.For(tiles, job.RunTile, parallel: par);
+                }
             }
         }
         finally
@@ -140,18 +146,20 @@ internal static unsafe class Gemm
     }
 
     private sealed class Job<T>(int m, int n, int k, T* a, int aRs, int aCs, T* b, int bRs, int bCs,
-        T* c, int cRs, int cCs, bool accumulate, T alpha, int nr, T* packedB, int slivers, int mcBlock)
+        T* c, int cRs, int cCs, bool accumulate, T alpha, int nr, T* packedB, int mcBlock)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        /// <summary>Packed B: slab s, sliver j at (s·slivers + j)·nr·KC holds kc rows of nr values (zero-padded).</summary>
-        private T* Sliver(int slab, int j) => packedB + (long)(slab * slivers + j) * nr * KC;
+        /// <summary>The KC-deep slab of K being multiplied.</summary>
+        public int Slab;
 
-        public void PackSliver(int index)
+        /// <summary>Packed B slab: sliver j at j·nr·KC holds kc rows of nr values (zero-padded).</summary>
+        private T* Sliver(int j) => packedB + (long)j * nr * KC;
+
+        public void PackSliver(int j)
         {
-            int slab = index / slivers, j = index % slivers;
-            int k0 = slab * KC, kc = Math.Min(KC, k - k0);
+            int k0 = Slab * KC, kc = Math.Min(KC, k - k0);
             int n0 = j * nr, cols = Math.Min(nr, n - n0);
-            T* d = Sliver(slab, j);
+            T* d = Sliver(j);
             if (bCs == 1)
             {
                 // Rows of B are contiguous (dy·W): copy nr values per k.
@@ -173,13 +181,15 @@ internal static unsafe class Gemm
             }
         }
 
+        /// <summary>One (MC x NC) tile of C against the current slab: pack its rows of A, then MR x NR micro-tiles.</summary>
         public void RunTile(int tile)
         {
             int nBlocks = (n + NC - 1) / NC;
             int m0 = tile / nBlocks * mcBlock, n0 = tile % nBlocks * NC;
             int mc = Math.Min(mcBlock, m - m0), nc = Math.Min(NC, n - n0);
-            int tileSlivers = (nc + nr - 1) / nr;
-            int strips = (mc + MR - 1) / MR;
+            int tileSlivers = (nc + nr - 1) / nr, strips = (mc + MR - 1) / MR;
+            int k0 = Slab * KC, kc = Math.Min(KC, k - k0);
+            bool acc = accumulate || k0 > 0;
             T[] bufA = ArrayPool<T>.Shared.Rent(strips * MR * KC);
             Span<T> edge = stackalloc T[MR * nr];
             try
@@ -187,33 +197,28 @@ internal static unsafe class Gemm
                 fixed (T* pa = bufA)
                 fixed (T* e = edge)
                 {
-                    for (int k0 = 0, slab = 0; k0 < k; k0 += KC, slab++)
+                    PackA(pa, m0, mc, k0, kc);
+                    for (int s = 0; s < strips; s++)
                     {
-                        int kc = Math.Min(KC, k - k0);
-                        PackA(pa, m0, mc, k0, kc);
-                        bool acc = accumulate || k0 > 0;
-                        for (int s = 0; s < strips; s++)
+                        int rows = Math.Min(MR, mc - s * MR);
+                        for (int j = 0; j < tileSlivers; j++)
                         {
-                            int rows = Math.Min(MR, mc - s * MR);
-                            for (int j = 0; j < tileSlivers; j++)
+                            int cols = Math.Min(nr, nc - j * nr);
+                            T* pbj = Sliver(n0 / nr + j);
+                            T* cTile = c + (long)(m0 + s * MR) * cRs + (long)(n0 + j * nr) * cCs;
+                            if (rows == MR && cols == nr && cCs == 1)
                             {
-                                int cols = Math.Min(nr, nc - j * nr);
-                                T* pbj = Sliver(slab, n0 / nr + j);
-                                T* cTile = c + (long)(m0 + s * MR) * cRs + (long)(n0 + j * nr) * cCs;
-                                if (rows == MR && cols == nr && cCs == 1)
-                                {
-                                    MicroKernel(kc, pa + s * MR * kc, pbj, cTile, cRs, acc, alpha);
-                                    continue;
-                                }
-                                // Edge or transposed tile: run the full kernel on a zero-padded copy, write back the valid part.
-                                for (int r = 0; r < MR; r++)
-                                    for (int q = 0; q < nr; q++)
-                                        e[r * nr + q] = acc && r < rows && q < cols ? cTile[(long)r * cRs + (long)q * cCs] : T.Zero;
-                                MicroKernel(kc, pa + s * MR * kc, pbj, e, nr, true, alpha);
-                                for (int r = 0; r < rows; r++)
-                                    for (int q = 0; q < cols; q++)
-                                        cTile[(long)r * cRs + (long)q * cCs] = e[r * nr + q];
+                                MicroKernel(kc, pa + s * MR * kc, pbj, cTile, cRs, acc, alpha);
+                                continue;
                             }
+                            // Edge or transposed tile: run the full kernel on a zero-padded copy, write back the valid part.
+                            for (int r = 0; r < MR; r++)
+                                for (int q = 0; q < nr; q++)
+                                    e[r * nr + q] = acc && r < rows && q < cols ? cTile[(long)r * cRs + (long)q * cCs] : T.Zero;
+                            MicroKernel(kc, pa + s * MR * kc, pbj, e, nr, true, alpha);
+                            for (int r = 0; r < rows; r++)
+                                for (int q = 0; q < cols; q++)
+                                    cTile[(long)r * cRs + (long)q * cCs] = e[r * nr + q];
                         }
                     }
                 }
