@@ -9,6 +9,7 @@ static int Usage()
         usage: TransPeft.Bench compare [--sizes tiny,mini,small] [--threads N] [--reps N] [--warmup N] [--work DIR]
                TransPeft.Bench micro   [--threads N] [--filter PATTERN] [--quick] [-- BenchmarkDotNet args]
                TransPeft.Bench peak    [--threads N]
+               TransPeft.Bench steps   [--sizes tiny] [--mode forward|lora|full] [--threads N] [--reps N]   (engine only, for profilers)
         """);
     return 2;
 }
@@ -41,6 +42,8 @@ switch (cmd)
         return CompareCommand.Run(new CompareCommand.Options(sizes, threads, Int("warmup", 3), Int("reps", 10), work));
     case "micro":
         return MicroCommand.Run(threads, opts.GetValueOrDefault("filter"), opts.ContainsKey("quick"), rest.ToArray());
+    case "steps":
+        return StepsCommand.Run(BenchSize.Parse(opts.GetValueOrDefault("sizes") ?? "tiny"), opts.GetValueOrDefault("mode") ?? "lora", threads, Int("reps", 10));
     case "peak":
         PeakFlops.Print(threads);
         return 0;

@@ -125,12 +125,13 @@ internal static class CompareCommand
     /// <summary>Warmups, then reps of (engine, libtorch) back to back; each side's wall time per call.</summary>
     private static (Timing Engine, Timing Torch) Alternate(string what, Options o, Action engine, Action libtorch)
     {
-        var te = new List<double>(); var tt = new List<double>();
+        var te = new List<(double, double)>(); var tt = new List<(double, double)>();
         for (int i = 0; i < o.Warmup + o.Reps; i++)
         {
             // Alternate which side goes first so neither always runs right after the other's cache pollution.
             bool engineFirst = i % 2 == 0;
-            double a = Time(engineFirst ? engine : libtorch), b = Time(engineFirst ? libtorch : engine);
+            var a = Time(engineFirst ? engine : libtorch);
+            var b = Time(engineFirst ? libtorch : engine);
             if (i < o.Warmup) continue;
             te.Add(engineFirst ? a : b); tt.Add(engineFirst ? b : a);
         }
@@ -139,29 +140,37 @@ internal static class CompareCommand
         return r;
     }
 
-    private static double Time(Action f)
+    /// <summary>(wall seconds, CPU seconds of the whole process) of one call.</summary>
+    internal static (double Wall, double Cpu) Time(Action f)
     {
+        var proc = Process.GetCurrentProcess();
+        var cpu0 = proc.TotalProcessorTime;
         var sw = Stopwatch.StartNew();
         f();
-        return sw.Elapsed.TotalSeconds;
+        double wall = sw.Elapsed.TotalSeconds;
+        proc.Refresh();
+        return (wall, (proc.TotalProcessorTime - cpu0).TotalSeconds);
     }
 
     private static void PrintTable(List<Row> rows, Options o)
     {
-        Console.WriteLine($"tokens/s, median of {o.Reps} alternating reps (min..max in brackets), {o.Threads} thread(s) each");
-        Console.WriteLine("| size | mode | tokens/step | engine tok/s | libtorch tok/s | engine/libtorch |");
-        Console.WriteLine("|---|---|---:|---:|---:|---:|");
+        Console.WriteLine($"tokens/s of wall time, median of {o.Reps} alternating reps (min..max in brackets), {o.Threads} thread(s) each;");
+        Console.WriteLine("tokens per CPU-second of the process (all threads, spin-waits included): robust to other load when threads = 1");
+        Console.WriteLine("| size | mode | tokens/step | engine tok/s | libtorch tok/s | engine/libtorch | engine tok/CPU-s | libtorch tok/CPU-s | engine/libtorch (CPU) |");
+        Console.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var r in rows)
-            Console.WriteLine($"| {r.Size} | {r.Mode} | {r.Tokens} | {r.Engine.Format(r.Tokens)} | {r.Torch.Format(r.Tokens)} | {r.Ratio:F2}x |");
+            Console.WriteLine($"| {r.Size} | {r.Mode} | {r.Tokens} | {r.Engine.Format(r.Tokens)} | {r.Torch.Format(r.Tokens)} | **{r.Ratio:F2}x** | " +
+                              $"{r.Tokens / r.Engine.CpuMedian:F0} | {r.Tokens / r.Torch.CpuMedian:F0} | {r.Torch.CpuMedian / r.Engine.CpuMedian:F2}x |");
     }
 }
 
-/// <summary>Seconds per call over the measured repetitions.</summary>
-internal sealed class Timing(List<double> seconds)
+/// <summary>Seconds per call (wall, and CPU of the process) over the measured repetitions.</summary>
+internal sealed class Timing(List<(double Wall, double Cpu)> samples)
 {
-    public double Median { get; } = Percentile(seconds, 0.5);
-    public double Min { get; } = seconds.Min();
-    public double Max { get; } = seconds.Max();
+    public double Median { get; } = Percentile(samples.Select(s => s.Wall).ToList(), 0.5);
+    public double Min { get; } = samples.Min(s => s.Wall);
+    public double Max { get; } = samples.Max(s => s.Wall);
+    public double CpuMedian { get; } = Percentile(samples.Select(s => s.Cpu).ToList(), 0.5);
 
     private static double Percentile(List<double> xs, double q)
     {
@@ -175,5 +184,5 @@ internal sealed class Timing(List<double> seconds)
 
     public string Format(int tokens) => $"{tokens / Median:F0} [{tokens / Max:F0}..{tokens / Min:F0}]";
 
-    public override string ToString() => $"median {Median * 1000:F1} ms (min {Min * 1000:F1}, max {Max * 1000:F1})";
+    public override string ToString() => $"median {Median * 1000:F1} ms (min {Min * 1000:F1}, max {Max * 1000:F1}; CPU {CpuMedian * 1000:F1} ms)";
 }

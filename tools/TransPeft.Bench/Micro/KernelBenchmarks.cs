@@ -24,6 +24,10 @@ public sealed record GemmCase(string Name, string Layout, int N, int In, int Out
         new("head chunk dW", "TN", 128, 256, 8192),
         new("lora x.At", "NT", 4096, 256, 8),
         new("lora t.Bt", "NT", 4096, 8, 688),
+        new("lora dt=dy.B", "NN", 4096, 8, 688),
+        new("lora dx+=dt.A", "NN", 4096, 256, 8),
+        new("lora dB+=dyT.t", "TN", 4096, 8, 688),
+        new("lora dA+=dtT.x", "TN", 4096, 256, 8),
     ];
 }
 

@@ -197,10 +197,19 @@ internal static unsafe class Gemm
                 fixed (T* pa = bufA)
                 fixed (T* e = edge)
                 {
-                    PackA(pa, m0, mc, k0, kc);
+                    // Rows of A contiguous along K (x·Wᵀ, dy·W): the kernel reads full strips in place (MR row
+                    // streams, hot in L1 across the slivers); only a ragged last strip is packed, zero-padded.
+                    // Otherwise (dyᵀ·x) the whole block is packed, which also compacts the strided columns.
+                    bool direct = aCs == 1;
+                    if (!direct) PackA(pa, m0, mc, k0, kc);
+                    else if (mc % MR != 0) PackA(pa, m0 + mc / MR * MR, mc % MR, k0, kc);
                     for (int s = 0; s < strips; s++)
                     {
                         int rows = Math.Min(MR, mc - s * MR);
+                        T* aStrip; int ars, acs;
+                        if (!direct) { aStrip = pa + s * MR * kc; ars = 1; acs = MR; }
+                        else if (rows == MR) { aStrip = a + (long)(m0 + s * MR) * aRs + k0; ars = aRs; acs = 1; }
+                        else { aStrip = pa; ars = 1; acs = MR; }
                         for (int j = 0; j < tileSlivers; j++)
                         {
                             int cols = Math.Min(nr, nc - j * nr);
@@ -208,14 +217,14 @@ internal static unsafe class Gemm
                             T* cTile = c + (long)(m0 + s * MR) * cRs + (long)(n0 + j * nr) * cCs;
                             if (rows == MR && cols == nr && cCs == 1)
                             {
-                                MicroKernel(kc, pa + s * MR * kc, pbj, cTile, cRs, acc, alpha);
+                                MicroKernel(kc, aStrip, ars, acs, pbj, cTile, cRs, acc, alpha);
                                 continue;
                             }
                             // Edge or transposed tile: run the full kernel on a zero-padded copy, write back the valid part.
                             for (int r = 0; r < MR; r++)
                                 for (int q = 0; q < nr; q++)
                                     e[r * nr + q] = acc && r < rows && q < cols ? cTile[(long)r * cRs + (long)q * cCs] : T.Zero;
-                            MicroKernel(kc, pa + s * MR * kc, pbj, e, nr, true, alpha);
+                            MicroKernel(kc, aStrip, ars, acs, pbj, e, nr, true, alpha);
                             for (int r = 0; r < rows; r++)
                                 for (int q = 0; q < cols; q++)
                                     cTile[(long)r * cRs + (long)q * cCs] = e[r * nr + q];
@@ -263,20 +272,24 @@ internal static unsafe class Gemm
         }
     }
 
-    /// <summary>C[6, nr] (+)= alpha * Apack[6 x kc] · Bpack[kc x nr]; 12 vector accumulators live in registers.</summary>
+    /// <summary>
+    /// C[6, nr] (+)= alpha * A[6 x kc] · Bpack[kc x nr]; 12 vector accumulators live in registers.
+    /// A(r, kk) = pa[r·ars + kk·acs]: a packed strip (ars 1, acs MR) or rows read in place (ars = row stride, acs 1).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void MicroKernel<T>(int kc, T* pa, T* pb, T* c, int ldc, bool accumulate, T alpha)
+    private static void MicroKernel<T>(int kc, T* pa, int ars, int acs, T* pb, T* c, int ldc, bool accumulate, T alpha)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (Vector512.IsHardwareAccelerated) MicroKernel512(kc, pa, pb, c, ldc, accumulate, alpha);
-        else MicroKernel256(kc, pa, pb, c, ldc, accumulate, alpha);
+        if (Vector512.IsHardwareAccelerated) MicroKernel512(kc, pa, ars, acs, pb, c, ldc, accumulate, alpha);
+        else MicroKernel256(kc, pa, ars, acs, pb, c, ldc, accumulate, alpha);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void MicroKernel512<T>(int kc, T* pa, T* pb, T* c, int ldc, bool accumulate, T alpha)
+    private static void MicroKernel512<T>(int kc, T* pa, int ars, int acs, T* pb, T* c, int ldc, bool accumulate, T alpha)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int w = Vector512<T>.Count;
+        nint o1 = ars, o2 = 2 * (nint)ars, o3 = 3 * (nint)ars, o4 = 4 * (nint)ars, o5 = 5 * (nint)ars;
         Vector512<T> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
                      c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
         for (int kk = 0; kk < kc; kk++)
@@ -284,12 +297,12 @@ internal static unsafe class Gemm
             var b0 = Vector512.Load(pb);
             var b1 = Vector512.Load(pb + w);
             var a0 = Vector512.Create(pa[0]); c00 = Fma(a0, b0, c00); c01 = Fma(a0, b1, c01);
-            var a1 = Vector512.Create(pa[1]); c10 = Fma(a1, b0, c10); c11 = Fma(a1, b1, c11);
-            var a2 = Vector512.Create(pa[2]); c20 = Fma(a2, b0, c20); c21 = Fma(a2, b1, c21);
-            var a3 = Vector512.Create(pa[3]); c30 = Fma(a3, b0, c30); c31 = Fma(a3, b1, c31);
-            var a4 = Vector512.Create(pa[4]); c40 = Fma(a4, b0, c40); c41 = Fma(a4, b1, c41);
-            var a5 = Vector512.Create(pa[5]); c50 = Fma(a5, b0, c50); c51 = Fma(a5, b1, c51);
-            pa += MR; pb += 2 * w;
+            var a1 = Vector512.Create(pa[o1]); c10 = Fma(a1, b0, c10); c11 = Fma(a1, b1, c11);
+            var a2 = Vector512.Create(pa[o2]); c20 = Fma(a2, b0, c20); c21 = Fma(a2, b1, c21);
+            var a3 = Vector512.Create(pa[o3]); c30 = Fma(a3, b0, c30); c31 = Fma(a3, b1, c31);
+            var a4 = Vector512.Create(pa[o4]); c40 = Fma(a4, b0, c40); c41 = Fma(a4, b1, c41);
+            var a5 = Vector512.Create(pa[o5]); c50 = Fma(a5, b0, c50); c51 = Fma(a5, b1, c51);
+            pa += acs; pb += 2 * w;
         }
         var va = Vector512.Create(alpha);
         Store512(c, c00, c01, va, accumulate, w); Store512(c + ldc, c10, c11, va, accumulate, w);
@@ -314,10 +327,11 @@ internal static unsafe class Gemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void MicroKernel256<T>(int kc, T* pa, T* pb, T* c, int ldc, bool accumulate, T alpha)
+    private static void MicroKernel256<T>(int kc, T* pa, int ars, int acs, T* pb, T* c, int ldc, bool accumulate, T alpha)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int w = Vector256<T>.Count;
+        nint o1 = ars, o2 = 2 * (nint)ars, o3 = 3 * (nint)ars, o4 = 4 * (nint)ars, o5 = 5 * (nint)ars;
         Vector256<T> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
                      c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
         for (int kk = 0; kk < kc; kk++)
@@ -325,12 +339,12 @@ internal static unsafe class Gemm
             var b0 = Vector256.Load(pb);
             var b1 = Vector256.Load(pb + w);
             var a0 = Vector256.Create(pa[0]); c00 = Fma(a0, b0, c00); c01 = Fma(a0, b1, c01);
-            var a1 = Vector256.Create(pa[1]); c10 = Fma(a1, b0, c10); c11 = Fma(a1, b1, c11);
-            var a2 = Vector256.Create(pa[2]); c20 = Fma(a2, b0, c20); c21 = Fma(a2, b1, c21);
-            var a3 = Vector256.Create(pa[3]); c30 = Fma(a3, b0, c30); c31 = Fma(a3, b1, c31);
-            var a4 = Vector256.Create(pa[4]); c40 = Fma(a4, b0, c40); c41 = Fma(a4, b1, c41);
-            var a5 = Vector256.Create(pa[5]); c50 = Fma(a5, b0, c50); c51 = Fma(a5, b1, c51);
-            pa += MR; pb += 2 * w;
+            var a1 = Vector256.Create(pa[o1]); c10 = Fma(a1, b0, c10); c11 = Fma(a1, b1, c11);
+            var a2 = Vector256.Create(pa[o2]); c20 = Fma(a2, b0, c20); c21 = Fma(a2, b1, c21);
+            var a3 = Vector256.Create(pa[o3]); c30 = Fma(a3, b0, c30); c31 = Fma(a3, b1, c31);
+            var a4 = Vector256.Create(pa[o4]); c40 = Fma(a4, b0, c40); c41 = Fma(a4, b1, c41);
+            var a5 = Vector256.Create(pa[o5]); c50 = Fma(a5, b0, c50); c51 = Fma(a5, b1, c51);
+            pa += acs; pb += 2 * w;
         }
         var va = Vector256.Create(alpha);
         Store256(c, c00, c01, va, accumulate, w); Store256(c + ldc, c10, c11, va, accumulate, w);
