@@ -230,10 +230,10 @@ internal sealed unsafe class CpuTransformer : ITrainableModel
     }
 
     /// <summary>
-    /// Rows per LM-head chunk: as many as fit a 4M-value logits buffer (16 MB), at least 128. Bigger chunks
+    /// Rows per LM-head chunk: as many as fit a 16M-value logits buffer (64 MB), at least 128. Bigger chunks
     /// amortise packing the [V, C] head weight, which every chunk's GEMMs repack.
     /// </summary>
-    private int HeadChunkRows => Math.Max(128, (1 << 22) / Config.VocabSize);
+    private int HeadChunkRows => Math.Max(128, (1 << 24) / Config.VocabSize);
     private float[]? _logitsChunk;
 
     /// <summary>

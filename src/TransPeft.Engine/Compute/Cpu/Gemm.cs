@@ -94,16 +94,37 @@ internal static unsafe class Gemm
         public void Run(int block)
         {
             int end = Math.Min(m, (block + 1) * rows);
-            for (int i = block * rows; i < end; i++)
+            fixed (T* pbt = bt)
             {
-                var ai = new ReadOnlySpan<T>(a + (long)i * aRs, k);
-                T* ci = c + (long)i * ldc;
-                for (int j = 0; j < n; j++)
+                for (int i = block * rows; i < end; i++)
                 {
-                    T v = alpha * System.Numerics.Tensors.TensorPrimitives.Dot(ai, new ReadOnlySpan<T>(bt, j * k, k));
-                    ci[j] = accumulate ? ci[j] + v : v;
+                    T* ai = a + (long)i * aRs, ci = c + (long)i * ldc;
+                    int j = 0;
+                    for (; j + 4 <= n; j += 4) Dot4(ai, pbt + (long)j * k, ci + j);
+                    for (; j < n; j++) Store(ci + j, System.Numerics.Tensors.TensorPrimitives.Dot(new ReadOnlySpan<T>(ai, k), new ReadOnlySpan<T>(pbt + (long)j * k, k)));
                 }
             }
+        }
+
+        private void Store(T* ci, T dot) => *ci = accumulate ? *ci + alpha * dot : alpha * dot;
+
+        /// <summary>Four dot products of one row of A with four rows of Bᵀ: each vector of A is loaded once.</summary>
+        private void Dot4(T* ai, T* b0, T* ci)
+        {
+            int w = Vector256<T>.Count, kk = 0;
+            Vector256<T> s0 = default, s1 = default, s2 = default, s3 = default;
+            T* b1 = b0 + k, b2 = b1 + k, b3 = b2 + k;
+            for (; kk + w <= k; kk += w)
+            {
+                var av = Vector256.Load(ai + kk);
+                s0 = Fma(av, Vector256.Load(b0 + kk), s0);
+                s1 = Fma(av, Vector256.Load(b1 + kk), s1);
+                s2 = Fma(av, Vector256.Load(b2 + kk), s2);
+                s3 = Fma(av, Vector256.Load(b3 + kk), s3);
+            }
+            T t0 = Vector256.Sum(s0), t1 = Vector256.Sum(s1), t2 = Vector256.Sum(s2), t3 = Vector256.Sum(s3);
+            for (; kk < k; kk++) { t0 += ai[kk] * b0[kk]; t1 += ai[kk] * b1[kk]; t2 += ai[kk] * b2[kk]; t3 += ai[kk] * b3[kk]; }
+            Store(ci, t0); Store(ci + 1, t1); Store(ci + 2, t2); Store(ci + 3, t3);
         }
     }
 
@@ -134,7 +155,8 @@ internal static unsafe class Gemm
                 for (int slab = 0; slab < slabs; slab++)
                 {
                     job.Slab = slab;
-                    CpuParallel.For(slivers, job.PackSliver, parallel: par && (long)KC * n > 65_536);
+                    if (!job.DirectB) CpuParallel.For(slivers, job.PackSliver, parallel: par && (long)KC * n > 65_536);
+                    else if (n % nr != 0) job.PackSliver(slivers - 1);
                     CpuParallel.For(tiles, job.RunTile, parallel: par);
                 }
             }
@@ -152,6 +174,12 @@ internal static unsafe class Gemm
         /// <summary>The KC-deep slab of K being multiplied.</summary>
         public int Slab;
 
+        /// <summary>
+        /// With rows of B contiguous and at most two strips of A, each element of B would be used once or twice
+        /// after packing (LoRA's dA = dtᵀ·x, Cᵀ of dB): the kernel then reads full-width slivers of B in place.
+        /// </summary>
+        public readonly bool DirectB = bCs == 1 && m <= 2 * MR;
+
         /// <summary>Packed B slab: sliver j at j·nr·KC holds kc rows of nr values (zero-padded).</summary>
         private T* Sliver(int j) => packedB + (long)j * nr * KC;
 
@@ -160,14 +188,19 @@ internal static unsafe class Gemm
             int k0 = Slab * KC, kc = Math.Min(KC, k - k0);
             int n0 = j * nr, cols = Math.Min(nr, n - n0);
             T* d = Sliver(j);
+            if (bCs == 1 && cols == nr)
+            {
+                // Rows of B are contiguous (dy·W): copy nr values (two vectors) per k.
+                for (int kk = 0; kk < kc; kk++) CopyRow(b + (long)(k0 + kk) * bRs + n0, d + kk * nr);
+                return;
+            }
             if (bCs == 1)
             {
-                // Rows of B are contiguous (dy·W): copy nr values per k.
                 for (int kk = 0; kk < kc; kk++)
                 {
                     T* src = b + (long)(k0 + kk) * bRs + n0;
                     new ReadOnlySpan<T>(src, cols).CopyTo(new Span<T>(d + kk * nr, cols));
-                    if (cols < nr) new Span<T>(d + kk * nr + cols, nr - cols).Clear();
+                    new Span<T>(d + kk * nr + cols, nr - cols).Clear();
                 }
                 return;
             }
@@ -213,18 +246,20 @@ internal static unsafe class Gemm
                         for (int j = 0; j < tileSlivers; j++)
                         {
                             int cols = Math.Min(nr, nc - j * nr);
-                            T* pbj = Sliver(n0 / nr + j);
+                            int jj = n0 / nr + j, ldb = nr;
+                            T* pbj = Sliver(jj);
+                            if (DirectB && cols == nr) { pbj = b + (long)k0 * bRs + (long)jj * nr; ldb = bRs; }
                             T* cTile = c + (long)(m0 + s * MR) * cRs + (long)(n0 + j * nr) * cCs;
                             if (rows == MR && cols == nr && cCs == 1)
                             {
-                                MicroKernel(kc, aStrip, ars, acs, pbj, cTile, cRs, acc, alpha);
+                                MicroKernel(kc, aStrip, ars, acs, pbj, ldb, cTile, cRs, acc, alpha);
                                 continue;
                             }
                             // Edge or transposed tile: run the full kernel on a zero-padded copy, write back the valid part.
                             for (int r = 0; r < MR; r++)
                                 for (int q = 0; q < nr; q++)
                                     e[r * nr + q] = acc && r < rows && q < cols ? cTile[(long)r * cRs + (long)q * cCs] : T.Zero;
-                            MicroKernel(kc, aStrip, ars, acs, pbj, e, nr, true, alpha);
+                            MicroKernel(kc, aStrip, ars, acs, pbj, ldb, e, nr, true, alpha);
                             for (int r = 0; r < rows; r++)
                                 for (int q = 0; q < cols; q++)
                                     cTile[(long)r * cRs + (long)q * cCs] = e[r * nr + q];
@@ -272,20 +307,37 @@ internal static unsafe class Gemm
         }
     }
 
+    /// <summary>dst[0..nr) = src[0..nr), nr = two vectors of the kernel's width.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void CopyRow<T>(T* src, T* dst) where T : unmanaged
+    {
+        if (Vector512.IsHardwareAccelerated)
+        {
+            Vector512.Load(src).Store(dst);
+            Vector512.Load(src + Vector512<T>.Count).Store(dst + Vector512<T>.Count);
+        }
+        else
+        {
+            Vector256.Load(src).Store(dst);
+            Vector256.Load(src + Vector256<T>.Count).Store(dst + Vector256<T>.Count);
+        }
+    }
+
     /// <summary>
     /// C[6, nr] (+)= alpha * A[6 x kc] · Bpack[kc x nr]; 12 vector accumulators live in registers.
-    /// A(r, kk) = pa[r·ars + kk·acs]: a packed strip (ars 1, acs MR) or rows read in place (ars = row stride, acs 1).
+    /// A(r, kk) = pa[r·ars + kk·acs]: a packed strip (ars 1, acs MR) or rows read in place (ars = row stride, acs 1);
+    /// B(kk, :) at pb + kk·ldb: a packed sliver (ldb = nr) or a row of B read in place.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void MicroKernel<T>(int kc, T* pa, int ars, int acs, T* pb, T* c, int ldc, bool accumulate, T alpha)
+    private static void MicroKernel<T>(int kc, T* pa, int ars, int acs, T* pb, int ldb, T* c, int ldc, bool accumulate, T alpha)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (Vector512.IsHardwareAccelerated) MicroKernel512(kc, pa, ars, acs, pb, c, ldc, accumulate, alpha);
-        else MicroKernel256(kc, pa, ars, acs, pb, c, ldc, accumulate, alpha);
+        if (Vector512.IsHardwareAccelerated) MicroKernel512(kc, pa, ars, acs, pb, ldb, c, ldc, accumulate, alpha);
+        else MicroKernel256(kc, pa, ars, acs, pb, ldb, c, ldc, accumulate, alpha);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void MicroKernel512<T>(int kc, T* pa, int ars, int acs, T* pb, T* c, int ldc, bool accumulate, T alpha)
+    private static void MicroKernel512<T>(int kc, T* pa, int ars, int acs, T* pb, int ldb, T* c, int ldc, bool accumulate, T alpha)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int w = Vector512<T>.Count;
@@ -302,7 +354,7 @@ internal static unsafe class Gemm
             var a3 = Vector512.Create(pa[o3]); c30 = Fma(a3, b0, c30); c31 = Fma(a3, b1, c31);
             var a4 = Vector512.Create(pa[o4]); c40 = Fma(a4, b0, c40); c41 = Fma(a4, b1, c41);
             var a5 = Vector512.Create(pa[o5]); c50 = Fma(a5, b0, c50); c51 = Fma(a5, b1, c51);
-            pa += acs; pb += 2 * w;
+            pa += acs; pb += ldb;
         }
         var va = Vector512.Create(alpha);
         Store512(c, c00, c01, va, accumulate, w); Store512(c + ldc, c10, c11, va, accumulate, w);
@@ -327,7 +379,7 @@ internal static unsafe class Gemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void MicroKernel256<T>(int kc, T* pa, int ars, int acs, T* pb, T* c, int ldc, bool accumulate, T alpha)
+    private static void MicroKernel256<T>(int kc, T* pa, int ars, int acs, T* pb, int ldb, T* c, int ldc, bool accumulate, T alpha)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int w = Vector256<T>.Count;
@@ -344,7 +396,7 @@ internal static unsafe class Gemm
             var a3 = Vector256.Create(pa[o3]); c30 = Fma(a3, b0, c30); c31 = Fma(a3, b1, c31);
             var a4 = Vector256.Create(pa[o4]); c40 = Fma(a4, b0, c40); c41 = Fma(a4, b1, c41);
             var a5 = Vector256.Create(pa[o5]); c50 = Fma(a5, b0, c50); c51 = Fma(a5, b1, c51);
-            pa += acs; pb += 2 * w;
+            pa += acs; pb += ldb;
         }
         var va = Vector256.Create(alpha);
         Store256(c, c00, c01, va, accumulate, w); Store256(c + ldc, c10, c11, va, accumulate, w);
