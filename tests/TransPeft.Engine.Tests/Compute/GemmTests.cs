@@ -45,6 +45,11 @@ public unsafe class GemmTests
         fixed (float* py = yf, px = xf, pw = wf) Gemm.MatmulNT(py, px, pw, n, c, oc, false, 1f);
         for (int i = 0; i < n; i++) for (int o = 0; o < oc; o++)
         { double s = 0; for (int k = 0; k < c; k++) s += (double)xf[i * c + k] * wf[o * c + k]; Assert.True(Math.Abs(s - yf[i * oc + o]) < 1e-4, $"{s} vs {yf[i * oc + o]}"); }
+        // Weight gradient in float: dW[oc, c] = yᵀ·x (A = yᵀ has contiguous columns: the vector packing path and its edges).
+        var dw = new float[oc * c];
+        fixed (float* pdw = dw, py = yf, px = xf) Gemm.MatmulTN(pdw, py, px, n, oc, c, false, 1f);
+        for (int o = 0; o < oc; o++) for (int k = 0; k < c; k++)
+        { double s = 0; for (int i = 0; i < n; i++) s += (double)yf[i * oc + o] * xf[i * c + k]; Assert.True(Math.Abs(s - dw[o * c + k]) < 1e-3, $"{s} vs {dw[o * c + k]}"); }
     }
 
     private static double[] Rand(Random r, int n) { var a = new double[n]; for (int i = 0; i < n; i++) a[i] = r.NextDouble() * 2 - 1; return a; }

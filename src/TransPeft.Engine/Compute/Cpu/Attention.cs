@@ -42,21 +42,27 @@ internal static unsafe class Attention
                         long qOff = ((long)(bi * tq + i0) * nh + h) * d;
                         // S[rows, keys] = scale · Q_blk · Kᵀ
                         Gemm.Run(rows, keys, d, pq + qOff, nh * d, 1, kBase, 1, nkv * d, s, keys, false, scale, parallel: false);
+                        // P = exp(S − rowmax) with the invisible keys at −∞ (so exp gives 0): one Exp over the block.
                         for (int r = 0; r < rows; r++)
                         {
                             int visible = qPos0 + i0 + r + 1;
                             var row = new Span<T>(s + (long)r * keys, keys);
-                            var vis = row[..visible];
-                            T max = TensorPrimitives.Max<T>(vis);
-                            TensorPrimitives.Subtract(vis, max, vis);
-                            TensorPrimitives.Exp<T>(vis, vis);
-                            T sum = TensorPrimitives.Sum<T>(vis);
-                            lse[(bi * nh + h) * tq + i0 + r] = max + T.Log(sum);
-                            TensorPrimitives.Multiply(vis, T.One / sum, vis);
-                            row[visible..].Clear();
+                            T max = TensorPrimitives.Max<T>(row[..visible]);
+                            TensorPrimitives.Subtract(row[..visible], max, row[..visible]);
+                            row[visible..].Fill(T.NegativeInfinity);
+                            lse[(bi * nh + h) * tq + i0 + r] = max;
                         }
-                        // O_blk = P · V[0..keys)
+                        var block = new Span<T>(s, rows * keys);
+                        TensorPrimitives.Exp<T>(block, block);
+                        // O_blk = P · V[0..keys), then each row divided by its Σ P (d values instead of keys).
                         Gemm.Run(rows, d, keys, s, keys, 1, vBase, nkv * d, 1, po + qOff, nh * d, false, T.One, parallel: false);
+                        for (int r = 0; r < rows; r++)
+                        {
+                            T sum = TensorPrimitives.Sum<T>(block.Slice(r * keys, qPos0 + i0 + r + 1));
+                            lse[(bi * nh + h) * tq + i0 + r] += T.Log(sum);
+                            var o = new Span<T>(po + qOff + (long)r * nh * d, d);
+                            TensorPrimitives.Multiply(o, T.One / sum, o);
+                        }
                     }
                 }
             }
@@ -107,21 +113,24 @@ internal static unsafe class Attention
                             {
                                 int visible = i0 + r + 1;
                                 var prow = new Span<T>(p + (long)r * keys, keys);
-                                var dprow = new Span<T>(dp + (long)r * keys, keys);
-                                T l = lse[(bi * nh + h) * t + i0 + r];
-                                TensorPrimitives.Subtract(prow[..visible], l, prow[..visible]);
-                                TensorPrimitives.Exp<T>(prow[..visible], prow[..visible]);
-                                prow[visible..].Clear();
-                                // dS = P ∘ (dP − D) · scale, written over dP (zero where P is).
-                                T dsum = TensorPrimitives.Dot<T>(new ReadOnlySpan<T>(pdo + qOff + (long)r * qs, d), outp.AsSpan((int)(qOff + (long)r * qs), d));
-                                TensorPrimitives.Subtract(dprow[..visible], dsum, dprow[..visible]);
-                                TensorPrimitives.Multiply(dprow[..visible], prow[..visible], dprow[..visible]);
-                                TensorPrimitives.Multiply(dprow[..visible], scale, dprow[..visible]);
-                                dprow[visible..].Clear();
+                                TensorPrimitives.Subtract(prow[..visible], lse[(bi * nh + h) * t + i0 + r], prow[..visible]);
+                                prow[visible..].Fill(T.NegativeInfinity);
                             }
-                            // dQ_blk = dS · K;  dK[0..keys) += dSᵀ · Q_blk;  dV[0..keys) += Pᵀ · dO_blk
-                            Gemm.Run(rows, d, keys, dp, keys, 1, pk + kvOff, kvs, 1, pdq + qOff, qs, false, T.One, parallel: false);
-                            Gemm.Run(keys, d, rows, dp, 1, keys, pq + qOff, qs, 1, pdk + kvOff, kvs, true, T.One, parallel: false);
+                            var pBlock = new Span<T>(p, rows * keys);
+                            TensorPrimitives.Exp<T>(pBlock, pBlock);
+                            for (int r = 0; r < rows; r++)
+                            {
+                                // dS/scale = P ∘ (dP − D), written over dP (zero where P is); the scale goes into the GEMMs' alpha.
+                                int visible = i0 + r + 1;
+                                var dprow = new Span<T>(dp + (long)r * keys, visible);
+                                T dsum = TensorPrimitives.Dot<T>(new ReadOnlySpan<T>(pdo + qOff + (long)r * qs, d), outp.AsSpan((int)(qOff + (long)r * qs), d));
+                                TensorPrimitives.Subtract(dprow, dsum, dprow);
+                                TensorPrimitives.Multiply(dprow, pBlock.Slice(r * keys, visible), dprow);
+                                new Span<T>(dp + (long)r * keys + visible, keys - visible).Clear();
+                            }
+                            // dQ_blk = scale·dS · K;  dK[0..keys) += scale·dSᵀ · Q_blk;  dV[0..keys) += Pᵀ · dO_blk
+                            Gemm.Run(rows, d, keys, dp, keys, 1, pk + kvOff, kvs, 1, pdq + qOff, qs, false, scale, parallel: false);
+                            Gemm.Run(keys, d, rows, dp, 1, keys, pq + qOff, qs, 1, pdk + kvOff, kvs, true, scale, parallel: false);
                             Gemm.Run(keys, d, rows, p, 1, keys, pdo + qOff, qs, 1, pdv + kvOff, kvs, true, T.One, parallel: false);
                         }
                     }

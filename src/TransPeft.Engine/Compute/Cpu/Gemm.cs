@@ -223,7 +223,7 @@ internal static unsafe class Gemm
             int tileSlivers = (nc + nr - 1) / nr, strips = (mc + MR - 1) / MR;
             int k0 = Slab * KC, kc = Math.Min(KC, k - k0);
             bool acc = accumulate || k0 > 0;
-            T[] bufA = ArrayPool<T>.Shared.Rent(strips * MR * KC);
+            T[] bufA = ArrayPool<T>.Shared.Rent(strips * MR * KC + Vector256<T>.Count);
             Span<T> edge = stackalloc T[MR * nr];
             try
             {
@@ -284,12 +284,16 @@ internal static unsafe class Gemm
                 T* src = a + (long)(m0 + s * MR) * aRs + (long)k0 * aCs;
                 if (aRs == 1 && rows == MR)
                 {
-                    // Columns of A are contiguous (dyᵀ in a weight gradient): MR consecutive values per k.
-                    for (int kk = 0; kk < kc; kk++)
-                    {
-                        T* col = src + (long)kk * aCs;
-                        for (int r = 0; r < MR; r++) d[kk * MR + r] = col[r];
-                    }
+                    // Columns of A are contiguous (dyᵀ in a weight gradient): MR consecutive values per k. Where a
+                    // vector of 8 fits inside A, one load and one (overlapping, hence the slack in bufA) store.
+                    if (Vector256<T>.Count >= MR && m0 + s * MR + Vector256<T>.Count <= m)
+                        for (int kk = 0; kk < kc; kk++) Vector256.Load(src + (long)kk * aCs).Store(d + kk * MR);
+                    else
+                        for (int kk = 0; kk < kc; kk++)
+                        {
+                            T* col = src + (long)kk * aCs;
+                            for (int r = 0; r < MR; r++) d[kk * MR + r] = col[r];
+                        }
                     continue;
                 }
                 for (int r = 0; r < MR; r++)
