@@ -11,6 +11,8 @@ public unsafe class GemmTests
     [InlineData(6, 16, 256)]
     [InlineData(73, 35, 300)]   // crosses MC, KC and sliver edges
     [InlineData(130, 600, 33)]  // crosses NC
+    [InlineData(300, 8, 520)]   // narrow output (LoRA rank side): computed transposed, in parallel, across KC
+    [InlineData(40, 1100, 7)]   // few row blocks: smaller row blocks so every thread gets tiles
     public void AllLayoutsMatchNaiveProduct(int n, int oc, int c)
     {
         var rng = new Random(n * 1000 + oc);
@@ -43,6 +45,11 @@ public unsafe class GemmTests
         fixed (float* py = yf, px = xf, pw = wf) Gemm.MatmulNT(py, px, pw, n, c, oc, false, 1f);
         for (int i = 0; i < n; i++) for (int o = 0; o < oc; o++)
         { double s = 0; for (int k = 0; k < c; k++) s += (double)xf[i * c + k] * wf[o * c + k]; Assert.True(Math.Abs(s - yf[i * oc + o]) < 1e-4, $"{s} vs {yf[i * oc + o]}"); }
+        // Weight gradient in float: dW[oc, c] = yᵀ·x (A = yᵀ has contiguous columns: the vector packing path and its edges).
+        var dw = new float[oc * c];
+        fixed (float* pdw = dw, py = yf, px = xf) Gemm.MatmulTN(pdw, py, px, n, oc, c, false, 1f);
+        for (int o = 0; o < oc; o++) for (int k = 0; k < c; k++)
+        { double s = 0; for (int i = 0; i < n; i++) s += (double)yf[i * oc + o] * xf[i * c + k]; Assert.True(Math.Abs(s - dw[o * c + k]) < 1e-3, $"{s} vs {dw[o * c + k]}"); }
     }
 
     private static double[] Rand(Random r, int n) { var a = new double[n]; for (int i = 0; i < n; i++) a[i] = r.NextDouble() * 2 - 1; return a; }

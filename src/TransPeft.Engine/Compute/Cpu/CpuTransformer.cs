@@ -260,7 +260,12 @@ internal sealed unsafe class CpuTransformer : ITrainableModel
         return result;
     }
 
-    private const int HeadChunkRows = 128;
+    /// <summary>
+    /// Rows per LM-head chunk: as many as fit a 16M-value logits buffer (64 MB), at least 128. Bigger chunks
+    /// amortise packing the [V, C] head weight, which every chunk's GEMMs repack.
+    /// </summary>
+    private int HeadChunkRows => Math.Max(128, (1 << 24) / Config.VocabSize);
+    private float[]? _logitsChunk;
 
     /// <summary>
     /// LM head + cross-entropy in row chunks: logits of a chunk are computed, turned into dlogits in place,
@@ -271,7 +276,8 @@ internal sealed unsafe class CpuTransformer : ITrainableModel
         int n = a.N, h = Config.HiddenSize, v = Config.VocabSize;
         var head = Model.Head;
         int chunkRows = Math.Min(HeadChunkRows, n);
-        var logits = new float[chunkRows * v];
+        if (_logitsChunk is null || _logitsChunk.Length < chunkRows * v) _logitsChunk = new float[chunkRows * v];
+        var logits = _logitsChunk;
         double total = 0;
         int counted = 0;
         for (int r0 = 0; r0 < n; r0 += chunkRows)

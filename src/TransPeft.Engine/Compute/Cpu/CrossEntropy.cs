@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Numerics;
 using System.Numerics.Tensors;
 
@@ -28,15 +29,20 @@ internal static class CrossEntropy
             }
             if ((uint)y >= (uint)v) throw new ArgumentOutOfRangeException(nameof(targets), $"target id {y} is outside the vocabulary [0, {v})");
             T max = TensorPrimitives.Max<T>(z);
-            T sum = T.Zero;
-            for (int j = 0; j < v; j++) sum += T.Exp(z[j] - max);
+            T[] buf = ArrayPool<T>.Shared.Rent(v);
+            var e = buf.AsSpan(0, v);
+            // e = exp(z − max); lse = max + log Σ e; softmax = e / Σ e.
+            TensorPrimitives.Subtract(z, max, e);
+            TensorPrimitives.Exp<T>(e, e);
+            T sum = TensorPrimitives.Sum<T>(e);
             T lse = max + T.Log(sum);
             losses[r] = double.CreateChecked(lse - z[y]);
             if (gradScale is T s)
             {
-                for (int j = 0; j < v; j++) z[j] = T.Exp(z[j] - lse) * s;
+                TensorPrimitives.Multiply(e, s / sum, z);
                 z[y] -= s;
             }
+            ArrayPool<T>.Shared.Return(buf);
         }, parallel: (long)rows * v > 65_536);
         double total = 0;
         foreach (var l in losses) total += l;

@@ -38,22 +38,27 @@ internal static class RmsNorm
             var dy = dout.AsSpan(i * c, c);
             var dx = dinp.AsSpan(i * c, c);
             T r = rstd[i];
-            // s = Σ_j x_j w_j dy_j
-            T s = T.Zero;
-            for (int j = 0; j < c; j++) s += x[j] * weight[j] * dy[j];
+            T[] buf = System.Buffers.ArrayPool<T>.Shared.Rent(c);
+            var wdy = buf.AsSpan(0, c);
+            // s = Σ_j x_j w_j dy_j;  dx += r·(w∘dy) − x·(s·r³/C)
+            TensorPrimitives.Multiply<T>(weight, dy, wdy);
+            T s = TensorPrimitives.Dot<T>(x, wdy);
             T coef = s * r * r * r / cT;
-            for (int j = 0; j < c; j++) dx[j] += r * weight[j] * dy[j] - x[j] * coef;
+            TensorPrimitives.MultiplyAdd<T>(wdy, r, dx, dx);
+            TensorPrimitives.MultiplyAdd<T>(x, -coef, dx, dx);
+            System.Buffers.ArrayPool<T>.Shared.Return(buf);
         }, parallel: (long)n * c > 32_768);
         if (dweight is not null)
         {
             // Column sums: rows are independent, so this stays serial over rows and SIMD over columns.
+            T[] buf = System.Buffers.ArrayPool<T>.Shared.Rent(c);
+            var t = buf.AsSpan(0, c);
             for (int i = 0; i < n; i++)
             {
-                var x = inp.AsSpan(i * c, c);
-                var dy = dout.AsSpan(i * c, c);
-                T r = rstd[i];
-                for (int j = 0; j < c; j++) dweight[j] += dy[j] * x[j] * r;
+                TensorPrimitives.Multiply<T>(dout.AsSpan(i * c, c), inp.AsSpan(i * c, c), t);
+                TensorPrimitives.MultiplyAdd<T>(t, rstd[i], dweight, dweight);
             }
+            System.Buffers.ArrayPool<T>.Shared.Return(buf);
         }
     }
 }

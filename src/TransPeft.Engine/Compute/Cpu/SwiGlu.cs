@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Numerics.Tensors;
 
 namespace TransPeft.Engine.Compute.Cpu;
 
@@ -6,41 +7,58 @@ namespace TransPeft.Engine.Compute.Cpu;
 /// SwiGLU activation with Trans-PEFT knowledge masking: a = silu(g) · u · m, silu(z) = z·σ(z), m ∈ {0,1}
 /// (no rescaling). The backward recomputes silu from the saved pre-activations g and u:
 ///   dg = da·m·u·σ(g)·(1 + g·(1 − σ(g))),   du = da·m·silu(g).
+/// Vectorised with TensorPrimitives over L1-sized pieces (σ computed once per piece into a stack buffer).
 /// </summary>
 internal static class SwiGlu
 {
+    private const int Chunk = 16384, Piece = 512;
+
     /// <summary>a[N*I] from gate[N*I], up[N*I]; mask (0/1, same size) or null.</summary>
     public static void Forward<T>(T[] a, T[] gate, T[] up, T[]? mask, int count) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        const int chunk = 16384;
-        CpuParallel.For((count + chunk - 1) / chunk, ci =>
+        CpuParallel.For((count + Chunk - 1) / Chunk, ci =>
         {
-            int end = Math.Min(count, (ci + 1) * chunk);
-            for (int i = ci * chunk; i < end; i++)
+            Span<T> s = stackalloc T[Piece];
+            int end = Math.Min(count, (ci + 1) * Chunk);
+            for (int i = ci * Chunk; i < end; i += Piece)
             {
-                T g = gate[i];
-                T s = T.One / (T.One + T.Exp(-g));
-                T v = g * s * up[i];
-                a[i] = mask is null ? v : v * mask[i];
+                int len = Math.Min(Piece, end - i);
+                var g = gate.AsSpan(i, len); var dst = a.AsSpan(i, len); var sg = s[..len];
+                TensorPrimitives.Sigmoid<T>(g, sg);
+                TensorPrimitives.Multiply<T>(g, sg, dst);
+                TensorPrimitives.Multiply<T>(dst, up.AsSpan(i, len), dst);
+                if (mask is not null) TensorPrimitives.Multiply<T>(dst, mask.AsSpan(i, len), dst);
             }
-        });
+        }, parallel: count > Chunk);
     }
 
     /// <summary>dgate = ∂/∂g, dup = ∂/∂u of Σ da·a (written, not accumulated).</summary>
     public static void Backward<T>(T[] dgate, T[] dup, T[] da, T[] gate, T[] up, T[]? mask, int count) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        const int chunk = 16384;
-        CpuParallel.For((count + chunk - 1) / chunk, ci =>
+        CpuParallel.For((count + Chunk - 1) / Chunk, ci =>
         {
-            int end = Math.Min(count, (ci + 1) * chunk);
-            for (int i = ci * chunk; i < end; i++)
+            Span<T> s = stackalloc T[Piece];
+            Span<T> w = stackalloc T[Piece];
+            int end = Math.Min(count, (ci + 1) * Chunk);
+            for (int i = ci * Chunk; i < end; i += Piece)
             {
-                T g = gate[i];
-                T s = T.One / (T.One + T.Exp(-g));
-                T d = mask is null ? da[i] : da[i] * mask[i];
-                dup[i] = d * g * s;
-                dgate[i] = d * up[i] * s * (T.One + g * (T.One - s));
+                int len = Math.Min(Piece, end - i);
+                var g = gate.AsSpan(i, len); var sg = s[..len]; var t = w[..len];
+                var dg = dgate.AsSpan(i, len); var du = dup.AsSpan(i, len);
+                TensorPrimitives.Sigmoid<T>(g, sg);
+                // d = da·m, kept in dg for now
+                if (mask is null) da.AsSpan(i, len).CopyTo(dg);
+                else TensorPrimitives.Multiply<T>(da.AsSpan(i, len), mask.AsSpan(i, len), dg);
+                // du = d·g·σ
+                TensorPrimitives.Multiply<T>(dg, g, du);
+                TensorPrimitives.Multiply<T>(du, sg, du);
+                // dg = d·u·σ·(1 + g·(1 − σ))
+                TensorPrimitives.Subtract<T>(T.One, sg, t);
+                TensorPrimitives.MultiplyAdd<T>(g, t, T.One, t);
+                TensorPrimitives.Multiply<T>(t, sg, t);
+                TensorPrimitives.Multiply<T>(t, up.AsSpan(i, len), t);
+                TensorPrimitives.Multiply<T>(dg, t, dg);
             }
-        });
+        }, parallel: count > Chunk);
     }
 }
