@@ -55,26 +55,7 @@ public sealed class TransformerModel
         int h = config.HiddenSize, q = config.QDim, kv = config.KvDim, i = config.IntermediateSize;
         var embed = Read("model.embed_tokens.weight", config.VocabSize, h);
         var layers = new LayerWeights[config.NumLayers];
-        for (int l = 0; l < config.NumLayers; l++)
-        {
-            string p = $"model.layers.{l}.";
-            layers[l] = new LayerWeights
-            {
-                InputNorm = Read(p + "input_layernorm.weight", h),
-                Q = Read(p + "self_attn.q_proj.weight", q, h),
-                K = Read(p + "self_attn.k_proj.weight", kv, h),
-                V = Read(p + "self_attn.v_proj.weight", kv, h),
-                O = Read(p + "self_attn.o_proj.weight", h, q),
-                QBias = ReadOptional(p + "self_attn.q_proj.bias", q),
-                KBias = ReadOptional(p + "self_attn.k_proj.bias", kv),
-                VBias = ReadOptional(p + "self_attn.v_proj.bias", kv),
-                OBias = ReadOptional(p + "self_attn.o_proj.bias", h),
-                PostNorm = Read(p + "post_attention_layernorm.weight", h),
-                Gate = Read(p + "mlp.gate_proj.weight", i, h),
-                Up = Read(p + "mlp.up_proj.weight", i, h),
-                Down = Read(p + "mlp.down_proj.weight", h, i),
-            };
-        }
+        for (int l = 0; l < config.NumLayers; l++) layers[l] = LayerWeights.Build(config, l, Read, ReadOptional);
         var norm = Read("model.norm.weight", h);
         Parameter? head = null;
         if (!config.TieWordEmbeddings) head = Read("lm_head.weight", config.VocabSize, h);
@@ -127,26 +108,11 @@ public sealed class TransformerModel
         int h = config.HiddenSize, q = config.QDim, kv = config.KvDim, i = config.IntermediateSize;
         var embed = Normal("model.embed_tokens.weight", config.VocabSize, h);
         var layers = new LayerWeights[config.NumLayers];
-        for (int l = 0; l < config.NumLayers; l++)
-        {
-            string p = $"model.layers.{l}.";
-            layers[l] = new LayerWeights
-            {
-                InputNorm = Ones(p + "input_layernorm.weight", h),
-                Q = Normal(p + "self_attn.q_proj.weight", q, h),
-                K = Normal(p + "self_attn.k_proj.weight", kv, h),
-                V = Normal(p + "self_attn.v_proj.weight", kv, h),
-                O = Normal(p + "self_attn.o_proj.weight", h, q),
-                QBias = config.QkvBias ? Parameter.Zeros(p + "self_attn.q_proj.bias", q) : null,
-                KBias = config.QkvBias ? Parameter.Zeros(p + "self_attn.k_proj.bias", kv) : null,
-                VBias = config.QkvBias ? Parameter.Zeros(p + "self_attn.v_proj.bias", kv) : null,
-                OBias = config.OBias ? Parameter.Zeros(p + "self_attn.o_proj.bias", h) : null,
-                PostNorm = Ones(p + "post_attention_layernorm.weight", h),
-                Gate = Normal(p + "mlp.gate_proj.weight", i, h),
-                Up = Normal(p + "mlp.up_proj.weight", i, h),
-                Down = Normal(p + "mlp.down_proj.weight", h, i),
-            };
-        }
+        // Norm weights start at 1, every other weight ~ N(0, std²), biases (where the architecture has them) at 0.
+        Parameter Weight(string name, int[] shape) => name.EndsWith("layernorm.weight", StringComparison.Ordinal) ? Ones(name, shape[0]) : Normal(name, shape);
+        Parameter? Bias(string name, int[] shape) =>
+            (name.Contains(".o_proj.", StringComparison.Ordinal) ? config.OBias : config.QkvBias) ? Parameter.Zeros(name, shape) : null;
+        for (int l = 0; l < config.NumLayers; l++) layers[l] = LayerWeights.Build(config, l, Weight, Bias);
         var norm = Ones("model.norm.weight", h);
         var head = config.TieWordEmbeddings ? null : Normal("lm_head.weight", config.VocabSize, h);
         return new TransformerModel(config, embed, layers, norm, head);
