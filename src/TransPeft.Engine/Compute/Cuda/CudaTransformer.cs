@@ -202,7 +202,7 @@ internal sealed class CudaTransformer : ITrainableModel, IDisposable
     private void UploadTrainables()
     {
         if (_params.TrainableElements == 0) return;
-        foreach (var d in _params.Trainable) d.Host.Data.CopyTo(_staging, d.TrainableIndex);
+        foreach (var d in _params.Trainable) d.Host.Data.AsSpan().CopyTo(_staging.AsSpan((int)d.TrainableIndex));
         _device.Upload<float>(P(_params.Master), _staging);
         _ops.CastF32ToBf16(P(_params.TrainableBf16), P(_params.Master), _params.TrainableElements);
     }
@@ -254,7 +254,7 @@ internal sealed class CudaTransformer : ITrainableModel, IDisposable
     public void ZeroGrad()
     {
         ThrowIfDisposed();
-        foreach (var p in TrainableParameters) p.ZeroGrad();
+        for (int i = 0; i < TrainableParameters.Count; i++) TrainableParameters[i].ZeroGrad(); // no enumerator: a step allocates nothing
         if (_options.DeviceOptimizer && _params.TrainableElements > 0) _device.Zero(P(_params.Grad), _params.Grad.Bytes);
     }
 

@@ -26,10 +26,10 @@ internal sealed class ParameterLayout
     public ArenaLayout Arena { get; }
 
     /// <summary>Every parameter, frozen ones first, then trainable ones in block order.</summary>
-    public IReadOnlyList<DeviceParameter> Parameters { get; private set; } = [];
+    public DeviceParameter[] Parameters { get; private set; } = [];
 
     /// <summary>The trainable parameters in block order (decaying first).</summary>
-    public IReadOnlyList<DeviceParameter> Trainable { get; private set; } = [];
+    public DeviceParameter[] Trainable { get; private set; } = [];
 
     public ArenaRegion TrainableBf16 { get; private set; }
     public ArenaRegion Master { get; private set; }
@@ -94,8 +94,8 @@ internal sealed class ParameterLayout
             trainableList.Add(d);
             list.Add(d);
         }
-        layout.Parameters = list;
-        layout.Trainable = trainableList;
+        layout.Parameters = list.ToArray();
+        layout.Trainable = trainableList.ToArray();
         foreach (var d in list) layout._byParameter[d.Host] = d;
         return layout;
     }

@@ -1,0 +1,12 @@
+using TransPeft.Engine.Compute.Cuda;
+
+namespace TransPeft.Engine.Tests.Cuda.Backend;
+
+/// <summary>The training-step parity scenarios on GPU 0 (skipped without one; failing under TPEFT_REQUIRE_GPU=1).
+/// Each result goes to the parity report that tools/gpu-check.sh summarises.</summary>
+public sealed class GpuBackendParityTests : BackendParityTests
+{
+    internal override IComputeDevice NewDevice() => GpuBackend.NewDevice();
+    internal override ParityTolerance Tolerance => ParityTolerance.Bf16;
+    protected override bool IsGpu => true;
+}
