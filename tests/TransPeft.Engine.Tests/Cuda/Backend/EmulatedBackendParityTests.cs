@@ -27,3 +27,9 @@ public sealed class EmulatedBf16BackendParityTests : BackendParityTests
     internal override ParityTolerance Tolerance => ParityTolerance.Bf16;
     protected override bool IsGpu => false;
 }
+
+/// <summary>The golden fixtures through the backend on the emulated device with bf16 storage.</summary>
+public sealed class EmulatedBackendGoldenFixtureTests : BackendGoldenFixtureTests
+{
+    internal override IComputeDevice NewDevice() => new EmulatedDevice();
+}

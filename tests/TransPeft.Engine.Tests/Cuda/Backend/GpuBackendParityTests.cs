@@ -10,3 +10,10 @@ public sealed class GpuBackendParityTests : BackendParityTests
     internal override ParityTolerance Tolerance => ParityTolerance.Bf16;
     protected override bool IsGpu => true;
 }
+
+/// <summary>The golden fixtures through the backend on GPU 0; results go to the parity report.</summary>
+public sealed class GpuBackendGoldenFixtureTests : BackendGoldenFixtureTests
+{
+    internal override IComputeDevice NewDevice() => GpuBackend.NewDevice();
+    protected override bool IsGpu => true;
+}
