@@ -33,3 +33,10 @@ public sealed class EmulatedBackendGoldenFixtureTests : BackendGoldenFixtureTest
 {
     internal override IComputeDevice NewDevice() => new EmulatedDevice();
 }
+
+/// <summary>The kernel parity tests against the emulator: checks the test harness (shapes, poisoning, references,
+/// tolerances) and the emulator's own contract code; only the GPU run checks the kernels.</summary>
+public sealed class EmulatedKernelParityTests : KernelParityTests
+{
+    internal override IComputeDevice NewDevice() => new EmulatedDevice();
+}

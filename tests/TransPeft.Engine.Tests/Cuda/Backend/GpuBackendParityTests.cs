@@ -17,3 +17,9 @@ public sealed class GpuBackendGoldenFixtureTests : BackendGoldenFixtureTests
     internal override IComputeDevice NewDevice() => GpuBackend.NewDevice();
     protected override bool IsGpu => true;
 }
+
+/// <summary>Every kernel against the CPU reference on GPU 0.</summary>
+public sealed class GpuKernelParityTests : KernelParityTests
+{
+    internal override IComputeDevice NewDevice() => GpuBackend.NewDevice();
+}
