@@ -42,8 +42,12 @@ internal sealed unsafe class CudaDevice : IComputeDevice
     public int MultiprocessorCount => Context.MultiprocessorCount;
     public bool SupportsGraphs => true;
 
+    /// <summary>Allocations made so far (tests: a step makes none).</summary>
+    internal int AllocationCount { get; private set; }
+
     public DevicePtr Allocate(long bytes)
     {
+        AllocationCount++;
         var buffer = Context.Allocate<byte>(Math.Max(bytes, 256));
         _allocations.Add(buffer.Ptr.Address, buffer);
         return buffer.Ptr;

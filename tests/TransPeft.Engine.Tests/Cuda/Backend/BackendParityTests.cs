@@ -4,6 +4,7 @@ using TransPeft.Engine.Compute.Cuda;
 using TransPeft.Engine.Lora;
 using TransPeft.Engine.Model;
 using TransPeft.Engine.Tests.Support;
+using TransPeft.Engine.Tests.Training;
 using TransPeft.Engine.Training;
 using TransPeft.Engine.TransPeft;
 
@@ -286,5 +287,40 @@ public abstract class BackendParityTests
         var (cl, _) = new CpuTransformer(StoresBf16 ? Bf16Models.Round(host) : host).Loss(check);
         var (gl, _) = gpu.Loss(check);
         ParityCheck.Relative("loss after device AdamW", cl, gl, Tolerance.Loss);
+    }
+
+    [SkippableFact]
+    public void TheHostTrainerAndAdamWTrainTheBackendUnchanged()
+    {
+        Report("trainer: 4 steps LoRA + Trans-PEFT, host AdamW", () =>
+        {
+            var c = Config(vocab: TrainerTestKit.Vocab);
+            var data = TrainerTestKit.MakeData();
+            var options = new TrainingOptions
+            {
+                Steps = 4, BatchSize = 2, GradAccum = 2, LearningRate = 1e-2, WarmupSteps = 0, Seed = 3, PMask = 0.2, PDrop = 0.3,
+                LoraDropout = 0.1, EvalEvery = 2, SaveEvery = 0, KeepCheckpoints = 0, MaxGradNorm = 1.0, WeightDecay = 0.01,
+            };
+            var cpuAdapter = Adapter(c, 5, dropout: 0.1);
+            var gpuAdapter = Adapter(c, 5, dropout: 0.1);
+            var cpu = new CpuTransformer(Model(c, 4), cpuAdapter);
+            using var gpu = new CudaTransformer(NewDevice(), Model(c, 4), gpuAdapter, ownsDevice: true);
+            string cpuDir = TrainerTestKit.TempDir(), gpuDir = TrainerTestKit.TempDir();
+            var cpuRun = new Trainer(cpu, data, options, cpuDir, cpuAdapter.Save).Run();
+            var gpuRun = new Trainer(gpu, data, options, gpuDir, gpuAdapter.Save).Run();
+            Assert.True(gpuRun.Completed);
+            Assert.Equal(cpuRun.SessionLosses.Count, gpuRun.SessionLosses.Count);
+            double worst = 0;
+            for (int i = 0; i < cpuRun.SessionLosses.Count; i++)
+                worst = Math.Max(worst, ParityCheck.Relative($"step {i + 1} loss", cpuRun.SessionLosses[i], gpuRun.SessionLosses[i], Tolerance.Loss));
+            var cpuVal = TrainerTestKit.Metrics(cpuDir).Where(o => o.ContainsKey("val_loss")).Select(o => o["val_loss"]!.GetValue<double>()).ToArray();
+            var gpuVal = TrainerTestKit.Metrics(gpuDir).Where(o => o.ContainsKey("val_loss")).Select(o => o["val_loss"]!.GetValue<double>()).ToArray();
+            Assert.Equal(2, gpuVal.Length);
+            for (int i = 0; i < cpuVal.Length; i++) worst = Math.Max(worst, ParityCheck.Relative($"validation loss {i}", cpuVal[i], gpuVal[i], Tolerance.Loss));
+            // What the trainer saved is the host adapter the backend trained (host-optimizer mode: the host is authoritative).
+            var saved = LoraAdapter.Load(gpuRun.FinalWeights!, c);
+            foreach (var (want, got) in gpuAdapter.Parameters().Zip(saved.Parameters())) Assert.Equal(want.Data, got.Data);
+            return $"train and validation losses within {worst:0.00}x of tolerance";
+        });
     }
 }
