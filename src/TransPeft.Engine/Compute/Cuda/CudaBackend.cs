@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using TransPeft.Cuda;
 using TransPeft.Cuda.Compile;
 using TransPeft.Cuda.Native;
@@ -129,17 +128,18 @@ public sealed class CudaBackend : IDisposable
             compiler ??= KernelCompiler.WithDefaultCache();
             var arch = ctx.Arch;
             var files = KernelCatalog.Files.ToArray();
-            var compiled = new ConcurrentDictionary<string, CompiledKernel>(StringComparer.Ordinal);
-            var failures = new ConcurrentBag<string>();
-            Parallel.ForEach(files, file =>
+            // One NVRTC program per file, one after another (a one-time cost: later runs load the cached cubins).
+            var compiled = new Dictionary<string, CompiledKernel>(StringComparer.Ordinal);
+            var failures = new List<string>();
+            foreach (var file in files)
             {
                 try { compiled[file] = compiler.Compile(sources, file, arch); }
                 catch (NvrtcException e) { failures.Add($"{file} does not compile for {arch} with NVRTC {nvrtc.Item1}.{nvrtc.Item2}: {FirstLines(e.Log.Length > 0 ? e.Log : e.Message, 6)}"); }
                 catch (FileNotFoundException e) { failures.Add(e.Message); }
-            });
-            if (!failures.IsEmpty)
+            }
+            if (failures.Count > 0)
             {
-                reason = string.Join("\n", failures.Order(StringComparer.Ordinal));
+                reason = string.Join("\n", failures);
                 ctx.Dispose();
                 return false;
             }
