@@ -1,4 +1,4 @@
-// Element-wise helpers and small reductions: dtype casts, adds, bias add and its backward (column
+// Element-wise helpers and small reductions: dtype casts, adds, products, bias add and its backward (column
 // sums), in-place scaling, and a one-block sum. Contracts in kernels/README.md.
 //
 // Flat kernels use grid-stride loops, so any 1-D launch covers all n elements; they take the
@@ -71,6 +71,30 @@ extern "C" __global__ void add_bf16(bf16* out, const bf16* a, const bf16* b, i64
     }
     for (i64 i = done + GRID_STRIDE_START; i < n; i += GRID_STRIDE)
         out[i] = f32_to_bf16(bf16_to_f32(a[i]) + bf16_to_f32(b[i]));
+}
+
+/// out[i] = bf16(a[i] * b[i]) (product in fp32, one rounding). out may alias a or b. With b a 0/1
+/// mask the product is exact: this applies an explicit Trans-PEFT mask (one given as data rather than
+/// drawn from the Philox stream) to the SwiGLU activation and to its incoming gradient.
+extern "C" __global__ void mul_bf16(bf16* out, const bf16* a, const bf16* b, i64 n)
+{
+    i64 done = 0;
+    if (tp_aligned(out, 16) && tp_aligned(a, 16) && tp_aligned(b, 16))
+    {
+        const i64 vectors = n / 8;
+        for (i64 v = GRID_STRIDE_START; v < vectors; v += GRID_STRIDE)
+        {
+            float x[8], y[8];
+            load_bf16x8(a + v * 8, x);
+            load_bf16x8(b + v * 8, y);
+#pragma unroll
+            for (int k = 0; k < 8; k++) x[k] *= y[k];
+            store_bf16x8(out + v * 8, x);
+        }
+        done = vectors * 8;
+    }
+    for (i64 i = done + GRID_STRIDE_START; i < n; i += GRID_STRIDE)
+        out[i] = f32_to_bf16(bf16_to_f32(a[i]) * bf16_to_f32(b[i]));
 }
 
 /// y[r, c] = bf16(y[r, c] + bias[c]) for y [rows, cols] row-major.

@@ -9,6 +9,8 @@
 #   kernels       tpeft kernels --arch <the GPU's sm_XX> --json   (if the CLI has the command)
 #   cuda-tests    the CUDA test suite through the bundled runtime and vstest (TPEFT_REQUIRE_GPU=1: a test that
 #                 cannot reach the GPU FAILS here instead of skipping)
+#   train-parity  summary of the CUDA backend's training-step parity tests (part of cuda-tests): each GPU parity
+#                 test appends "PASS|FAIL name: ..." to LOGDIR/train-parity.txt (TPEFT_PARITY_REPORT)
 #   gpu-check.d/* extra steps shipped in the package (benchmarks, training parity, PyTorch baselines), in name
 #                 order; each gets TPEFT_PKG, TPEFT_DOTNET, TPEFT_TPEFT, TPEFT_LOGDIR, TPEFT_ARCH in its environment
 #                 and may print a line "summary: ..." that goes into the table.
@@ -95,6 +97,9 @@ fi
 
 # --- CUDA tests ------------------------------------------------------------------------------------------
 t0=$SECONDS
+parity="$logdir/train-parity.txt"
+rm -f "$parity"
+export TPEFT_PARITY_REPORT="$parity"
 timeout "$step_timeout" "$dotnet_bin" "$pkg/vstest/vstest.console.dll" "$pkg/tests/TransPeft.Engine.Tests.dll" \
   "--TestCaseFilter:$filter" "--logger:trx;LogFileName=cuda-tests.trx" "--logger:console;verbosity=normal" \
   "--ResultsDirectory:$logdir" > "$logdir/cuda-tests.log" 2>&1
@@ -111,6 +116,23 @@ else
 fi
 if [ $rc -eq 0 ] && [ -f "$trx" ] && [ "${total:-0}" -gt 0 ]; then record cuda-tests ok $((SECONDS - t0)) "$detail"
 else record cuda-tests FAIL $((SECONDS - t0)) "$detail"; fi
+
+# --- training-step parity (written by the CUDA tests above) ------------------------------------------------
+if [ -s "$parity" ]; then
+  npass=$(grep -c '^PASS ' "$parity" || true)
+  nfail=$(grep -c '^FAIL ' "$parity" || true)
+  # The largest "N.NNx" (error as a multiple of the allowed error) any passing scenario reported.
+  worst=$(grep '^PASS ' "$parity" | grep -oE '[0-9]+\.[0-9]+x' | tr -d x | sort -g | tail -1)
+  if [ "$nfail" -gt 0 ]; then
+    record train-parity FAIL 0 "$nfail of $((npass + nfail)) failed, first: $(grep -m1 '^FAIL ' "$parity" | cut -c6- | cut -c1-120)"
+  else
+    record train-parity ok 0 "$npass scenarios (LoRA+Trans-PEFT, full FT, tensor-core heads, golden fixtures, trainer) GPU vs CPU within bf16 tolerance, worst error ${worst:-?}x of it"
+  fi
+elif [ "${TPEFT_REQUIRE_GPU}" = 1 ]; then
+  record train-parity FAIL 0 "no parity result written (see cuda-tests.log)"
+else
+  record train-parity skipped 0 "no GPU parity test ran"
+fi
 
 # --- extra steps ------------------------------------------------------------------------------------------
 export TPEFT_PKG="$pkg" TPEFT_DOTNET="$dotnet_bin" TPEFT_TPEFT="$tpeft_dll" TPEFT_LOGDIR="$logdir"

@@ -81,6 +81,24 @@ int main()
         check("add_bf16", n, [&](size_t i) { return (double)o.at(i); }, want, 0, 0);
         emu::launch(add_bf16, dim3(2), dim3(64), a.p(), (const bf16*)a.p(), (const bf16*)b.p(), (i64)n);
         check("add_bf16 in place", n, [&](size_t i) { return (double)a.at(i); }, want, 0, 0);
+        {
+            // mul_bf16 with a 0/1 mask (explicit Trans-PEFT masks) and with general values, aligned and in place
+            BfBuf mask(n), prod(n); prod.poison();
+            for (int i = 0; i < n; i++) mask.set(i, (rng.g() & 3) == 0 ? 0.0f : 1.0f);
+            emu::launch(mul_bf16, dim3(2), dim3(64), prod.p(), (const bf16*)a.p(), (const bf16*)mask.p(), (i64)n);
+            for (int i = 0; i < n; i++) want[i] = a.at(i) * mask.at(i);
+            check("mul_bf16 mask", n, [&](size_t i) { return (double)prod.at(i); }, want, 0, 0);
+            for (int i = 0; i < n; i++) want[i] = h_bf2f(h_f2bf(a.at(i) * b.at(i)));
+            emu::launch(mul_bf16, dim3(3), dim3(32), a.p(), (const bf16*)a.p(), (const bf16*)b.p(), (i64)n);
+            check("mul_bf16 in place", n, [&](size_t i) { return (double)a.at(i); }, want, 0, 0);
+            if (n > 1)
+            {
+                BfBuf o3(n); o3.poison();
+                emu::launch(mul_bf16, dim3(2), dim3(64), o3.p() + 1, (const bf16*)b.p() + 1, (const bf16*)mask.p() + 1, (i64)(n - 1));
+                for (int i = 1; i < n; i++) want[i - 1] = b.at(i) * mask.at(i);
+                check("mul_bf16 misaligned", n - 1, [&](size_t i) { return (double)o3.at(i + 1); }, want, 0, 0);
+            }
+        }
         std::vector<float> s = f;
         float factor = 0.5f, dev = 3.0f;
         emu::launch(scale_f32, dim3(2), dim3(32), s.data(), (i64)n, factor, (const float*)&dev);

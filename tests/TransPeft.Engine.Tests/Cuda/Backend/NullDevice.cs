@@ -1,0 +1,45 @@
+using TransPeft.Cuda;
+using TransPeft.Cuda.Native;
+using TransPeft.Engine.Compute.Cuda;
+
+namespace TransPeft.Engine.Tests.Cuda.Backend;
+
+/// <summary>A device that does nothing (downloads read zeros) and allocates nothing on the managed heap, so the
+/// managed allocations of the backend's own host code can be counted.</summary>
+internal sealed class NullDevice : IComputeDevice
+{
+    private ulong _next = 0x1000_0000;
+
+    public string Name => "null device";
+    public int MultiprocessorCount => 4;
+    public bool SupportsGraphs => false;
+    public int Allocations { get; private set; }
+    public int Launches { get; private set; }
+
+    public DevicePtr Allocate(long bytes)
+    {
+        Allocations++;
+        var p = new DevicePtr(_next);
+        _next += (ulong)(bytes + 4096) / 256 * 256;
+        return p;
+    }
+
+    public void Free(DevicePtr ptr) { }
+    public void Launch(KernelId kernel, LaunchShape shape, ReadOnlySpan<KernelArgument> args)
+    {
+        KernelCatalog.CheckArguments(kernel, args);
+        Launches++;
+    }
+    public void Gemm(bool transA, bool transB, int m, int n, int k, float alpha, DevicePtr a, int lda, DevicePtr b, int ldb,
+        float beta, DevicePtr c, int ldc, CudaDataType abType, CudaDataType cType) { }
+    public void Zero(DevicePtr ptr, long bytes) { }
+    public void Upload<T>(DevicePtr destination, ReadOnlySpan<T> source) where T : unmanaged { }
+    public void Download<T>(Span<T> destination, DevicePtr source) where T : unmanaged => destination.Clear();
+    public void Synchronize() { }
+    public void PushRange(string name) { }
+    public void PopRange() { }
+    public void BeginCapture() => throw new NotSupportedException();
+    public IDeviceGraph EndCapture() => throw new NotSupportedException();
+    public void AbortCapture() { }
+    public void Dispose() { }
+}
