@@ -12,6 +12,8 @@ namespace TransPeft.Cli.Commands;
 /// </summary>
 internal sealed record DeviceChoice(string Requested, string Backend, int? CudaOrdinal, string? FallbackReason)
 {
+    /// <summary>The initialised CUDA backend when <see cref="Backend"/> is "cuda".</summary>
+    public Engine.Compute.Cuda.CudaBackend? Cuda { get; init; }
     public bool IsCpu => Backend == "cpu";
 
     /// <summary>A short description for logs and JSON: "cpu", "cpu (auto: ...)", "cuda:0".</summary>
@@ -25,37 +27,44 @@ internal sealed record DeviceChoice(string Requested, string Backend, int? CudaO
         if (s == "cpu") return new DeviceChoice(s, "cpu", null, null);
         if (s == "auto")
         {
-            var (ok, ordinal, why) = ProbeCuda(0);
-            return ok ? new DeviceChoice(s, "cuda", ordinal, null) : new DeviceChoice(s, "cpu", null, why);
+            var (backend, why) = ProbeCuda(0);
+            return backend is not null ? new DeviceChoice(s, "cuda", 0, null) { Cuda = backend } : new DeviceChoice(s, "cpu", null, why);
         }
         if (s == "cuda" || s.StartsWith("cuda:", StringComparison.Ordinal))
         {
             int n = 0;
             if (s.Length > 4 && (!int.TryParse(s.AsSpan(5), NumberStyles.None, CultureInfo.InvariantCulture, out n)))
                 throw new ArgumentException($"--device: expected auto, cpu, cuda or cuda:N with N a device number, got '{spec}'");
-            var (ok, ordinal, why) = ProbeCuda(n);
-            if (!ok) throw new InvalidOperationException($"--device {s}: {why}; run with --device cpu (or auto)");
-            return new DeviceChoice(s, "cuda", ordinal, null);
+            var (backend, why) = ProbeCuda(n);
+            if (backend is null) throw new InvalidOperationException($"--device {s}: {why}; run with --device cpu (or auto)");
+            return new DeviceChoice(s, "cuda", n, null) { Cuda = backend };
         }
         throw new ArgumentException($"--device: expected auto, cpu, cuda or cuda:N, got '{spec}'");
     }
 
-    /// <summary>
-    /// Whether CUDA device <paramref name="ordinal"/> can run this build's kernels. The engine has no CUDA backend
-    /// yet, so the answer is always no, with the reason; the native layer's initialisation goes here.
-    /// </summary>
-    private static (bool Ok, int Ordinal, string Why) ProbeCuda(int ordinal) =>
-        (false, ordinal, "the CUDA backend is not built yet");
+    /// <summary>Initialises the CUDA backend on device <paramref name="ordinal"/> (driver, GPU, NVRTC kernels, cuBLAS), or says why not.</summary>
+    private static (Engine.Compute.Cuda.CudaBackend? Backend, string Why) ProbeCuda(int ordinal) =>
+        Engine.Compute.Cuda.CudaBackend.TryCreate(ordinal, out var backend, out var reason) ? (backend, "") : (null, reason);
 
     /// <summary>
     /// Resolves the command's --device and reports a CPU fallback on stderr (stdout stays clean for --json and pipes).
-    /// Throws for anything but the CPU until a GPU backend exists, so no command runs on a device it cannot use.
+    /// Commands without a CUDA path (<paramref name="supportsCuda"/> false) run on the CPU under auto and refuse an explicit cuda.
     /// </summary>
-    public static DeviceChoice ForCommand(ParseResult p, Option<string> device)
+    public static DeviceChoice ForCommand(ParseResult p, Option<string> device, bool supportsCuda = false)
     {
         var d = Resolve(p.GetValue(device));
-        if (d.FallbackReason is not null) Console.Error.WriteLine($"device: cpu ({d.FallbackReason}; this build computes on the CPU only)");
-        if (!d.IsCpu) throw new InvalidOperationException($"--device {d.Requested}: no command can run on {d.Describe()} in this build");
-        return d;
+        if (d.FallbackReason is not null) Console.Error.WriteLine($"device: cpu ({d.FallbackReason})");
+        if (d.IsCpu || supportsCuda)
+        {
+            if (!d.IsCpu) Console.Error.WriteLine($"device: {d.Cuda!.Description}");
+            return d;
+        }
+        d.Cuda?.Dispose();
+        if (d.Requested == "auto")
+        {
+            Console.Error.WriteLine("device: cpu (a GPU works, but this command has no CUDA path yet)");
+            return new DeviceChoice("auto", "cpu", null, "this command has no CUDA path yet");
+        }
+        throw new InvalidOperationException($"--device {d.Requested}: this command has no CUDA path yet; run with --device cpu (or auto)");
     }
 }

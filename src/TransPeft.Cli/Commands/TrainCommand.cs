@@ -51,7 +51,7 @@ internal static class TrainCommand
 
         cmd.SetAction(p => CliErrors.Run(() =>
         {
-            var dev = DeviceChoice.ForCommand(p, device);
+            var dev = DeviceChoice.ForCommand(p, device, supportsCuda: true);
             var overrides = TrainingFlags.Overrides(p, flags);
             if (p.GetValue(full))
             {
@@ -100,7 +100,7 @@ internal static class TrainCommand
                         .Start(ctx =>
                         {
                             var task = ctx.AddTask("loading data", maxValue: 1);
-                            r = TrainingRun.Execute(options, new TrainingProgressPrinter(task, text, 0), resumeFrom, cts.Token, Log);
+                            r = TrainingRun.Execute(options, new TrainingProgressPrinter(task, text, 0), resumeFrom, cts.Token, Log, dev.Cuda);
                         });
                     result = r!;
                 }
@@ -108,7 +108,7 @@ internal static class TrainCommand
                 {
                     int every = p.GetValue(logEvery);
                     var printer = new TrainingProgressPrinter(null, text, every > 0 ? every : AutoLogEvery(options));
-                    result = TrainingRun.Execute(options, printer, resumeFrom, cts.Token, Log);
+                    result = TrainingRun.Execute(options, printer, resumeFrom, cts.Token, Log, dev.Cuda);
                 }
             }
             finally { Console.CancelKeyPress -= onCancel; }

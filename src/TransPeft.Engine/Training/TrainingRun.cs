@@ -15,8 +15,10 @@ namespace TransPeft.Engine.Training;
 /// </summary>
 public static class TrainingRun
 {
+    /// <param name="cuda">When given, the model is trained by the CUDA backend (gradients are copied back into the
+    /// host parameters each micro-batch, so the optimizer, checkpoints and resume are the CPU's); null trains on the CPU.</param>
     public static TrainingResult Execute(TrainingOptions options, IProgress<TrainingProgress>? progress = null,
-        string? resumeFrom = null, CancellationToken cancel = default, Action<string>? log = null)
+        string? resumeFrom = null, CancellationToken cancel = default, Action<string>? log = null, Compute.Cuda.CudaBackend? cuda = null)
     {
         options.Validate();
         string modelDir = options.Model ?? throw new TrainingConfigException("training options", "model", "a base model folder (--model)");
@@ -35,11 +37,12 @@ public static class TrainingRun
         log?.Invoke($"data: {trainReport}" + (valReport is null ? "" : $"; validation: {valReport}"));
 
         int maxPositions = Math.Max(options.SeqLen, config.MaxPositionEmbeddings);
-        CpuTransformer cpu;
+        ITrainableModel engine;
         Action<string> saveWeights;
         if (options.Method == TrainingMethod.Full)
         {
-            cpu = new CpuTransformer(model, fullFineTune: true, maxPositions: maxPositions);
+            engine = cuda is null ? new CpuTransformer(model, fullFineTune: true, maxPositions: maxPositions)
+                : cuda.CreateTransformer(model, null, fullFineTune: true);
             saveWeights = dir =>
             {
                 model.Save(dir);
@@ -52,12 +55,19 @@ public static class TrainingRun
             adapter.BaseModelNameOrPath = Path.GetFullPath(modelDir);
             if (options.PMask > 0 || options.PDrop > 0)
                 new TransPeftSettings { PMask = options.PMask, PDrop = options.PDrop, Seed = (ulong)options.Seed }.WriteTo(adapter);
-            cpu = new CpuTransformer(model, adapter, maxPositions: maxPositions);
+            engine = cuda is null ? new CpuTransformer(model, adapter, maxPositions: maxPositions) : cuda.CreateTransformer(model, adapter);
             saveWeights = adapter.Save;
             log?.Invoke($"LoRA: {adapter.ModuleCount} modules, {adapter.ParameterCount:N0} trainable parameters (r={adapter.Config.R}, scaling {adapter.Config.Scaling:G4})");
         }
-        var trainer = new Trainer(cpu, data, options, outDir, saveWeights, progress);
-        return trainer.Run(resumeFrom, cancel);
+        try
+        {
+            var trainer = new Trainer(engine, data, options, outDir, saveWeights, progress);
+            return trainer.Run(resumeFrom, cancel);
+        }
+        finally
+        {
+            (engine as IDisposable)?.Dispose();
+        }
     }
 
     /// <summary>Copies the tokenizer a model was trained with next to its weights (the folder is then self-contained).</summary>

@@ -121,7 +121,7 @@ public class CliTrainCommandTests
         Rejected(["train", "--model", model, "--data", data, "--out", outDir, "--steps", "5", "--epochs", "2"], "steps", "epochs");
         Rejected(["train", "--model", model, "--out", outDir, "--steps", "1"], "data");
         Rejected(["train", "--model", model, "--data", data, "--out", outDir, "--full", "--method", "lora"], "--full", "--method lora");
-        Rejected(["train", "--model", model, "--data", data, "--out", outDir, "--steps", "1", "--device", "cuda"], "--device cuda", "CUDA backend is not built yet");
+        Rejected(["train", "--model", model, "--data", data, "--out", outDir, "--steps", "1", "--device", "cuda"], "--device cuda", "run with --device cpu (or auto)");
 
         var unknown = Path.Combine(root, "unknown.json");
         File.WriteAllText(unknown, """{ "lora_rank": 4 }""");
