@@ -44,8 +44,9 @@ internal static unsafe class CpuLinear
 
     /// <summary>
     /// dx[N,in] += dy·W (+ LoRA path); dW, db, dA, dB accumulated when their parameter has a gradient buffer.
+    /// dx = null skips the input gradient (nothing upstream learns).
     /// </summary>
-    public static void Backward(float[] dx, float[] dy, float[] x, int n, Parameter w, Parameter? bias, LoraModule? lora,
+    public static void Backward(float[]? dx, float[] dy, float[] x, int n, Parameter w, Parameter? bias, LoraModule? lora,
         float[]? loraT, float[] scratchIn, float[] scratchR, in StepContext ctx)
     {
         int inDim = w.Shape[1], outDim = w.Shape[0];
@@ -53,7 +54,7 @@ internal static unsafe class CpuLinear
         {
             if (w.Grad is { } gw)
                 fixed (float* pgw = gw) Gemm.MatmulTN(pgw, pdy, px, n, outDim, inDim, accumulate: true, 1f);
-            Gemm.MatmulNN(pdx, pdy, pw, n, outDim, inDim, accumulate: true, 1f);
+            if (dx is not null) Gemm.MatmulNN(pdx, pdy, pw, n, outDim, inDim, accumulate: true, 1f);
         }
         if (bias?.Grad is { } gb)
             for (int i = 0; i < n; i++)
@@ -74,6 +75,7 @@ internal static unsafe class CpuLinear
         {
             if (lora.A.Grad is { } gA)
                 fixed (float* pgA = gA) Gemm.MatmulTN(pgA, pdt, pxin, n, r, inDim, accumulate: true, 1f);
+            if (dx is null) return;
             if (!dropout)
             {
                 fixed (float* pdx = dx) Gemm.MatmulNN(pdx, pdt, pa, n, r, inDim, accumulate: true, 1f);
@@ -83,7 +85,7 @@ internal static unsafe class CpuLinear
             fixed (float* ps = scratchIn) Gemm.MatmulNN(ps, pdt, pa, n, r, inDim, accumulate: false, 1f);
         }
         MaskDropoutGradient(scratchIn, n, inDim, lora, ctx);
-        TensorPrimitives.Add(dx.AsSpan(0, n * inDim), scratchIn.AsSpan(0, n * inDim), dx.AsSpan(0, n * inDim));
+        TensorPrimitives.Add(dx!.AsSpan(0, n * inDim), scratchIn.AsSpan(0, n * inDim), dx.AsSpan(0, n * inDim));
     }
 
     /// <summary>
