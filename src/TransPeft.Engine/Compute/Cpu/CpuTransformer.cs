@@ -342,14 +342,16 @@ internal sealed unsafe class CpuTransformer : ITrainableModel
         Attention.Backward(a.DQ, a.DK, a.DV, a.DAtt, la.Q, la.K, la.V, la.Att, la.Lse, a.B, a.T, c.NumHeads, c.NumKvHeads, c.HeadDim);
         _rope.Backward(a.DQ, a.B, a.T, c.NumHeads, 0);
         _rope.Backward(a.DK, a.B, a.T, c.NumKvHeads, 0);
-        Array.Clear(a.DN);
-        ProjBackward(a.DN, a.DQ, la.N1, n, l, Projection.Q, la, a, ctx);
-        ProjBackward(a.DN, a.DK, la.N1, n, l, Projection.K, la, a, ctx);
-        ProjBackward(a.DN, a.DV, la.N1, n, l, Projection.V, la, a, ctx);
-        RmsNorm.Backward(dx, w.InputNorm.Grad, a.DN, a.Xs[l], w.InputNorm.Data, la.Rstd1, n, h);
+        // Layer 0's input gradient only feeds the embedding and the first norm's weight: skip it when neither learns.
+        float[]? dn = l > 0 || Model.Embed.Grad is not null || w.InputNorm.Grad is not null ? a.DN : null;
+        if (dn is not null) Array.Clear(dn);
+        ProjBackward(dn, a.DQ, la.N1, n, l, Projection.Q, la, a, ctx);
+        ProjBackward(dn, a.DK, la.N1, n, l, Projection.K, la, a, ctx);
+        ProjBackward(dn, a.DV, la.N1, n, l, Projection.V, la, a, ctx);
+        if (dn is not null) RmsNorm.Backward(dx, w.InputNorm.Grad, dn, a.Xs[l], w.InputNorm.Data, la.Rstd1, n, h);
     }
 
-    private void ProjBackward(float[] dIn, float[] dOut, float[] x, int n, int l, Projection p, LayerActivations la, CpuActivations a, in StepContext ctx)
+    private void ProjBackward(float[]? dIn, float[] dOut, float[] x, int n, int l, Projection p, LayerActivations la, CpuActivations a, in StepContext ctx)
     {
         var w = Model.Layers[l];
         CpuLinear.Backward(dIn, dOut, x, n, w.Weight(p), w.Bias(p), Lora(l, p), la.LoraT[(int)p], a.ScratchIn, a.ScratchR, ctx);
