@@ -35,8 +35,8 @@ switch ($Command) {
         Invoke-Tpeft (@('experiment') + $Rest)
     }
     'bench' {
-        Invoke-Checked 'dotnet' @('build', 'src/TransPeft.Cli', '-c', 'Release', '-nologo', '-v', 'quiet')
-        Invoke-Tpeft (@('bench', 'forward', '--preset', 'tiny') + $Rest)
+        Invoke-Checked 'dotnet' @('build', 'tools/TransPeft.Bench', '-c', 'Release', '-nologo', '-v', 'quiet')
+        Invoke-Checked 'dotnet' (@('tools/TransPeft.Bench/bin/Release/net10.0/TransPeft.Bench.dll', 'compare', '--sizes', 'tiny,mini') + $Rest)
     }
     'gpu-package' { Invoke-Script 'tools/gpu-package.sh' $Rest }
     default { Write-Error "usage: ./build.ps1 build|test|demo|bench|gpu-package [args...]"; exit 2 }

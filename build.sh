@@ -39,8 +39,9 @@ case "$cmd" in
     tpeft demo "$@"
     ;;
   bench)
-    dotnet build src/TransPeft.Cli -c Release -nologo -v quiet
-    tpeft bench forward --preset tiny "$@"
+    # Engine vs libtorch (TorchSharp-cpu, outside the product's dependency graph), alternating runs, table last.
+    dotnet build tools/TransPeft.Bench -c Release -nologo -v quiet
+    dotnet tools/TransPeft.Bench/bin/Release/net10.0/TransPeft.Bench.dll compare --sizes tiny,mini "$@"
     ;;
   gpu-package)
     tools/gpu-package.sh "$@"
