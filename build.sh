@@ -40,6 +40,10 @@ case "$cmd" in
     ;;
   bench)
     # Engine vs libtorch (TorchSharp-cpu, outside the product's dependency graph), alternating runs, table last.
+    # TorchSharp 0.107's native library wants a newer libstdc++ than Debian 12's; the bench adapts it with patchelf.
+    if ! command -v patchelf >/dev/null; then
+      apt-get update -qq && apt-get install -y -qq patchelf >/dev/null
+    fi
     dotnet build tools/TransPeft.Bench -c Release -nologo -v quiet
     dotnet tools/TransPeft.Bench/bin/Release/net10.0/TransPeft.Bench.dll compare --sizes tiny,mini "$@"
     ;;
