@@ -11,5 +11,6 @@ internal static class CommandCatalog
         InspectCommand.Create(),
         MergeCommand.Create(),
         BenchCommand.Create(),
+        ExperimentCommand.Create(),
     ];
 }
