@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Runtime.InteropServices;
 using Spectre.Console;
 using TransPeft.Cli.Experiment;
 using TransPeft.Engine.Compute.Cpu;
@@ -32,17 +33,20 @@ internal static class ExperimentCommand
             string outDir = p.GetValue(outOpt) ?? Path.Combine("results", $"experiment-{chosen.Name}");
             var console = AnsiConsole.Console;
             using var cts = new CancellationTokenSource();
-            ConsoleCancelEventHandler onCancel = (_, e) =>
+            // Ctrl-C (SIGINT) and SIGTERM stop the run gracefully: the current training step finishes and is
+            // checkpointed, finished stages are kept. A second signal ends the process at once.
+            void OnSignal(PosixSignalContext ctx)
             {
-                if (cts.IsCancellationRequested) return; // a second Ctrl-C ends the process at once
-                e.Cancel = true;
-                Console.Error.WriteLine("interrupt: stopping after the current step (a checkpoint is written); Ctrl-C again to kill");
+                if (cts.IsCancellationRequested) return;
+                ctx.Cancel = true;
+                Console.Error.WriteLine($"{ctx.Signal}: stopping after the current step (a checkpoint is written); send it again to kill");
                 cts.Cancel();
-            };
-            Console.CancelKeyPress += onCancel;
+            }
+            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
             try
             {
-                var runner = new ExperimentRunner(chosen, outDir, new RegistryDataSource(chosen.DataPreset, p.GetValue(cache)), line => Console.Out.WriteLine(line));
+                var runner = new ExperimentRunner(chosen, outDir, new RegistryDataSource(chosen, p.GetValue(cache)), line => Console.Out.WriteLine(line));
                 var results = runner.Run(p.GetValue(restart), cts.Token);
                 console.WriteLine();
                 ResultsTable.Print(results, console);
@@ -51,10 +55,9 @@ internal static class ExperimentCommand
             }
             catch (OperationCanceledException e)
             {
-                Console.Error.WriteLine($"stopped: {e.Message} Finished stages are kept in {Path.GetFullPath(outDir)}; run the same command to continue.");
+                Console.Error.WriteLine($"stopped: {e.Message} Finished stages are kept in {Path.GetFullPath(outDir)}.");
                 return 130;
             }
-            finally { Console.CancelKeyPress -= onCancel; }
         }));
         return cmd;
     }

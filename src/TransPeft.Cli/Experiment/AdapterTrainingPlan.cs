@@ -11,6 +11,13 @@ internal sealed record AdapterTrainingPlan
     public double Dropout { get; init; } = 0.05;
     public IReadOnlyList<string> Targets { get; init; } = ["all-linear"];
     public double WarmupRatio { get; init; } = 0.06;
-    /// <summary>Longest example (prompt + completion + EOS); longer ones are truncated.</summary>
+    /// <summary>Longest example (prompt + completion); longer ones are truncated.</summary>
     public int SeqLen { get; init; } = 160;
+    /// <summary>
+    /// Also train on an end-of-text token after each completion. Off by default: evaluation scores the completion
+    /// alone, and in the pre-training text EOS only ever follows a newline, so an EOS target right after " spam"
+    /// is a surprise worth ~7 nats that a small frozen base cannot unlearn through LoRA; its gradient drowned the
+    /// label decision (spam: 50% with it, 79% without, measured; docs/EXPERIMENT.md).
+    /// </summary>
+    public bool TargetEos { get; init; }
 }

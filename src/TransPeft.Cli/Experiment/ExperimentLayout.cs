@@ -22,11 +22,14 @@ internal sealed class ExperimentLayout(string root)
     public string Report => Path.Combine(Root, "report.md");
     public string Stages => Path.Combine(Root, "stages");
 
+    /// <summary>A task's pre-tokenized adapter training records (<see cref="AdapterData"/>).</summary>
+    public string AdapterData(string task) => Path.Combine(Root, "adapter-data", task + ".train.jsonl");
+
     public string AdapterRun(AdapterKey k) => Path.Combine(Root, "adapters", k.Task, k.Id);
     public string Adapter(AdapterKey k) => Final(AdapterRun(k));
     /// <summary>The adapter retargeted at v2 by AdapterTransfer.</summary>
     public string Transferred(AdapterKey k) => Path.Combine(AdapterRun(k), "on-v2");
 
     /// <summary>Folders a --restart removes (the built data is kept: its own fingerprint decides reuse).</summary>
-    public IEnumerable<string> RunOutputs => [Stages, Models, Path.Combine(Root, "adapters"), Analysis, Plots, Results, Report, Settings];
+    public IEnumerable<string> RunOutputs => [Stages, Models, Path.Combine(Root, "adapters"), Path.Combine(Root, "adapter-data"), Analysis, Plots, Results, Report, Settings];
 }

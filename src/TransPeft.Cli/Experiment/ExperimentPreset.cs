@@ -15,6 +15,10 @@ internal sealed record ExperimentPreset
     public required string Description { get; init; }
     /// <summary>ExperimentDataOptions preset (cpu or full); ignored by injected data sources.</summary>
     public required string DataPreset { get; init; }
+    /// <summary>Overrides of the data preset (null = its value): prompt lengths decide most of the adapters' cost.</summary>
+    public int? SpamBodyTokens { get; init; }
+    public int? SotuChunkTokens { get; init; }
+    public int? TokenizerVocabSize { get; init; }
     /// <summary>The base architecture; vocab_size is replaced by the tokenizer's.</summary>
     public required ModelConfig Model { get; init; }
     public int ModelSeed { get; init; } = 1;
@@ -37,6 +41,9 @@ internal sealed record ExperimentPreset
         ["name"] = Name,
         ["description"] = Description,
         ["data_preset"] = DataPreset,
+        ["spam_body_tokens"] = SpamBodyTokens,
+        ["sotu_chunk_tokens"] = SotuChunkTokens,
+        ["tokenizer_vocab_size"] = TokenizerVocabSize,
         ["model"] = Model.ToJson(),
         ["model_seed"] = ModelSeed,
         ["v1"] = PlanJson(V1),
@@ -46,7 +53,7 @@ internal sealed record ExperimentPreset
             ["steps"] = Adapter.Steps, ["batch_size"] = Adapter.BatchSize, ["lr"] = Adapter.LearningRate,
             ["r"] = Adapter.Rank, ["alpha"] = Adapter.Alpha, ["dropout"] = Adapter.Dropout,
             ["targets"] = new JsonArray(Adapter.Targets.Select(t => (JsonNode?)JsonValue.Create(t)).ToArray()),
-            ["warmup_ratio"] = Adapter.WarmupRatio, ["seq_len"] = Adapter.SeqLen,
+            ["warmup_ratio"] = Adapter.WarmupRatio, ["seq_len"] = Adapter.SeqLen, ["target_eos"] = Adapter.TargetEos,
         },
         ["variants"] = new JsonArray(Variants.Select(v => (JsonNode?)new JsonObject { ["id"] = v.Id, ["p_mask"] = v.PMask, ["p_drop"] = v.PDrop }).ToArray()),
         ["tasks"] = new JsonArray(Tasks.Select(t => (JsonNode?)JsonValue.Create(t)).ToArray()),

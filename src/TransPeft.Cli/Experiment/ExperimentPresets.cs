@@ -21,16 +21,23 @@ internal static class ExperimentPresets
 
     private static readonly BaseTrainingPlan CpuV1 = new()
     {
-        Steps = 600, BatchSize = 16, SeqLen = 128, LearningRate = 2e-3, WarmupRatio = 0.05, Evaluations = 6, EvalSequences = 48, Checkpoints = 6,
+        Steps = 400, BatchSize = 16, SeqLen = 128, LearningRate = 2e-3, WarmupRatio = 0.05, Evaluations = 8, EvalSequences = 48, Checkpoints = 8,
     };
 
-    // The update: a tenth of v1's steps at a fifth of its peak learning rate, half of every batch replayed from corpus A.
+    // The update: a quarter of v1's steps at a fifth of its peak learning rate, half of the text replayed from corpus A.
     private static readonly BaseTrainingPlan CpuV2 = new()
     {
-        Steps = 120, BatchSize = 16, SeqLen = 128, LearningRate = 4e-4, WarmupRatio = 0.1, ReplayFraction = 0.5, Evaluations = 3, EvalSequences = 48, Checkpoints = 3,
+        Steps = 100, BatchSize = 16, SeqLen = 128, LearningRate = 4e-4, WarmupRatio = 0.1, ReplayFraction = 0.5, Evaluations = 4, EvalSequences = 48, Checkpoints = 4,
     };
 
-    private static readonly AdapterTrainingPlan CpuAdapter = new() { Steps = 120, BatchSize = 8, LearningRate = 2e-3 };
+    private static readonly AdapterTrainingPlan CpuAdapter = new() { Steps = 100, BatchSize = 8, LearningRate = 3e-3 };
+
+    /// <summary>
+    /// The CPU presets leave out sotu-party: at this size neither LoRA nor full fine-tuning of v1 learns the party
+    /// from a 48-token passage in 100 steps (both answer one party for every passage: 50%, measured), so its rows
+    /// would compare chance with chance. The large preset keeps it.
+    /// </summary>
+    private static readonly string[] CpuTasks = ["spam", "wordnet-define"];
 
     /// <summary>The released recipe (p_drop 0.1, p_mask 0) first, then the sweep around it.</summary>
     private static readonly AdapterVariant[] Sweep =
@@ -43,23 +50,25 @@ internal static class ExperimentPresets
         ["cpu"] = new()
         {
             Name = "cpu",
-            Description = "default: 2.9M-parameter base, CPU data, 3 tasks x 3 seeds, Trans-PEFT p_drop 0.1 (released recipe) and p_mask 0.2; < 25 min on 2 cores",
-            DataPreset = "cpu", Model = CpuModel, V1 = CpuV1, V2 = CpuV2, Adapter = CpuAdapter,
-            Variants = [new(0, 0.1), new(0.2, 0)],
-            Seeds = [1, 2, 3],
+            Description = "default: 2.9M-parameter base, CPU data, tasks spam (32-token bodies) and wordnet-define x 5 seeds, Trans-PEFT with the released recipe p_drop 0.1; under 25 min on 2 cores",
+            DataPreset = "cpu", SpamBodyTokens = 32, SotuChunkTokens = 48, Model = CpuModel, V1 = CpuV1, V2 = CpuV2, Adapter = CpuAdapter,
+            Variants = [new(0, 0.1)],
+            Tasks = CpuTasks,
+            Seeds = [1, 2, 3, 4, 5],
         },
         ["cpu-sweep"] = new()
         {
             Name = "cpu-sweep",
-            Description = "the cpu bases with 5 seeds and the sweep p_drop 0.05/0.1/0.2, p_mask 0.1/0.2/0.3 on every task (about 1.5 h on 2 cores)",
-            DataPreset = "cpu", Model = CpuModel, V1 = CpuV1, V2 = CpuV2, Adapter = CpuAdapter with { Steps = 200 },
+            Description = "the cpu run plus the sweep p_drop 0.05/0.1/0.2, p_mask 0.1/0.2/0.3 (same bases, adapters and seeds, so its plain and p_drop 0.1 rows repeat the cpu run's; about 45 min on 2 cores)",
+            DataPreset = "cpu", SpamBodyTokens = 32, SotuChunkTokens = 48, Model = CpuModel, V1 = CpuV1, V2 = CpuV2, Adapter = CpuAdapter,
             Variants = Sweep,
+            Tasks = CpuTasks,
             Seeds = [1, 2, 3, 4, 5],
         },
         ["large"] = new()
         {
             Name = "large",
-            Description = "all the data, the 8.5M-parameter 'tiny' model, 10 seeds, 600 adapter steps and the full sweep (hours on a CPU; for a big machine)",
+            Description = "all the data and all three tasks (sotu-party too), the 8.5M-parameter 'tiny' model, 10 seeds, 600 adapter steps and the full sweep (many hours on a CPU; for a big machine)",
             DataPreset = "full",
             Model = ModelPresets.Get("tiny") with { MaxPositionEmbeddings = 256 },
             V1 = new() { Steps = 4000, BatchSize = 32, SeqLen = 128, LearningRate = 1e-3, WarmupRatio = 0.03, Evaluations = 10, EvalSequences = 128, Checkpoints = 20 },
@@ -73,7 +82,7 @@ internal static class ExperimentPresets
         {
             Name = "smoke",
             Description = "a check of the whole pipeline on the real data in a few minutes (micro model, few steps; the numbers mean nothing)",
-            DataPreset = "cpu",
+            DataPreset = "cpu", SpamBodyTokens = 32, SotuChunkTokens = 48,
             Model = CpuModel with { HiddenSize = 64, IntermediateSize = 176, NumLayers = 2, HeadDim = 16 },
             V1 = CpuV1 with { Steps = 40, Evaluations = 2, EvalSequences = 8, Checkpoints = 2 },
             V2 = CpuV2 with { Steps = 10, Evaluations = 1, EvalSequences = 8, Checkpoints = 1 },

@@ -47,6 +47,7 @@ internal sealed class ExperimentRunner
     private readonly Dictionary<string, double> _exampleTokens = new(StringComparer.Ordinal);
     private readonly Dictionary<string, double> _testTokens = new(StringComparer.Ordinal);
     private TransformerModel? _v1, _v2;
+    private readonly HashSet<string> _adapterDataWritten = new(StringComparer.Ordinal);
 
     public ExperimentRunner(ExperimentPreset preset, string outDir, IExperimentDataSource source, Action<string> write)
     {
@@ -181,13 +182,14 @@ internal sealed class ExperimentRunner
         {
             if (!available.TryGetValue(name, out var paths))
                 throw new ArgumentException($"preset '{_preset.Name}': task '{name}' is not in {_layout.Data} (available: {string.Join(", ", available.Keys)})");
-            var task = TaskSpec.Load(paths, _preset.TestLimit);
+            var task = TaskSpec.Load(paths, _preset.TestLimit, Tokenizer);
             _tasks.Add(task);
             var train = Engine.Data.Tasks.TaskFiles.ReadJsonl(paths.TrainPath).Take(64).ToList();
             _exampleTokens[name] = train.Count == 0 ? 32 : train.Average(r => Count(r.Prompt) + Count(r.Completion) + 1.0);
             _testTokens[name] = task.Test.Take(64).Average(r => Count(r.Prompt) + Count(r.Completion) + 0.0);
         }
-        _progress.Line($"tasks: {string.Join(", ", _tasks.Select(t => $"{t.Name} ({t.Info.Kind.ToString().ToLowerInvariant()}, {t.Test.Count} test records)"))}");
+        _progress.Line($"tasks: {string.Join(", ", _tasks.Select(t => $"{t.Name} ({t.Info.Kind.ToString().ToLowerInvariant()}, {t.Test.Count} test records" +
+            (t.IsClassification ? $"; labels scored on {(t.FirstTokenDecision ? "their first token" : "the whole label")}: {string.Join(" / ", t.DecisionLabels.Select(l => $"\"{l}\""))}" : "") + ")"))}");
     }
 
     private int Count(string text) => text.Length == 0 ? 0 : Tokenizer.CountTokens(text);
@@ -195,7 +197,7 @@ internal sealed class ExperimentRunner
     /// <summary>Cost of every stage still to run, in token-equivalents of full training (see <see cref="ExperimentProgress"/>).</summary>
     private void PlanCosts()
     {
-        const double forward = 0.33, lora = 0.75;
+        const double forward = 0.35, lora = 1.0; // measured: a LoRA step costs about as much per token as full training here
         double BaseCost(BaseTrainingPlan p) => p.Steps * (double)p.TokensPerStep + (p.Evaluations + 1) * (double)p.EvalSequences * p.SeqLen * forward;
         void Plan(string id, double cost) { if (!_stages.IsDone(id)) _progress.Plan(id, cost); }
         Plan("base/v1", BaseCost(_preset.V1));
@@ -249,7 +251,7 @@ internal sealed class ExperimentRunner
         else if (Directory.Exists(outDir)) Directory.Delete(outDir, recursive: true);
         var result = TrainingRun.Execute(options, _progress.Training(label), resume, _cancel);
         if (result.Interrupted)
-            throw new OperationCanceledException($"interrupted in {label} at step {result.Step}/{result.TotalSteps} (checkpoint saved); run the same command again to continue");
+            throw new OperationCanceledException($"interrupted in {label} at step {result.Step}/{result.TotalSteps} (checkpoint saved); run the same command again to continue.");
         _cancel.ThrowIfCancellationRequested();
     }
 
@@ -372,9 +374,11 @@ internal sealed class ExperimentRunner
         string kind = key.Variant.IsPlain ? "plain LoRA" : $"Trans-PEFT LoRA ({key.Variant.Label})";
         _progress.Begin(id, $"adapter {task.Name}/{key.Id}: {kind} r={a.Rank} on {key.Base}, {a.Steps} steps x {a.BatchSize}");
         var clock = new StageClock();
+        var dataPath = _layout.AdapterData(task.Name);
+        if (_adapterDataWritten.Add(task.Name)) AdapterData.Write(task.Paths.TrainPath, Tokenizer, CompactGpt2Tokenizer.EosId, a.TargetEos, dataPath);
         var options = new TrainingOptions
         {
-            Model = baseDir, Data = task.Paths.TrainPath, DataFormat = DatasetFormat.PromptCompletion, Pack = false, SeqLen = a.SeqLen,
+            Model = baseDir, Data = dataPath, DataFormat = DatasetFormat.Tokenized, Pack = false, SeqLen = a.SeqLen,
             CacheDir = _layout.TokenCache, Output = _layout.AdapterRun(key), Method = TrainingMethod.Lora,
             LoraR = a.Rank, LoraAlpha = a.Alpha, LoraDropout = a.Dropout, LoraTargets = a.Targets,
             LearningRate = a.LearningRate, Schedule = ScheduleKind.Cosine, WarmupRatio = a.WarmupRatio,
@@ -423,14 +427,14 @@ internal sealed class ExperimentRunner
 
     /// <summary>
     /// Every metric of the task for one adapter on one base (never perturbed: Trans-PEFT acts only in training).
-    /// Classification: accuracy of likelihood-ranked labels, and the label loss from the same pass (the gold
-    /// label's summed log-likelihood over its tokens). Generation: completion loss per group, and over all records
-    /// combined from the groups' token-weighted sums (one forward per record either way).
+    /// Classification: accuracy of the likelihood-ranked labels (<see cref="TaskSpec.DecisionLabels"/>) and the
+    /// decision's cross-entropy −log(p(gold) / Σ p(candidate)), from the same pass. Generation: completion loss
+    /// per group, and over all records combined from the groups' token-weighted sums (one forward per record).
     /// </summary>
     private JsonObject EvaluateAdapter(TaskSpec task, TransformerModel model, string adapterDir)
     {
         var adapter = LoraAdapter.Load(adapterDir, model.Config);
-        var options = new EvalOptions { Labels = task.IsClassification ? task.LabelCompletions : null, LossBatchSize = 16, KeepPredictions = task.IsClassification };
+        var options = new EvalOptions { Labels = task.IsClassification ? task.DecisionLabels : null, LossBatchSize = 16, KeepPredictions = task.IsClassification };
         var evaluator = new TaskEvaluator(model, adapter, Tokenizer, options, task.Paths.TestPath);
         var o = new JsonObject();
         if (task.IsClassification)
@@ -439,15 +443,15 @@ internal sealed class ExperimentRunner
             o[MetricSpec.Accuracy] = c.Accuracy;
             o["correct"] = c.Correct;
             o["count"] = c.Count;
-            double nll = 0;
-            long tokens = 0;
+            double loss = 0;
             foreach (var pr in c.Predictions!)
             {
-                int gold = pr.Candidates.ToList().IndexOf(pr.Gold);
-                nll -= pr.LogLikelihoods[gold];
-                tokens += Tokenizer.CountTokens(pr.Gold);
+                double max = pr.LogLikelihoods.Max();
+                double lse = max + Math.Log(pr.LogLikelihoods.Sum(ll => Math.Exp(ll - max)));
+                loss += lse - pr.LogLikelihoods[pr.Candidates.ToList().IndexOf(pr.Gold)];
             }
-            o[MetricSpec.LabelLoss] = nll / tokens;
+            o[MetricSpec.DecisionLoss] = loss / c.Count;
+            o["scored_on"] = task.FirstTokenDecision ? "first label token" : "whole label";
         }
         else
         {

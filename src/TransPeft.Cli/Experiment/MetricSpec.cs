@@ -1,13 +1,14 @@
 namespace TransPeft.Cli.Experiment;
 
 /// <summary>
-/// One number measured for every row of a task: accuracy of likelihood-ranked labels, or mean cross-entropy of
-/// the completion tokens, over all test records or one group of them. <see cref="IsPrimary"/> marks the number
+/// One number measured for every row of a task: accuracy of likelihood-ranked labels and the cross-entropy of
+/// that decision (the gold label's share of the candidates' probability), or mean cross-entropy of the
+/// completion tokens over all test records or one group of them. <see cref="IsPrimary"/> marks the number
 /// the verdict is drawn from (one per task).
 /// </summary>
 internal sealed record MetricSpec(string Key, string Title, bool HigherIsBetter, bool IsPrimary, string? Group = null)
 {
-    public const string Accuracy = "accuracy", LabelLoss = "label_loss", Loss = "loss";
+    public const string Accuracy = "accuracy", DecisionLoss = "decision_loss", Loss = "loss";
 
     public static MetricSpec GroupLoss(string group) => new($"{Loss}[{group}]", $"completion loss, {group} words", false, false, group);
 

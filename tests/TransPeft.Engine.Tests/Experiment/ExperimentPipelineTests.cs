@@ -60,7 +60,7 @@ public class ExperimentPipelineTests
         Assert.Equal(["toy-class", "toy-define"], tasks.Select(t => t!["name"]!.GetValue<string>()));
         var define = tasks[1]!["metrics"]!.AsArray();
         Assert.Equal(["loss", "loss[rewritten]", "loss[stable]"], define.Select(m => m!["key"]!.GetValue<string>()));
-        Assert.Equal(["accuracy", "label_loss"], tasks[0]!["metrics"]!.AsArray().Select(m => m!["key"]!.GetValue<string>()));
+        Assert.Equal(["accuracy", "decision_loss"], tasks[0]!["metrics"]!.AsArray().Select(m => m!["key"]!.GetValue<string>()));
 
         foreach (var metric in tasks.SelectMany(t => t!["metrics"]!.AsArray()))
         {
