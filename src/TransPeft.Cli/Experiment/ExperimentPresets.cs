@@ -59,7 +59,7 @@ internal static class ExperimentPresets
         ["cpu-sweep"] = new()
         {
             Name = "cpu-sweep",
-            Description = "the cpu run plus the sweep p_drop 0.05/0.1/0.2, p_mask 0.1/0.2/0.3 (same bases, adapters and seeds, so its plain and p_drop 0.1 rows repeat the cpu run's; about 45 min on 2 cores)",
+            Description = "the cpu run plus the sweep p_drop 0.05/0.1/0.2, p_mask 0.1/0.2/0.3 (same bases, adapters and seeds, so its plain and p_drop 0.1 rows repeat the cpu run's; about 27 min on 2 cores)",
             DataPreset = "cpu", SpamBodyTokens = 32, SotuChunkTokens = 48, Model = CpuModel, V1 = CpuV1, V2 = CpuV2, Adapter = CpuAdapter,
             Variants = Sweep,
             Tasks = CpuTasks,

@@ -87,12 +87,13 @@ internal sealed class ExperimentRunner
 
     // ------------------------------------------------------------------ folder and settings
 
-    private JsonObject Settings() => new()
+    /// <summary>What must not change for a folder's stages to belong to one run (the preset's description may).</summary>
+    private JsonObject Settings()
     {
-        ["format"] = SettingsFormat,
-        ["preset"] = _preset.ToJson(),
-        ["data_source"] = _source.Describe,
-    };
+        var preset = _preset.ToJson();
+        preset.Remove("description");
+        return new JsonObject { ["format"] = SettingsFormat, ["preset"] = preset, ["data_source"] = _source.Describe };
+    }
 
     private void PrepareFolder(bool restart)
     {
@@ -134,6 +135,9 @@ internal sealed class ExperimentRunner
                 for (int i = 0; i < a.Count; i++)
                     if (FirstDifference(a[i], b[i], $"{path}[{i}]") is { } d) return d;
                 return null;
+            case (JsonValue a, JsonValue b) when a.GetValueKind() == JsonValueKind.Number && b.GetValueKind() == JsonValueKind.Number:
+                // Numbers by value: 1e-05 written by another tool is 1E-05.
+                return double.Parse(a.ToJsonString(), CultureInfo.InvariantCulture) == double.Parse(b.ToJsonString(), CultureInfo.InvariantCulture) ? null : $"{Here()}: {a.ToJsonString()} then, {b.ToJsonString()} now";
             default:
                 string x = then?.ToJsonString() ?? "null", y = now?.ToJsonString() ?? "null";
                 return x == y ? null : $"{Here()}: {x} then, {y} now";
