@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # TransPeft.Engine: one entry point for building, testing, the demo and benchmarks.
-#   ./build.sh demo         the main job: the evolving-base experiment (CPU unless a GPU works)
+#   ./build.sh demo         the main job: `tpeft experiment` (default preset cpu; args pass through, e.g. --preset cpu-sweep)
 #   ./build.sh test         restore, build, install what the checks need, run every test
 #   ./build.sh build        Release build of the solution
 #   ./build.sh bench        CPU benchmarks against libtorch (TorchSharp-cpu), table printed last
@@ -36,7 +36,7 @@ case "$cmd" in
     ;;
   demo)
     dotnet build src/TransPeft.Cli -c Release -nologo -v quiet
-    tpeft demo "$@"
+    tpeft experiment "$@"
     ;;
   bench)
     # Engine vs libtorch (TorchSharp-cpu, outside the product's dependency graph), alternating runs, table last.

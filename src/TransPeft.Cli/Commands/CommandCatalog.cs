@@ -19,5 +19,6 @@ internal static class CommandCatalog
         DataCommand.Create(),
         BenchCommand.Create(),
         KernelsCommand.Create(),
+        ExperimentCommand.Create(),
     ];
 }

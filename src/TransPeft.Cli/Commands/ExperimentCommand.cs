@@ -1,0 +1,64 @@
+using System.CommandLine;
+using System.Runtime.InteropServices;
+using Spectre.Console;
+using TransPeft.Cli.Experiment;
+using TransPeft.Engine.Compute.Cpu;
+
+namespace TransPeft.Cli.Commands;
+
+/// <summary>
+/// `tpeft experiment`: the Trans-PEFT transfer protocol end to end with real training (data, base v1, update to
+/// v2, adapters on both, transfer, evaluation, statistics, report and plots). Rerunning the same command continues
+/// an interrupted run; Ctrl-C stops after the current step with a checkpoint.
+/// </summary>
+internal static class ExperimentCommand
+{
+    public static Command Create()
+    {
+        var preset = new Option<string>("--preset")
+        {
+            Description = "Which run: " + string.Join("; ", ExperimentPresets.All.Values.Select(p => $"{p.Name} = {p.Description}")),
+            DefaultValueFactory = _ => ExperimentPresets.Default,
+        };
+        var outOpt = new Option<string?>("--out", "-o") { Description = "Output folder (default: ./results/experiment-PRESET)" };
+        var threads = new Option<int>("--threads") { Description = "CPU threads (default: TPEFT_THREADS, else every core)", DefaultValueFactory = _ => 0 };
+        var restart = new Option<bool>("--restart") { Description = "Discard the folder's earlier run (stages, models, adapters, results; the built data is kept) and start over" };
+        var cache = new Option<string?>("--data-cache") { Description = "Download cache of the data packages (default: TPEFT_DATA_DIR, else REPO/.cache/data)" };
+        var cmd = new Command("experiment", "Reproduce the Trans-PEFT transfer protocol at small scale: pre-train v1, update it to v2, train plain and Trans-PEFT adapters, transfer them, report")
+            { preset, outOpt, threads, restart, cache };
+        cmd.SetAction(p => CliErrors.Run(() =>
+        {
+            var chosen = ExperimentPresets.Get(p.GetValue(preset)!);
+            if (p.GetValue(threads) is > 0 and var n) CpuParallel.Threads = n;
+            string outDir = p.GetValue(outOpt) ?? Path.Combine("results", $"experiment-{chosen.Name}");
+            var console = AnsiConsole.Console;
+            using var cts = new CancellationTokenSource();
+            // Ctrl-C (SIGINT) and SIGTERM stop the run gracefully: the current training step finishes and is
+            // checkpointed, finished stages are kept. A second signal ends the process at once.
+            void OnSignal(PosixSignalContext ctx)
+            {
+                if (cts.IsCancellationRequested) return;
+                ctx.Cancel = true;
+                Console.Error.WriteLine($"{ctx.Signal}: stopping after the current step (a checkpoint is written); send it again to kill");
+                cts.Cancel();
+            }
+            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+            try
+            {
+                var runner = new ExperimentRunner(chosen, outDir, new RegistryDataSource(chosen, p.GetValue(cache)), line => Console.Out.WriteLine(line));
+                var results = runner.Run(p.GetValue(restart), cts.Token);
+                console.WriteLine();
+                ResultsTable.Print(results, console);
+                console.MarkupLineInterpolated($"report: [green]{runner.Layout.Report}[/]  results: [green]{runner.Layout.Results}[/]");
+                return 0;
+            }
+            catch (OperationCanceledException e)
+            {
+                Console.Error.WriteLine($"stopped: {e.Message} Finished stages are kept in {Path.GetFullPath(outDir)}.");
+                return 130;
+            }
+        }));
+        return cmd;
+    }
+}
