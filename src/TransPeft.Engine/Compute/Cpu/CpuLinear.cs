@@ -84,7 +84,8 @@ internal static unsafe class CpuLinear
             // With dropout, d(drop(x))/dx = keep/(1-p): form dt·A into scratch, then mask and add.
             fixed (float* ps = scratchIn) Gemm.MatmulNN(ps, pdt, pa, n, r, inDim, accumulate: false, 1f);
         }
-        MaskDropoutGradient(scratchIn, n, inDim, lora, ctx);
+        // The dropout derivative is the same keep/(1-p) mask: applied in place to the gradient.
+        ApplyDropout(scratchIn, scratchIn, n, inDim, lora, ctx);
         TensorPrimitives.Add(dx!.AsSpan(0, n * inDim), scratchIn.AsSpan(0, n * inDim), dx.AsSpan(0, n * inDim));
     }
 
@@ -126,7 +127,7 @@ internal static unsafe class CpuLinear
 
     private static uint Lane(LoraModule lora) => (uint)(lora.Layer * 8 + (int)lora.Projection);
 
-    /// <summary>dst = x ∘ keep / (1 − p), keep drawn per element (row·in + col) of this module's lane.</summary>
+    /// <summary>dst = x ∘ keep / (1 − p) (dst may be x), keep drawn per element (row·in + col) of this module's lane.</summary>
     private static void ApplyDropout(float[] dst, float[] x, int n, int inDim, LoraModule lora, StepContext ctx)
     {
         float p = (float)lora.Dropout, scale = 1f / (1f - p);
@@ -140,16 +141,4 @@ internal static unsafe class CpuLinear
         }, parallel: (long)n * inDim > 32_768);
     }
 
-    private static void MaskDropoutGradient(float[] g, int n, int inDim, LoraModule lora, StepContext ctx)
-    {
-        float p = (float)lora.Dropout, scale = 1f / (1f - p);
-        uint lane = Lane(lora);
-        var rs = ctx.Random;
-        CpuParallel.For(n, row =>
-        {
-            uint e0 = (uint)(row * inDim);
-            for (int c = 0; c < inDim; c++)
-                g[row * inDim + c] = rs.Uniform(RandomStream.TagLoraDropout, lane, e0 + (uint)c) < p ? 0f : g[row * inDim + c] * scale;
-        }, parallel: (long)n * inDim > 32_768);
-    }
 }
