@@ -84,3 +84,16 @@ public class KvCacheTests
         Assert.Contains("top-p", Assert.Throws<ArgumentException>(() => gen.Generate([1], new GenerationOptions { TopP = 1.5 })).Message);
     }
 }
+
+public class SlidingWindowTests
+{
+    [Fact]
+    public void SequencesPastAMistralSlidingWindowAreRefusedNotMiscomputed()
+    {
+        var config = TinyModels.Config("mistral") with { SlidingWindow = 6 };
+        var m = new CpuTransformer(global::TransPeft.Engine.Model.TransformerModel.CreateRandom(config, 1));
+        Assert.Equal(6 * config.VocabSize, m.ForwardLogits(TinyModels.RandomIds(6, config.VocabSize, 1), 1, 6).Length);
+        var e = Assert.Throws<ArgumentException>(() => m.ForwardLogits(TinyModels.RandomIds(7, config.VocabSize, 1), 1, 7));
+        Assert.Contains("sliding_window 6", e.Message);
+    }
+}

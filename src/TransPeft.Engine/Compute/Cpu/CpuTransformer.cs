@@ -87,6 +87,7 @@ internal sealed unsafe class CpuTransformer : ITrainableModel
         var c = Config;
         if (ids.Length != b * t) throw new ArgumentException($"expected {b}x{t} = {b * t} token ids, got {ids.Length}");
         if (t > _rope.MaxPositions) throw new ArgumentException($"sequence length {t} exceeds max_position_embeddings {_rope.MaxPositions}");
+        CheckSlidingWindow(t);
         var a = Acts(b, t);
         int n = b * t, h = c.HiddenSize;
         Embedding.Forward(a.Xs[0], ids, Model.Embed.Data, n, h, c.VocabSize);
@@ -186,6 +187,7 @@ internal sealed unsafe class CpuTransformer : ITrainableModel
         int pos0 = cache.Length;
         if (pos0 + t > cache.Capacity) throw new ArgumentException($"cache holds {cache.Capacity} positions; {pos0} used, {t} more requested");
         if (pos0 + t > _rope.MaxPositions) throw new ArgumentException($"position {pos0 + t - 1} exceeds max_position_embeddings {_rope.MaxPositions}");
+        CheckSlidingWindow(pos0 + t);
         ref var slot = ref (t == 1 ? ref _decodeActs : ref _prefillActs);
         if (slot is null || slot.B != b || slot.T != t) slot = new CpuActivations(c, b, t, _maxRank);
         var a = slot;
@@ -228,6 +230,16 @@ internal sealed unsafe class CpuTransformer : ITrainableModel
         fixed (float* pl = logits, px = normed, ph = Model.Head.Data)
             Gemm.MatmulNT(pl, px, ph, b, h, c.VocabSize, accumulate: false, 1f);
         return logits;
+    }
+
+    /// <summary>
+    /// Mistral's sliding-window attention is not implemented: within the window it equals full causal attention,
+    /// so sequences up to the window are exact and longer ones are refused rather than computed differently.
+    /// </summary>
+    private void CheckSlidingWindow(int positions)
+    {
+        if (Config.SlidingWindow is int w && positions > w)
+            throw new ArgumentException($"{positions} positions exceed the model's sliding_window {w}; sliding-window attention is not implemented (sequences up to the window are exact)");
     }
 
     /// <summary>Shifted targets: target[b,t] = labels[b,t+1], and -100 at the last position of each row.</summary>
