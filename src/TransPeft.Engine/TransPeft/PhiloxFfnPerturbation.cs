@@ -18,10 +18,7 @@ internal sealed class PhiloxFfnPerturbation(RandomStream stream, double pMask, d
 
     public override void FillMask(int layer, int row0, int rows, int intermediate, Span<float> dst)
     {
-        float p = (float)PMask;
         uint start = checked((uint)((long)row0 * intermediate));
-        int n = rows * intermediate;
-        for (int k = 0; k < n; k++)
-            dst[k] = Stream.Uniform(RandomStream.TagFfnMask, (uint)layer, start + (uint)k) < p ? 0f : 1f;
+        Stream.FillKeep(RandomStream.TagFfnMask, (uint)layer, start, dst[..(rows * intermediate)], (float)PMask, 1f);
     }
 }

@@ -33,4 +33,23 @@ public readonly record struct RandomStream(ulong Seed, uint Step, uint MicroBatc
             (uint)Seed, (uint)(Seed >> 32));
         return (Philox4x32.ToUniform(a), Philox4x32.ToUniform(b), Philox4x32.ToUniform(c), Philox4x32.ToUniform(d));
     }
+
+    /// <summary>
+    /// dst[k] = 0 where the event fires for element first + k (probability p), else <paramref name="keepValue"/>.
+    /// One generator call serves four consecutive elements, exactly as <see cref="Uniform"/> would draw them.
+    /// </summary>
+    public void FillKeep(uint tag, uint lane, uint first, Span<float> dst, float p, float keepValue)
+    {
+        int k = 0;
+        while (k < dst.Length)
+        {
+            uint e = first + (uint)k;
+            var (a, b, c, d) = Uniform4(tag, lane, e >> 2);
+            for (int j = (int)(e & 3); j < 4 && k < dst.Length; j++, k++)
+            {
+                float u = j switch { 0 => a, 1 => b, 2 => c, _ => d };
+                dst[k] = u < p ? 0f : keepValue;
+            }
+        }
+    }
 }

@@ -135,9 +135,12 @@ internal static unsafe class CpuLinear
         var rs = ctx.Random;
         CpuParallel.For(n, row =>
         {
-            uint e0 = (uint)(row * inDim);
-            for (int c = 0; c < inDim; c++)
-                dst[row * inDim + c] = rs.Uniform(RandomStream.TagLoraDropout, lane, e0 + (uint)c) < p ? 0f : x[row * inDim + c] * scale;
+            // keep/(1-p) for this row, then one vector multiply (dst may be x).
+            var keep = System.Buffers.ArrayPool<float>.Shared.Rent(inDim);
+            var k = keep.AsSpan(0, inDim);
+            rs.FillKeep(RandomStream.TagLoraDropout, lane, (uint)(row * inDim), k, p, scale);
+            TensorPrimitives.Multiply(x.AsSpan(row * inDim, inDim), k, dst.AsSpan(row * inDim, inDim));
+            System.Buffers.ArrayPool<float>.Shared.Return(keep);
         }, parallel: (long)n * inDim > 32_768);
     }
 
