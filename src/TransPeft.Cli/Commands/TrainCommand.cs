@@ -35,6 +35,7 @@ internal static class TrainCommand
         var noPlot = new Option<bool>("--no-plot") { Description = $"Do not draw OUT/{LossPlotFile} at the end" };
         var device = CommonOptions.Device();
         var json = CommonOptions.Json();
+        var overwrite = CommonOptions.Overwrite();
         var flags = TrainingFlags.Create();
 
         var cmd = new Command("train",
@@ -48,6 +49,7 @@ internal static class TrainCommand
         cmd.Options.Add(noPlot);
         cmd.Options.Add(device);
         cmd.Options.Add(json);
+        cmd.Options.Add(overwrite);
 
         cmd.SetAction(p => CliErrors.Run(() =>
         {
@@ -100,7 +102,7 @@ internal static class TrainCommand
                         .Start(ctx =>
                         {
                             var task = ctx.AddTask("loading data", maxValue: 1);
-                            r = TrainingRun.Execute(options, new TrainingProgressPrinter(task, text, 0), resumeFrom, cts.Token, Log, dev.Cuda);
+                            r = TrainingRun.Execute(options, new TrainingProgressPrinter(task, text, 0), resumeFrom, cts.Token, Log, dev.Cuda, p.GetValue(overwrite));
                         });
                     result = r!;
                 }
@@ -108,7 +110,7 @@ internal static class TrainCommand
                 {
                     int every = p.GetValue(logEvery);
                     var printer = new TrainingProgressPrinter(null, text, every > 0 ? every : AutoLogEvery(options));
-                    result = TrainingRun.Execute(options, printer, resumeFrom, cts.Token, Log, dev.Cuda);
+                    result = TrainingRun.Execute(options, printer, resumeFrom, cts.Token, Log, dev.Cuda, p.GetValue(overwrite));
                 }
             }
             finally { Console.CancelKeyPress -= onCancel; }

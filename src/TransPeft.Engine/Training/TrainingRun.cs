@@ -1,4 +1,5 @@
 using TransPeft.Engine.Compute.Cpu;
+using TransPeft.Engine.IO;
 using TransPeft.Engine.Lora;
 using TransPeft.Engine.Model;
 using TransPeft.Engine.Text;
@@ -15,14 +16,20 @@ namespace TransPeft.Engine.Training;
 /// </summary>
 public static class TrainingRun
 {
+    /// <param name="overwrite">A fresh run into a non-empty output folder replaces the run there (its checkpoints/,
+    /// final/ and metrics); without it such a folder is refused. Resuming never needs it.</param>
     /// <param name="cuda">When given, the model is trained by the CUDA backend (gradients are copied back into the
     /// host parameters each micro-batch, so the optimizer, checkpoints and resume are the CPU's); null trains on the CPU.</param>
     public static TrainingResult Execute(TrainingOptions options, IProgress<TrainingProgress>? progress = null,
-        string? resumeFrom = null, CancellationToken cancel = default, Action<string>? log = null, Compute.Cuda.CudaBackend? cuda = null)
+        string? resumeFrom = null, CancellationToken cancel = default, Action<string>? log = null, Compute.Cuda.CudaBackend? cuda = null,
+        bool overwrite = false)
     {
         options.Validate();
         string modelDir = options.Model ?? throw new TrainingConfigException("training options", "model", "a base model folder (--model)");
         string outDir = options.Output ?? throw new TrainingConfigException("training options", "output", "an output folder (--out)");
+        // Refused before minutes of loading and tokenizing; the Trainer checks again under the run lock.
+        if (resumeFrom is null && !overwrite && !OutputFolder.IsEmpty(outDir, RunLock.FileName, RunLock.OwnerFileName))
+            OutputFolder.Claim(outDir, overwrite: false);
         var model = TransformerModel.Load(modelDir);
         var config = model.Config;
         var tok = TokenizerLoader.Load(options.Tokenizer ?? modelDir);
@@ -61,7 +68,7 @@ public static class TrainingRun
         }
         try
         {
-            var trainer = new Trainer(engine, data, options, outDir, saveWeights, progress);
+            var trainer = new Trainer(engine, data, options, outDir, saveWeights, progress, overwrite);
             return trainer.Run(resumeFrom, cancel);
         }
         finally
