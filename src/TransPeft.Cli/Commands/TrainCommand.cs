@@ -9,8 +9,8 @@ namespace TransPeft.Cli.Commands;
 /// <summary>
 /// `tpeft train`: one training run (LoRA, Trans-PEFT LoRA, or full fine-tuning) through <see cref="TrainingRun"/>.
 /// Options come from defaults, then --config FILE, then flags; --resume continues a run bit-identically from its
-/// latest checkpoint (with its recorded options unless --config is given). Ctrl-C stops after the current step
-/// and writes a checkpoint; a second Ctrl-C aborts at once.
+/// latest checkpoint (with its recorded options unless --config is given). Ctrl-C or SIGTERM stops after the current
+/// step and writes a checkpoint, then exits with 1; a second signal aborts at once.
 /// </summary>
 internal static class TrainCommand
 {
@@ -82,38 +82,27 @@ internal static class TrainCommand
             void Log(string line) { if (liveBar) AnsiConsole.MarkupLine(Markup.Escape(line)); else { text.WriteLine(line); text.Flush(); } }
 
             using var cts = new CancellationTokenSource();
-            ConsoleCancelEventHandler onCancel = (_, e) =>
-            {
-                if (cts.IsCancellationRequested) return; // second Ctrl-C: let the process end now
-                e.Cancel = true;
-                cts.Cancel();
-                Console.Error.WriteLine("interrupt: stopping after the current step and writing a checkpoint (Ctrl-C again aborts without one)");
-            };
-            Console.CancelKeyPress += onCancel;
+            using var signals = new StopSignals(cts, "stopping after the current step and writing a checkpoint (send it again to abort without one)");
             TrainingResult result;
-            try
+            Log($"{(options.Method == TrainingMethod.Full ? "full fine-tuning" : "LoRA")} of {options.Model} on {options.Data} -> {options.Output} on the {dev.Backend}");
+            if (liveBar)
             {
-                Log($"{(options.Method == TrainingMethod.Full ? "full fine-tuning" : "LoRA")} of {options.Model} on {options.Data} -> {options.Output} on the {dev.Backend}");
-                if (liveBar)
-                {
-                    TrainingResult? r = null;
-                    AnsiConsole.Progress().AutoClear(false).HideCompleted(false)
-                        .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new SpinnerColumn())
-                        .Start(ctx =>
-                        {
-                            var task = ctx.AddTask("loading data", maxValue: 1);
-                            r = TrainingRun.Execute(options, new TrainingProgressPrinter(task, text, 0), resumeFrom, cts.Token, Log, dev.Cuda, p.GetValue(overwrite));
-                        });
-                    result = r!;
-                }
-                else
-                {
-                    int every = p.GetValue(logEvery);
-                    var printer = new TrainingProgressPrinter(null, text, every > 0 ? every : AutoLogEvery(options));
-                    result = TrainingRun.Execute(options, printer, resumeFrom, cts.Token, Log, dev.Cuda, p.GetValue(overwrite));
-                }
+                TrainingResult? r = null;
+                AnsiConsole.Progress().AutoClear(false).HideCompleted(false)
+                    .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new SpinnerColumn())
+                    .Start(ctx =>
+                    {
+                        var task = ctx.AddTask("loading data", maxValue: 1);
+                        r = TrainingRun.Execute(options, new TrainingProgressPrinter(task, text, 0), resumeFrom, cts.Token, Log, dev.Cuda, p.GetValue(overwrite));
+                    });
+                result = r!;
             }
-            finally { Console.CancelKeyPress -= onCancel; }
+            else
+            {
+                int every = p.GetValue(logEvery);
+                var printer = new TrainingProgressPrinter(null, text, every > 0 ? every : AutoLogEvery(options));
+                result = TrainingRun.Execute(options, printer, resumeFrom, cts.Token, Log, dev.Cuda, p.GetValue(overwrite));
+            }
 
             string metrics = Path.Combine(options.Output, MetricsFile);
             string? plot = null;

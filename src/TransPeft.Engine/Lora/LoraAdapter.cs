@@ -127,6 +127,8 @@ public sealed class LoraAdapter
                     throw new SafetensorsFormatException(wPath, keyA, $"rank {r} differs from r = {config.R} in {ConfigFileName} (rank_pattern is not supported)");
                 var a = new Parameter(keyA, [r, din], reader.ReadFloat32(keyA));
                 var b = new Parameter(keyB, [dout, r], reader.ReadFloat32(keyB));
+                NonFiniteValueException.ThrowIfAny(a.Data, wPath, $"tensor '{keyA}'");
+                NonFiniteValueException.ThrowIfAny(b.Data, wPath, $"tensor '{keyB}'");
                 adapter._modules[l, (int)p] = new LoraModule(l, p, a, b, scaling, config.Dropout);
                 seen.Add(keyA); seen.Add(keyB);
             }

@@ -48,7 +48,9 @@ public sealed class TransformerModel
             if (!info.Shape.SequenceEqual(shape.Select(x => (long)x)))
                 throw new SafetensorsFormatException(ck.ReaderOf(name).Path, name,
                     $"shape [{string.Join(", ", info.Shape)}] does not match config.json, which implies [{string.Join(", ", shape)}]");
-            return new Parameter(name, shape, ck.ReadFloat32(name));
+            var data = ck.ReadFloat32(name);
+            NonFiniteValueException.ThrowIfAny(data, ck.ReaderOf(name).Path, $"tensor '{name}'");
+            return new Parameter(name, shape, data);
         }
         Parameter? ReadOptional(string name, params int[] shape) => ck.Contains(name) ? Read(name, shape) : null;
 

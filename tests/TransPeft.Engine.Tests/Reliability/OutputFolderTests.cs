@@ -21,9 +21,8 @@ public class OutputFolderTests
 
     private static void Refused(TpeftProcess.Result r, params string[] mentions)
     {
-        Assert.True(r.ExitCode == 1, $"exit {r.ExitCode}: {r.Stdout}{r.Stderr}");
-        foreach (var m in mentions) Assert.Contains(m, r.Stderr);
-        Assert.Single(r.Stderr.Trim().Split('\n'));
+        var error = CliAssert.OneErrorLine(r);
+        foreach (var m in mentions) Assert.Contains(m, error);
     }
 
     private static Dictionary<string, byte[]> Snapshot(string dir) =>
@@ -122,6 +121,17 @@ public class OutputFolderTests
         var resumed = TpeftProcess.RunIn(CliFixtures.CacheEnv(root), "train", "--resume", outDir, "--steps", (step + 1).ToString());
         Assert.True(resumed.ExitCode == 0, resumed.Stderr);
         Assert.Contains($"took over the lock left by pid {p.Id}", resumed.Stdout);
+    }
+}
+
+internal static class CliAssert
+{
+    /// <summary>The command failed with exit code 1 and exactly one "error: ..." line (no stack trace); returns it.</summary>
+    public static string OneErrorLine(TpeftProcess.Result r)
+    {
+        Assert.True(r.ExitCode == 1, $"exit {r.ExitCode}: {r.Stdout}{r.Stderr}");
+        Assert.DoesNotContain("   at ", r.Stderr);
+        return Assert.Single(r.Stderr.Split('\n'), l => l.StartsWith("error: ", StringComparison.Ordinal));
     }
 }
 

@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using TransPeft.Engine.IO;
 using TransPeft.Engine.Lora;
 using TransPeft.Engine.Model;
 using TransPeft.Engine.Training;
@@ -156,6 +157,7 @@ internal sealed unsafe class CpuTransformer : ITrainableModel
         var logits = new float[n * v];
         fixed (float* pl = logits, px = a.FinalNormOut, ph = Model.Head.Data)
             Gemm.MatmulNT(pl, px, ph, n, h, v, accumulate: false, 1f);
+        NonFiniteValueException.ThrowIfAny(logits, "model output", "logits");
         return logits;
     }
 
@@ -229,6 +231,7 @@ internal sealed unsafe class CpuTransformer : ITrainableModel
         var logits = new float[b * c.VocabSize];
         fixed (float* pl = logits, px = normed, ph = Model.Head.Data)
             Gemm.MatmulNT(pl, px, ph, b, h, c.VocabSize, accumulate: false, 1f);
+        NonFiniteValueException.ThrowIfAny(logits, "model output", "logits");
         return logits;
     }
 
@@ -258,7 +261,8 @@ internal sealed unsafe class CpuTransformer : ITrainableModel
     public (double LossSum, int Counted) Loss(TokenBatch batch)
     {
         var a = ForwardBody(batch.InputIds, batch.BatchSize, batch.SeqLen, StepContext.Eval);
-        return HeadLoss(a, ShiftedTargets(batch), null, null);
+        var (sum, counted) = HeadLoss(a, ShiftedTargets(batch), null, null);
+        return (NonFiniteValueException.ThrowIfNotFinite(sum, "model output", "the loss"), counted);
     }
 
     public (double LossSum, int Counted) ForwardBackward(TokenBatch batch, float lossScale, in StepContext context)
