@@ -52,7 +52,7 @@ internal static class AnalyzeUpdateCommand
                 if (b <= 0) throw new ArgumentException($"--batch-size: expected a positive number, got {b}");
                 if (max < 0) throw new ArgumentException($"--max-batches: expected 0 (all) or a positive number, got {max}");
                 var tok = ModelInputs.LoadTokenizer(p.GetValue(tokenizer), oldDir, required: false, "");
-                var (ds, _) = DatasetLoader.Load(dataPath, DatasetFormat.Auto, ModelInputs.ForDataset(tok, oldModel.Config, oldDir), t, pack: true, cacheDir: null);
+                var (ds, _) = DatasetLoader.Load(dataPath, DatasetFormat.Auto, ModelInputs.ForDataset(tok, oldModel.Config, oldDir), t, pack: true, cacheDir: null, vocabSize: oldModel.Config.VocabSize);
                 batches = Batches(ds, b, max);
             }
             var analysis = UpdateAnalyzer.Analyze(oldModel, newModel, batches,

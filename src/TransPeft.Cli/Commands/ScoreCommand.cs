@@ -50,11 +50,7 @@ internal static class ScoreCommand
             var tok = ModelInputs.LoadTokenizer(p.GetValue(tokenizer), modelDir, required: detected != DatasetFormat.Tokenized, "text records need");
             var dsTok = ModelInputs.ForDataset(tok, m.Config, modelDir);
             int seqLen = m.Config.MaxPositionEmbeddings;
-            var (ds, report) = DatasetLoader.Load(path, detected, dsTok, seqLen, pack: false, cacheDir: null);
-            for (int i = 0; i < ds.Count; i++)
-                foreach (var id in ds.IdsOf(i))
-                    if (id >= m.Config.VocabSize)
-                        throw new ArgumentException($"{path}: record {i + 1} holds token id {id}, outside the model's vocab_size {m.Config.VocabSize}");
+            var (ds, report) = DatasetLoader.Load(path, detected, dsTok, seqLen, pack: false, cacheDir: null, vocabSize: m.Config.VocabSize);
 
             var (lossSum, counted) = Score(CpuTransformer.ForInference(m, lora), ds, batchSize, seqLen);
             double mean = lossSum / counted;

@@ -40,7 +40,7 @@ public static class TrainingRun
             : throw new TrainingConfigException(tok.Source, "eos_token", "an end-of-text token (or eos_token_id in config.json)"));
         var identity = DatasetTokenizer.HashFiles("tokenizer", File.Exists(tok.Source) ? [tok.Source] : []) + "|" + tok.Source;
         var datasetTokenizer = new DatasetTokenizer(tok.Tokenizer, identity, eos, tok.AddBosToken ? tok.BosTokenId : null);
-        var (data, trainReport, valReport) = TrainingData.Load(options, datasetTokenizer);
+        var (data, trainReport, valReport) = TrainingData.Load(options, datasetTokenizer, config.VocabSize);
         log?.Invoke($"data: {trainReport}" + (valReport is null ? "" : $"; validation: {valReport}"));
 
         int maxPositions = Math.Max(options.SeqLen, config.MaxPositionEmbeddings);
