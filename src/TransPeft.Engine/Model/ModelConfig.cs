@@ -81,7 +81,7 @@ public sealed record ModelConfig
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: model config not found", path);
         JsonNode? root;
         // Repeated keys are refused: which of two values a Python loader would pick is not ours to guess.
-        try { root = JsonNode.Parse(File.ReadAllText(path), documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }); }
+        try { root = JsonInput.Parse(JsonInput.ReadText(path), JsonInput.Strict); }
         catch (JsonException e) { throw new ModelConfigException(path, "(file)", $"well-formed JSON without repeated keys: {e.Message}"); }
         if (root is not JsonObject o) throw new ModelConfigException(path, "(file)", "a JSON object");
         return FromJson(o, path);
@@ -230,7 +230,7 @@ public sealed record ModelConfig
     private static string? GetString(JsonObject o, string key, string source) => o[key] switch
     {
         null => null,
-        JsonValue v when v.TryGetValue(out string? s) => s,
+        var v when JsonInput.StringOf(v, out _) is { } s => s,
         var n => throw new ModelConfigException(source, key, $"a string, got {n.ToJsonString()}"),
     };
 

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using TransPeft.Engine.Training;
+using TransPeft.Engine.IO;
 
 namespace TransPeft.Engine.Text;
 
@@ -29,6 +30,8 @@ internal static class DatasetLoader
     {
         if (seqLen < 2) throw new ArgumentOutOfRangeException(nameof(seqLen), $"seq_len must be at least 2, got {seqLen}");
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: data file not found", path);
+        // Hashing /dev/zero or a pipe would never end: only regular files (links followed) are data.
+        using (var probe = InputFile.OpenRead(path)) InputFile.RegularLength(probe, path);
         if (format == DatasetFormat.Auto) format = Detect(path);
         bool packed = pack ?? format.PacksByDefault();
 

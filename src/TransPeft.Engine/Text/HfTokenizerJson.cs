@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Microsoft.ML.Tokenizers;
+using TransPeft.Engine.IO;
 
 namespace TransPeft.Engine.Text;
 
@@ -37,7 +38,7 @@ internal sealed class HfTokenizerJson
 
     public static HfTokenizerJson Load(string path)
     {
-        byte[] bytes = File.ReadAllBytes(path);
+        byte[] bytes = InputFile.ReadAllBytes(path, JsonInput.MaxConfigBytes);
         if (!System.Text.Unicode.Utf8.IsValid(bytes)) throw new TokenizerFormatException(path, "(file)", "UTF-8 text");
         JsonDocument doc;
         try { doc = JsonDocument.Parse(bytes); }

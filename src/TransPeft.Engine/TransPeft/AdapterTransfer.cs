@@ -165,8 +165,7 @@ public static partial class AdapterTransfer
 
         Directory.CreateDirectory(outDir);
         var cfgPath = Path.Combine(adapterDir, LoraAdapter.ConfigFileName);
-        var config = JsonNode.Parse(File.ReadAllText(cfgPath)) as JsonObject
-            ?? throw new ModelConfigException(cfgPath, "(file)", "a JSON object");
+        var config = LoraAdapter.ReadConfigJson(cfgPath);
         config["base_model_name_or_path"] = options.BaseModelName ?? Path.GetFullPath(newBaseDir);
 
         var writer = new SafetensorsWriter();
