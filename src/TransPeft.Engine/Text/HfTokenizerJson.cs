@@ -112,10 +112,9 @@ internal sealed class HfTokenizerJson
             var merges = ParseMerges(model, vocab);
             var added = ParseAddedTokens(root, vocab);
 
-            Regex regex;
-            try { regex = new Regex(pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant); }
+            PreTokenizer preTokenizer;
+            try { preTokenizer = new IsolatedSplitPreTokenizer(pattern, added, path); }
             catch (ArgumentException e) { throw Error("pre_tokenizer.pattern", $"a regular expression .NET can run: {e.Message}"); }
-            var preTokenizer = new RegexPreTokenizer(regex, added);
 
             Tokenizer tokenizer = ignoreMerges
                 ? BuildTiktoken(vocab, merges, added, preTokenizer, normalizer)
