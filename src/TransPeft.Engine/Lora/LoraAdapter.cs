@@ -101,6 +101,10 @@ public sealed class LoraAdapter
         if (!File.Exists(cfgPath)) throw new FileNotFoundException($"{cfgPath}: adapter config not found", cfgPath);
         if (!File.Exists(wPath)) throw new FileNotFoundException($"{wPath}: adapter weights not found", wPath);
         var (config, baseName) = ReadConfig(cfgPath);
+        if (config.UnmatchedTargets(model.NumLayers) is { Count: > 0 } unmatched)
+            throw new ModelConfigException(cfgPath, "target_modules",
+                $"names of modules of the model (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, all-linear, or full names); "
+                + $"{string.Join(", ", unmatched.Select(t => $"'{t}'"))} matches no module of this {model.NumLayers}-layer model");
         var adapter = new LoraAdapter(config, model.NumLayers) { BaseModelNameOrPath = baseName };
         using var reader = SafetensorsReader.Open(wPath);
         foreach (var (k, v) in reader.Metadata) if (k != "format") adapter.Metadata[k] = v;

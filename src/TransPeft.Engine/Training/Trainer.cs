@@ -107,6 +107,9 @@ internal sealed class Trainer
             (step, examplesSeen, tokensSeen, elapsedBefore, lastLoss, lastValLoss, lastCheckpoint) =
                 (state.Step, state.ExamplesSeen, state.TokensSeen, state.ElapsedSeconds, state.LastLoss, state.LastValLoss, dir);
             evaluatedStep = state.LastEvalStep ?? -1;
+            if (step > TotalSteps)
+                throw new TrainingConfigException(Path.Combine(dir, TrainerState.FileName), "steps",
+                    $"at least {step}, the step of the checkpoint being resumed (the run cannot go back)", TotalSteps.ToString());
         }
 
         AtomicFile.WriteAllText(Path.Combine(_outDir, OptionsFileName),
