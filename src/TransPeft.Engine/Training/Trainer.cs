@@ -52,6 +52,10 @@ internal sealed class Trainer
         foreach (var p in model.TrainableParameters)
             if (!p.RequiresGrad) throw new ArgumentException($"trainable parameter '{p.Name}' has no gradient buffer", nameof(model));
         if (model.TrainableParameters.Count == 0) throw new ArgumentException("the model has no trainable parameter", nameof(model));
+        // Buffers are sized by the data: a micro-batch larger than the training set would only repeat examples
+        // within one step while its activations grow with the flag.
+        if (options.BatchSize > data.Train.Count)
+            throw new TrainingConfigException("training options", "batch_size", $"at most the {data.Train.Count} training examples", options.BatchSize.ToString());
         TotalSteps = options.ResolveTotalSteps(data.Train.Count);
         Schedule = new LearningRateSchedule(options.Schedule, options.LearningRate, options.ResolveWarmupSteps(TotalSteps), TotalSteps);
         Optimizer = Optimizer.Create(options, model.TrainableParameters);
