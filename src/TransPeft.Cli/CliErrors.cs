@@ -14,8 +14,12 @@ internal static class CliErrors
     {
         var inner = e is AggregateException { InnerExceptions.Count: 1 } a ? a.InnerExceptions[0] : e;
         AnsiConsole.Console.Profile.Out.Writer.Flush();
-        Console.Error.WriteLine($"error: {inner.Message}");
+        // One line, whatever the message: a multi-line message (a nested parser's) would read as several errors.
+        Console.Error.WriteLine($"error: {OneLine(inner.Message)}");
     }
+
+    internal static string OneLine(string message) =>
+        string.Join(" ", message.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
 
     /// <summary>Runs a command body, turning user errors into a message and exit code 1.</summary>
     public static int Run(Func<int> body)

@@ -22,5 +22,10 @@ internal static class CommonOptions
         Description = "Tokenizer folder, file (tpeft_tokenizer.json) or name (gpt2, cl100k_base, ...); default: the model folder's own",
     };
 
+    public static Option<bool> Overwrite() => new("--overwrite")
+    {
+        Description = "Write into an output folder that is not empty (or is an input), replacing what is there; without it such a folder is refused",
+    };
+
     public static Option<int> Seed(int def = 0) => new("--seed") { Description = "Random seed", DefaultValueFactory = _ => def };
 }

@@ -25,10 +25,12 @@ internal static class InitCommand
         var dtype = new Option<string>("--dtype") { Description = "Storage dtype: f32 | bf16 | f16", DefaultValueFactory = _ => "f32" };
         var seed = CommonOptions.Seed();
         var json = CommonOptions.Json();
+        var overwrite = CommonOptions.Overwrite();
         var cmd = new Command("init", "Write a randomly initialised Llama-family model (N(0, 0.02) weights, unit norms) in the Hugging Face layout")
-            { outOpt, preset, type, hidden, inter, layers, heads, kvHeads, headDim, vocab, tied, dtype, seed, json };
+            { outOpt, preset, type, hidden, inter, layers, heads, kvHeads, headDim, vocab, tied, dtype, seed, json, overwrite };
         cmd.SetAction(p => CliErrors.Run(() =>
         {
+            OutputFolder.Claim(p.GetValue(outOpt)!, p.GetValue(overwrite));
             var c = ModelPresets.Get(p.GetValue(preset)!);
             int h = p.GetValue(hidden) ?? c.HiddenSize, nh = p.GetValue(heads) ?? c.NumHeads;
             bool dimsChanged = p.GetValue(hidden) is not null || p.GetValue(heads) is not null;

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json.Nodes;
 using Spectre.Console;
 using TransPeft.Engine.IO;
+using TransPeft.Engine.Lora;
 using TransPeft.Engine.Model;
 
 namespace TransPeft.Cli.Commands;
@@ -24,7 +25,7 @@ internal static class InspectCommand
             var files = new List<string>();
             if (isAdapter)
             {
-                config = JsonNode.Parse(File.ReadAllText(Path.Combine(d, "adapter_config.json")))!;
+                config = LoraAdapter.ReadConfigJson(Path.Combine(d, "adapter_config.json"));
                 using var r = SafetensorsReader.Open(Path.Combine(d, "adapter_model.safetensors"));
                 tensors.AddRange(r.Names.Select(r.GetInfo)); files.Add(r.Path);
             }

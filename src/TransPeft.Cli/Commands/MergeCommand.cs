@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
 using Spectre.Console;
+using TransPeft.Engine.IO;
 using TransPeft.Engine.Lora;
 using TransPeft.Engine.Model;
 
@@ -16,9 +17,11 @@ internal static class MergeCommand
         var outOpt = new Option<string>("--out", "-o") { Description = "Folder for the merged model", Required = true };
         var dtype = new Option<string>("--dtype") { Description = "Storage dtype: f32 | bf16 | f16", DefaultValueFactory = _ => "f32" };
         var json = CommonOptions.Json();
-        var cmd = new Command("merge", "Merge a LoRA adapter into its base model (W += scaling·B·A) and save the result") { model, adapter, outOpt, dtype, json };
+        var overwrite = CommonOptions.Overwrite();
+        var cmd = new Command("merge", "Merge a LoRA adapter into its base model (W += scaling·B·A) and save the result") { model, adapter, outOpt, dtype, json, overwrite };
         cmd.SetAction(p => CliErrors.Run(() =>
         {
+            OutputFolder.Claim(p.GetValue(outOpt)!, p.GetValue(overwrite), "--out", p.GetValue(model), p.GetValue(adapter));
             var baseModel = TransformerModel.Load(p.GetValue(model)!);
             var lora = LoraAdapter.Load(p.GetValue(adapter)!, baseModel.Config);
             var merged = LoraMerge.Merge(baseModel, lora);

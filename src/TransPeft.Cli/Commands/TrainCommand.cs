@@ -10,8 +10,8 @@ namespace TransPeft.Cli.Commands;
 /// <summary>
 /// `tpeft train`: one training run (LoRA, Trans-PEFT LoRA, or full fine-tuning) through <see cref="TrainingRun"/>.
 /// Options come from defaults, then --config FILE, then flags; --resume continues a run bit-identically from its
-/// latest checkpoint (with its recorded options unless --config is given). Ctrl-C stops after the current step
-/// and writes a checkpoint; a second Ctrl-C aborts at once.
+/// latest checkpoint (with its recorded options unless --config is given). Ctrl-C or SIGTERM stops after the current
+/// step and writes a checkpoint, then exits with 1; a second signal aborts at once.
 /// </summary>
 internal static class TrainCommand
 {
@@ -36,6 +36,7 @@ internal static class TrainCommand
         var noPlot = new Option<bool>("--no-plot") { Description = $"Do not draw OUT/{LossPlotFile} at the end" };
         var device = CommonOptions.Device();
         var json = CommonOptions.Json();
+        var overwrite = CommonOptions.Overwrite();
         var flags = TrainingFlags.Create();
 
         var cmd = new Command("train",
@@ -49,6 +50,7 @@ internal static class TrainCommand
         cmd.Options.Add(noPlot);
         cmd.Options.Add(device);
         cmd.Options.Add(json);
+        cmd.Options.Add(overwrite);
 
         cmd.SetAction(p => CliErrors.Run(() =>
         {
@@ -81,18 +83,10 @@ internal static class TrainCommand
             void Log(string line) { if (liveBar) AnsiConsole.MarkupLine(Markup.Escape(line)); else { text.WriteLine(line); text.Flush(); } }
 
             using var cts = new CancellationTokenSource();
-            ConsoleCancelEventHandler onCancel = (_, e) =>
-            {
-                if (cts.IsCancellationRequested) return; // second Ctrl-C: let the process end now
-                e.Cancel = true;
-                cts.Cancel();
-                Console.Error.WriteLine("interrupt: stopping after the current step and writing a checkpoint (Ctrl-C again aborts without one)");
-            };
-            Console.CancelKeyPress += onCancel;
+            using var signals = new StopSignals(cts, "stopping after the current step and writing a checkpoint (send it again to abort without one)");
             TrainingResult result;
             // The session loads the base once on the chosen device; training goes through it (LoRA leaves its weights frozen).
             using var session = DeviceChoice.Open(() => InferenceSession.Load(options.Model, sessionOptions), sessionOptions);
-            try
             {
                 Log($"{(options.Method == TrainingMethod.Full ? "full fine-tuning" : "LoRA")} of {options.Model} on {options.Data} -> {options.Output} on {session.DeviceDescription}");
                 if (liveBar)
@@ -103,7 +97,7 @@ internal static class TrainCommand
                         .Start(ctx =>
                         {
                             var task = ctx.AddTask("loading data", maxValue: 1);
-                            r = session.Train(options, new TrainingProgressPrinter(task, text, 0), resumeFrom, cts.Token, Log);
+                            r = session.Train(options, new TrainingProgressPrinter(task, text, 0), resumeFrom, cts.Token, Log, p.GetValue(overwrite));
                         });
                     result = r!;
                 }
@@ -111,10 +105,9 @@ internal static class TrainCommand
                 {
                     int every = p.GetValue(logEvery);
                     var printer = new TrainingProgressPrinter(null, text, every > 0 ? every : AutoLogEvery(options));
-                    result = session.Train(options, printer, resumeFrom, cts.Token, Log);
+                    result = session.Train(options, printer, resumeFrom, cts.Token, Log, p.GetValue(overwrite));
                 }
             }
-            finally { Console.CancelKeyPress -= onCancel; }
 
             string metrics = Path.Combine(options.Output, MetricsFile);
             string? plot = null;

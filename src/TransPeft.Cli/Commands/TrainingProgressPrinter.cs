@@ -48,6 +48,9 @@ internal sealed class TrainingProgressPrinter(ProgressTask? live, TextWriter wri
                 if (live is not null) live.Value = live.MaxValue;
                 Line($"finished at step {p.Step} in {Time(p.Elapsed)}: weights in {p.Path}", "green");
                 break;
+            case TrainingEvent.StaleLockTakenOver:
+                Line(p.Message!, "yellow");
+                break;
             case TrainingEvent.Interrupted:
                 Line($"interrupted at step {p.Step} after {Time(p.Elapsed)}; checkpoint {p.Path}", "yellow");
                 break;

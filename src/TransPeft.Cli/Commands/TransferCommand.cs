@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
 using Spectre.Console;
+using TransPeft.Engine.IO;
 using TransPeft.Engine.TransPeft;
 
 namespace TransPeft.Cli.Commands;
@@ -21,11 +22,12 @@ internal static class TransferCommand
         var dtype = new Option<string>("--dtype") { Description = "Storage dtype of the merged model: f32 | bf16 | f16", DefaultValueFactory = _ => "f32" };
         var checkOnly = new Option<bool>("--check-only") { Description = "Only report whether the adapter fits the new base; write nothing" };
         var json = CommonOptions.Json();
+        var overwrite = CommonOptions.Overwrite();
         var cmd = new Command("transfer",
             "Check an adapter against an updated base and retarget it there (tensors copied byte for byte; Trans-PEFT settings kept). "
             + "Lists every incompatibility (architecture fields, module shapes, missing modules) and exits with 1 when there is one.\n"
             + "Example: tpeft transfer --adapter run/final --to base-v2 --out run/final-on-v2 --merge")
-            { adapter, to, outOpt, oldBase, merge, dtype, checkOnly, json };
+            { adapter, to, outOpt, oldBase, merge, dtype, checkOnly, json, overwrite };
         cmd.SetAction(p => CliErrors.Run(() =>
         {
             string a = p.GetValue(adapter)!, newBase = p.GetValue(to)!;
@@ -35,6 +37,7 @@ internal static class TransferCommand
             if (check && (outDir is not null || p.GetValue(merge))) throw new ArgumentException("--check-only writes nothing: drop --out and --merge");
             if (!Directory.Exists(a)) throw new DirectoryNotFoundException($"--adapter {a}: no such folder");
             if (!Directory.Exists(newBase)) throw new DirectoryNotFoundException($"--to {newBase}: no such folder");
+            if (outDir is not null) OutputFolder.Claim(outDir, p.GetValue(overwrite), "--out", a, newBase, p.GetValue(oldBase));
 
             var report = AdapterTransfer.Check(a, newBase, p.GetValue(oldBase));
             TransferResult? result = null;

@@ -28,7 +28,7 @@ public static class UpdateAnalyzer
             throw new ArgumentException($"sequence length: expected 2..{config.MaxPositionEmbeddings} (max_position_embeddings), got {seqLen}");
         if (batchSize <= 0) throw new ArgumentException($"batch size: expected a positive number, got {batchSize}");
         if (maxBatches < 0) throw new ArgumentException($"max batches: expected 0 (all) or a positive number, got {maxBatches}");
-        var (ds, _) = Text.DatasetLoader.Load(path, Text.DatasetFormat.Auto, Text.DatasetTokenizer.ForModel(tokenizer, config, modelDir), seqLen, pack: true, cacheDir: null);
+        var (ds, _) = Text.DatasetLoader.Load(path, Text.DatasetFormat.Auto, Text.DatasetTokenizer.ForModel(tokenizer, config, modelDir), seqLen, pack: true, cacheDir: null, vocabSize: config.VocabSize);
         return Batches(ds, batchSize, maxBatches);
     }
 

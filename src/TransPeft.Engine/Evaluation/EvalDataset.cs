@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using TransPeft.Engine.IO;
 
 namespace TransPeft.Engine.Evaluation;
 
@@ -28,16 +29,17 @@ public static class EvalDataset
     internal static EvalRecord ParseLine(string line, string where, int lineNo)
     {
         JsonObject o;
-        try { o = JsonNode.Parse(line) as JsonObject ?? throw new EvalDataException(where, "(line)", "a JSON object"); }
+        try { o = JsonInput.Parse(line, JsonInput.Strict) as JsonObject ?? throw new EvalDataException(where, "(line)", "a JSON object"); }
         catch (JsonException e) { throw new EvalDataException(where, "(line)", $"a JSON object: {e.Message}"); }
-        string Text(string key) => o[key] is JsonValue v && v.TryGetValue(out string? s)
-            ? s : throw new EvalDataException(where, key, o[key] is null ? "a string (the field is missing)" : $"a string, got {o[key]!.ToJsonString()}");
+        string Text(string key) => JsonInput.StringOf(o[key], out bool unpaired) is { } s ? s
+            : unpaired ? throw new EvalDataException(where, key, "text (it holds an unpaired UTF-16 surrogate)")
+            : throw new EvalDataException(where, key, o[key] is null ? "a string (the field is missing)" : $"a string, got {o[key]!.ToJsonString()}");
         List<string>? labels = null;
         if (o["labels"] is { } ln)
         {
             if (ln is not JsonArray arr || arr.Count == 0)
                 throw new EvalDataException(where, "labels", $"a non-empty list of label strings, got {ln.ToJsonString()}");
-            labels = arr.Select(n => n is JsonValue v && v.TryGetValue(out string? s) ? s
+            labels = arr.Select(n => JsonInput.StringOf(n, out _) is { } s ? s
                 : throw new EvalDataException(where, "labels", $"strings only, got {n?.ToJsonString() ?? "null"}")).ToList();
             if (labels.Distinct(StringComparer.Ordinal).Count() != labels.Count)
                 throw new EvalDataException(where, "labels", "distinct label strings");

@@ -42,33 +42,29 @@ public sealed unsafe class SafetensorsReader : IDisposable
     /// </summary>
     public static SafetensorsReader Open(string path)
     {
-        var fileInfo = new FileInfo(path);
-        if (!fileInfo.Exists) throw new FileNotFoundException($"{path}: file not found", path);
-        // A symlink's own length is its target path's: the Hugging Face cache links snapshot files into blobs/.
-        if (fileInfo.LinkTarget is not null && fileInfo.ResolveLinkTarget(returnFinalTarget: true) is FileInfo target)
-        {
-            if (!target.Exists) throw new FileNotFoundException($"{path}: link to {target.FullName}, which does not exist", path);
-            fileInfo = target;
-        }
-        long fileLength = fileInfo.Length;
-        if (fileLength < 8)
-            throw new SafetensorsFormatException(path, null, $"file is {fileLength} bytes, shorter than the 8-byte header length prefix");
-
-        Span<byte> prefix = stackalloc byte[8];
-        using (var fs = File.OpenRead(path)) fs.ReadExactly(prefix);
-        ulong headerLenU = BinaryPrimitives.ReadUInt64LittleEndian(prefix);
-        if (headerLenU > MaxHeaderBytes)
-            throw new SafetensorsFormatException(path, null, $"header length {headerLenU} exceeds the cap of {MaxHeaderBytes} bytes");
-        long headerLen = (long)headerLenU;
-        if (8 + headerLen > fileLength)
-            throw new SafetensorsFormatException(path, null, $"header length {headerLen} runs past the end of the file ({fileLength} bytes)");
-
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: file not found", path);
+        // Size and mapping both come from one open handle: a symlink (the Hugging Face cache links every
+        // snapshot file into blobs/) is followed to its target, and the size is the target's, not the link's.
+        var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.None);
         MemoryMappedFile? map = null;
         MemoryMappedViewAccessor? view = null;
         byte* basePtr = null;
         try
         {
-            map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+            long fileLength = InputFile.RegularLength(fs, path);
+            if (fileLength < 8)
+                throw new SafetensorsFormatException(path, null, $"file is {fileLength} bytes, shorter than the 8-byte header length prefix");
+            Span<byte> prefix = stackalloc byte[8];
+            fs.ReadExactly(prefix);
+            ulong headerLenU = BinaryPrimitives.ReadUInt64LittleEndian(prefix);
+            if (headerLenU > MaxHeaderBytes)
+                throw new SafetensorsFormatException(path, null, $"header length {headerLenU} exceeds the cap of {MaxHeaderBytes} bytes");
+            long headerLen = (long)headerLenU;
+            if (8 + headerLen > fileLength)
+                throw new SafetensorsFormatException(path, null, $"header length {headerLen} runs past the end of the file ({fileLength} bytes)");
+
+            map = MemoryMappedFile.CreateFromFile(fs, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
+            fs = null; // the mapping owns the handle now
             view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
             view.SafeMemoryMappedViewHandle.AcquirePointer(ref basePtr);
             basePtr += view.PointerOffset;
@@ -82,6 +78,7 @@ public sealed unsafe class SafetensorsReader : IDisposable
             if (basePtr != null) view!.SafeMemoryMappedViewHandle.ReleasePointer();
             view?.Dispose();
             map?.Dispose();
+            fs?.Dispose();
             throw;
         }
     }

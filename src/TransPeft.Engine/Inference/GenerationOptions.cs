@@ -20,8 +20,9 @@ public sealed record GenerationOptions
     public void Validate()
     {
         if (MaxNewTokens < 0) throw new ArgumentException($"max new tokens must be >= 0, got {MaxNewTokens}");
-        if (!Greedy && Temperature <= 0) throw new ArgumentException($"temperature must be > 0 (use greedy decoding for argmax), got {Temperature}");
+        // Written as !(x > 0) so that NaN, which fails every comparison, is refused too.
+        if (!Greedy && !(Temperature > 0 && double.IsFinite(Temperature))) throw new ArgumentException($"temperature must be a finite number > 0 (use greedy decoding for argmax), got {Temperature}");
         if (TopK < 0) throw new ArgumentException($"top-k must be >= 0, got {TopK}");
-        if (TopP is <= 0 or > 1) throw new ArgumentException($"top-p must be in (0, 1], got {TopP}");
+        if (!(TopP > 0 && TopP <= 1)) throw new ArgumentException($"top-p must be in (0, 1], got {TopP}");
     }
 }

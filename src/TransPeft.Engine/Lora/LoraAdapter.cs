@@ -101,6 +101,10 @@ public sealed class LoraAdapter
         if (!File.Exists(cfgPath)) throw new FileNotFoundException($"{cfgPath}: adapter config not found", cfgPath);
         if (!File.Exists(wPath)) throw new FileNotFoundException($"{wPath}: adapter weights not found", wPath);
         var (config, baseName) = ReadConfig(cfgPath);
+        if (config.UnmatchedTargets(model.NumLayers) is { Count: > 0 } unmatched)
+            throw new ModelConfigException(cfgPath, "target_modules",
+                $"names of modules of the model (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, all-linear, or full names); "
+                + $"{string.Join(", ", unmatched.Select(t => $"'{t}'"))} matches no module of this {model.NumLayers}-layer model");
         var adapter = new LoraAdapter(config, model.NumLayers) { BaseModelNameOrPath = baseName };
         using var reader = SafetensorsReader.Open(wPath);
         foreach (var (k, v) in reader.Metadata) if (k != "format") adapter.Metadata[k] = v;
@@ -127,6 +131,8 @@ public sealed class LoraAdapter
                     throw new SafetensorsFormatException(wPath, keyA, $"rank {r} differs from r = {config.R} in {ConfigFileName} (rank_pattern is not supported)");
                 var a = new Parameter(keyA, [r, din], reader.ReadFloat32(keyA));
                 var b = new Parameter(keyB, [dout, r], reader.ReadFloat32(keyB));
+                NonFiniteValueException.ThrowIfAny(a.Data, wPath, $"tensor '{keyA}'");
+                NonFiniteValueException.ThrowIfAny(b.Data, wPath, $"tensor '{keyB}'");
                 adapter._modules[l, (int)p] = new LoraModule(l, p, a, b, scaling, config.Dropout);
                 seen.Add(keyA); seen.Add(keyB);
             }
@@ -138,21 +144,26 @@ public sealed class LoraAdapter
         return adapter;
     }
 
-    internal static (LoraConfig, string?) ReadConfig(string cfgPath)
+    /// <summary>adapter_config.json as a JSON object, read by the rules of <see cref="JsonInput"/>.</summary>
+    internal static JsonObject ReadConfigJson(string cfgPath)
     {
-        JsonObject o;
         try
         {
-            o = JsonNode.Parse(File.ReadAllText(cfgPath), documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }) as JsonObject
+            return JsonInput.Parse(JsonInput.ReadText(cfgPath), JsonInput.Strict) as JsonObject
                 ?? throw new ModelConfigException(cfgPath, "(file)", "a JSON object");
         }
         catch (JsonException e) { throw new ModelConfigException(cfgPath, "(file)", $"well-formed JSON without repeated keys: {e.Message}"); }
+    }
+
+    internal static (LoraConfig, string?) ReadConfig(string cfgPath)
+    {
+        JsonObject o = ReadConfigJson(cfgPath);
 
         // Every known field is type-checked: a field of the wrong type must not silently fall back to a default.
         string? Str(string key) => o[key] switch
         {
             null => null,
-            JsonValue v when v.TryGetValue(out string? s) => s,
+            var n when JsonInput.StringOf(n, out _) is { } s => s,
             var n => throw new ModelConfigException(cfgPath, key, $"a string, got {n.ToJsonString()}"),
         };
         double? Num(string key) => o[key] switch
@@ -191,10 +202,10 @@ public sealed class LoraAdapter
         {
             case JsonArray arr:
                 foreach (var n in arr)
-                    targets.Add(n is JsonValue tv && tv.TryGetValue(out string? t) && t.Length > 0 ? t
+                    targets.Add(JsonInput.StringOf(n, out _) is { } t && t.Length > 0 ? t
                         : throw new ModelConfigException(cfgPath, "target_modules", $"module names as strings, got {n?.ToJsonString() ?? "null"}"));
                 break;
-            case JsonValue v when v.TryGetValue(out string? s):
+            case var v when JsonInput.StringOf(v, out _) is { } s:
                 if (s == "all-linear") targets = ["all-linear"]; else regex = s;
                 break;
             case null: throw new ModelConfigException(cfgPath, "target_modules", "a list of module names or a regex string (the field is missing)");

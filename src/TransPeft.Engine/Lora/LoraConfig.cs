@@ -38,10 +38,23 @@ public sealed record LoraConfig
         string full = p.FullName(layer);
         if (TargetRegex is not null) return Regex.IsMatch(full, $"^(?:{TargetRegex})$");
         foreach (var t in TargetModules)
-        {
-            if (t == "all-linear") return true;
-            if (full == t || full.EndsWith("." + t, StringComparison.Ordinal)) return true;
-        }
+            if (Matches(t, full)) return true;
         return false;
+    }
+
+    private static bool Matches(string target, string fullName) =>
+        target == "all-linear" || fullName == target || fullName.EndsWith("." + target, StringComparison.Ordinal);
+
+    /// <summary>
+    /// The targets that name no projection of a <paramref name="numLayers"/>-layer model (the regex, when it matches
+    /// none). PEFT refuses such a config ("Target modules ... not found in the base model"); so do we, instead of
+    /// carrying a name that means nothing through training and transfer.
+    /// </summary>
+    public IReadOnlyList<string> UnmatchedTargets(int numLayers)
+    {
+        var names = Enumerable.Range(0, numLayers).SelectMany(l => ProjectionNames.All.Select(p => p.FullName(l))).ToList();
+        if (TargetRegex is not null)
+            return names.Any(n => Regex.IsMatch(n, $"^(?:{TargetRegex})$")) ? [] : [TargetRegex];
+        return TargetModules.Where(t => !names.Any(n => Matches(t, n))).ToList();
     }
 }

@@ -1,3 +1,4 @@
+using TransPeft.Engine.IO;
 using TransPeft.Engine.Model;
 
 namespace TransPeft.Engine.Lora;
@@ -14,6 +15,9 @@ public static class LoraMerge
     {
         var merged = baseModel.Clone();
         MergeInPlace(merged, adapter, +1);
+        // Finite inputs can still overflow fp32 (a huge scaling or B); a merged model with infinities is refused, not written.
+        foreach (var m in adapter.Modules())
+            NonFiniteValueException.ThrowIfAny(merged.Layers[m.Layer].Weight(m.Projection).Data, "merge", $"merged weight '{m.Projection.FullName(m.Layer)}'");
         return merged;
     }
 

@@ -71,6 +71,14 @@ public sealed record ModelConfig
             Require(ModelType == "mistral", "sliding_window", $"null for {ModelType} (only mistral's all-layer window is modelled)");
             Require(sw > 0, "sliding_window", $"null or a positive integer, got {sw}");
         }
+        // Every tensor is one .NET array: its element count, computed in 64 bits, must fit one.
+        void Fits(string field, string product, long elements) =>
+            Require(elements <= Array.MaxLength, field, $"a size whose tensors fit in memory: {product} = {elements:N0} elements, over the limit of {Array.MaxLength:N0} per tensor");
+        Fits("num_attention_heads", "num_attention_heads x head_dim", (long)NumHeads * HeadDim);
+        Fits("vocab_size", "vocab_size x hidden_size", (long)VocabSize * HiddenSize);
+        Fits("intermediate_size", "intermediate_size x hidden_size", (long)IntermediateSize * HiddenSize);
+        Fits("num_attention_heads", "num_attention_heads x head_dim x hidden_size", (long)NumHeads * HeadDim * HiddenSize);
+        Fits("num_key_value_heads", "num_key_value_heads x head_dim x hidden_size", (long)NumKvHeads * HeadDim * HiddenSize);
         foreach (var e in EosTokenIds) Require(e >= 0 && e < VocabSize, "eos_token_id", $"ids inside the vocabulary [0, {VocabSize}), got {e}");
         if (BosTokenId is int b) Require(b >= 0 && b < VocabSize, "bos_token_id", $"an id inside the vocabulary [0, {VocabSize}), got {b}");
     }
@@ -81,7 +89,7 @@ public sealed record ModelConfig
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: model config not found", path);
         JsonNode? root;
         // Repeated keys are refused: which of two values a Python loader would pick is not ours to guess.
-        try { root = JsonNode.Parse(File.ReadAllText(path), documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }); }
+        try { root = JsonInput.Parse(JsonInput.ReadText(path), JsonInput.Strict); }
         catch (JsonException e) { throw new ModelConfigException(path, "(file)", $"well-formed JSON without repeated keys: {e.Message}"); }
         if (root is not JsonObject o) throw new ModelConfigException(path, "(file)", "a JSON object");
         return FromJson(o, path);
@@ -219,18 +227,23 @@ public sealed record ModelConfig
     public long ParameterCount()
     {
         long h = HiddenSize, i = IntermediateSize, q = QDim, kv = KvDim;
-        long perLayer = 2 * h + h * q + 2 * h * kv + q * h + 3 * h * i;
-        if (QkvBias) perLayer += q + 2 * kv;
-        if (OBias) perLayer += h;
-        long total = (long)VocabSize * h + NumLayers * perLayer + h;
-        if (!TieWordEmbeddings) total += (long)VocabSize * h;
-        return total;
+        // checked: each factor fits an array (Validate), but layers x per-layer may still pass 64 bits.
+        return checked(Sum());
+        long Sum()
+        {
+            long perLayer = checked(2 * h + h * q + 2 * h * kv + q * h + 3 * h * i);
+            if (QkvBias) perLayer += q + 2 * kv;
+            if (OBias) perLayer += h;
+            long total = checked((long)VocabSize * h + NumLayers * perLayer + h);
+            if (!TieWordEmbeddings) total = checked(total + (long)VocabSize * h);
+            return total;
+        }
     }
 
     private static string? GetString(JsonObject o, string key, string source) => o[key] switch
     {
         null => null,
-        JsonValue v when v.TryGetValue(out string? s) => s,
+        var v when JsonInput.StringOf(v, out _) is { } s => s,
         var n => throw new ModelConfigException(source, key, $"a string, got {n.ToJsonString()}"),
     };
 

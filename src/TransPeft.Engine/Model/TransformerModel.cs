@@ -37,6 +37,7 @@ public sealed class TransformerModel
     public static TransformerModel Load(string dir)
     {
         var config = ModelConfig.Load(Path.Combine(dir, "config.json"));
+        RequireMemory(config, dir);
         using var ck = SafetensorsCheckpoint.Open(dir);
         var known = new HashSet<string>(StringComparer.Ordinal);
 
@@ -48,7 +49,9 @@ public sealed class TransformerModel
             if (!info.Shape.SequenceEqual(shape.Select(x => (long)x)))
                 throw new SafetensorsFormatException(ck.ReaderOf(name).Path, name,
                     $"shape [{string.Join(", ", info.Shape)}] does not match config.json, which implies [{string.Join(", ", shape)}]");
-            return new Parameter(name, shape, ck.ReadFloat32(name));
+            var data = ck.ReadFloat32(name);
+            NonFiniteValueException.ThrowIfAny(data, ck.ReaderOf(name).Path, $"tensor '{name}'");
+            return new Parameter(name, shape, data);
         }
         Parameter? ReadOptional(string name, params int[] shape) => ck.Contains(name) ? Read(name, shape) : null;
 
@@ -89,6 +92,7 @@ public sealed class TransformerModel
     public static TransformerModel CreateRandom(ModelConfig config, int seed, double initStd = 0.02)
     {
         config.Validate("(model config)");
+        RequireMemory(config, "(model config)");
         var rng = new Random(seed);
         Parameter Normal(string name, params int[] shape)
         {
@@ -116,6 +120,15 @@ public sealed class TransformerModel
         var norm = Ones("model.norm.weight", h);
         var head = config.TieWordEmbeddings ? null : Normal("lm_head.weight", config.VocabSize, h);
         return new TransformerModel(config, embed, layers, norm, head);
+    }
+
+    /// <summary>The fp32 weights a config implies, against the memory available, before any is allocated.</summary>
+    private static void RequireMemory(ModelConfig config, string source)
+    {
+        long count;
+        try { count = config.ParameterCount(); }
+        catch (OverflowException) { throw new ModelConfigException(source, "(sizes)", "a parameter count that fits 64 bits"); }
+        MemoryBudget.Require(MemoryBudget.Fp32Bytes(count, source), $"{source}: the model's {count:N0} fp32 parameters");
     }
 
     /// <summary>A deep copy (weights duplicated, no gradients).</summary>

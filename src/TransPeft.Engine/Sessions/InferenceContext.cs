@@ -106,7 +106,7 @@ public sealed class InferenceContext : IDisposable
         var config = _session.Config;
         var dsTok = DatasetTokenizer.ForModel(_session.Tokenizer, config, _session.ModelPath ?? "(model)");
         int seqLen = _session.MaxSequenceLength;
-        var (ds, report) = DatasetLoader.Load(path, detected, dsTok, seqLen, pack: false, cacheDir: null);
+        var (ds, report) = DatasetLoader.Load(path, detected, dsTok, seqLen, pack: false, cacheDir: null, vocabSize: config.VocabSize);
         for (int i = 0; i < ds.Count; i++)
             foreach (var id in ds.IdsOf(i))
                 if (id >= config.VocabSize)

@@ -165,7 +165,7 @@ public sealed class InferenceSession : IDisposable
     /// keep serving while it trains; full fine-tuning trains a copy. <c>options.Model</c> defaults to the session's folder.
     /// </summary>
     public TrainingResult Train(TrainingOptions options, IProgress<TrainingProgress>? progress = null, string? resumeFrom = null,
-        CancellationToken cancel = default, Action<string>? log = null)
+        CancellationToken cancel = default, Action<string>? log = null, bool overwrite = false)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         string modelDir = options.Model ?? ModelPath
@@ -174,7 +174,7 @@ public sealed class InferenceSession : IDisposable
         var tok = options.Tokenizer is not null ? TokenizerLoader.Load(options.Tokenizer) : Tokenizer;
         var weights = options.Method == TrainingMethod.Full ? Model.Clone() : Model;
         using var _ = CpuParallel.Use(Options.Threads);
-        return TrainingRun.Execute(options, weights, modelDir, tok, progress, resumeFrom, cancel, log, _cuda);
+        return TrainingRun.Execute(options, weights, modelDir, tok, progress, resumeFrom, cancel, log, _cuda, overwrite);
     }
 
     /// <summary>

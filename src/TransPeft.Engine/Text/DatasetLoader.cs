@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using TransPeft.Engine.Training;
+using TransPeft.Engine.IO;
 
 namespace TransPeft.Engine.Text;
 
@@ -25,10 +26,12 @@ internal static class DatasetLoader
     private const int TextBlockChars = 1 << 20;
 
     public static (TokenizedDataset Dataset, DatasetReport Report) Load(
-        string path, DatasetFormat format, DatasetTokenizer tokenizer, int seqLen, bool? pack = null, string? cacheDir = null)
+        string path, DatasetFormat format, DatasetTokenizer tokenizer, int seqLen, bool? pack = null, string? cacheDir = null, int? vocabSize = null)
     {
         if (seqLen < 2) throw new ArgumentOutOfRangeException(nameof(seqLen), $"seq_len must be at least 2, got {seqLen}");
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: data file not found", path);
+        // Hashing /dev/zero or a pipe would never end: only regular files (links followed) are data.
+        using (var probe = InputFile.OpenRead(path)) InputFile.RegularLength(probe, path);
         if (format == DatasetFormat.Auto) format = Detect(path);
         bool packed = pack ?? format.PacksByDefault();
 
@@ -38,10 +41,16 @@ internal static class DatasetLoader
             $"format={format.Name()}", $"pack={packed}", $"template={(format == DatasetFormat.Alpaca ? "alpaca-v1" : "none")}");
         var cache = cacheDir is null ? null : new TokenizationCache(cacheDir);
         var entry = cache?.TryLoad(key);
+        // The cache key does not hold the model's vocabulary: a cached entry is checked against it, and one with an
+        // id out of range is encoded again, so that the error names the file's line.
+        if (entry is not null && vocabSize is { } v && !FitsVocab(entry, v)) entry = null;
         bool hit = entry is not null;
         if (entry is null)
         {
-            var examples = Encode(path, format, tokenizer);
+            var examples = Encode(path, format, tokenizer, vocabSize);
+            if (vocabSize is { } vv && examples.FindIndex(e => !FitsVocab(e.Ids, e.Labels, vv)) is >= 0 and var bad)
+                // Only a tokenizer with more ids than the model gets here (pre-tokenized records are checked per line).
+                throw new DatasetFormatException(path, $"example {bad + 1}", $"the tokenizer produced an id outside the model's vocab_size {vv}");
             entry = Shape(examples, seqLen, packed);
             cache?.Save(key, entry);
         }
@@ -79,7 +88,16 @@ internal static class DatasetLoader
         return Convert.ToHexStringLower(SHA256.HashData(s));
     }
 
-    private static List<(int[] Ids, int[] Labels)> Encode(string path, DatasetFormat format, DatasetTokenizer tok)
+    private static bool FitsVocab(TokenizationCache.Entry e, int vocab) => FitsVocab(e.Ids, e.Labels, vocab);
+
+    private static bool FitsVocab(int[] ids, int[] labels, int vocab)
+    {
+        foreach (var x in ids) if ((uint)x >= (uint)vocab) return false;
+        foreach (var x in labels) if (x != TokenBatch.IgnoreIndex && (uint)x >= (uint)vocab) return false;
+        return true;
+    }
+
+    private static List<(int[] Ids, int[] Labels)> Encode(string path, DatasetFormat format, DatasetTokenizer tok, int? vocabSize)
     {
         var list = new List<(int[], int[])>();
         if (format == DatasetFormat.Text)
@@ -121,7 +139,7 @@ internal static class DatasetLoader
                     break;
                 }
                 case DatasetFormat.Tokenized:
-                    list.Add(PreTokenized(o, path, loc));
+                    list.Add(PreTokenized(o, path, loc, vocabSize));
                     break;
                 default:
                     throw new ArgumentOutOfRangeException(nameof(format), format, null);
@@ -141,7 +159,7 @@ internal static class DatasetLoader
         return (ids, labels);
     }
 
-    private static (int[], int[]) PreTokenized(JsonObject o, string path, string loc)
+    private static (int[], int[]) PreTokenized(JsonObject o, string path, string loc, int? vocabSize)
     {
         var ids = JsonRecordReader.IntArray(o, "input_ids", path, loc, required: true)!;
         var labels = JsonRecordReader.IntArray(o, "labels", path, loc, required: false) ?? (int[])ids.Clone();
@@ -153,8 +171,12 @@ internal static class DatasetLoader
         for (int i = 0; i < ids.Length; i++)
         {
             if (ids[i] < 0) throw new DatasetFormatException(path, loc, $"field 'input_ids'[{i}]: expected a token id >= 0, got {ids[i]}");
+            if (ids[i] >= vocabSize)
+                throw new DatasetFormatException(path, loc, $"field 'input_ids'[{i}]: expected a token id below the model's vocab_size {vocabSize}, got {ids[i]}");
             if (labels[i] < 0 && labels[i] != TokenBatch.IgnoreIndex)
                 throw new DatasetFormatException(path, loc, $"field 'labels'[{i}]: expected a token id >= 0 or -100, got {labels[i]}");
+            if (labels[i] >= vocabSize)
+                throw new DatasetFormatException(path, loc, $"field 'labels'[{i}]: expected a token id below the model's vocab_size {vocabSize} or -100, got {labels[i]}");
             if (mask is not null && mask[i] is not (0 or 1))
                 throw new DatasetFormatException(path, loc, $"field 'attention_mask'[{i}]: expected 0 or 1, got {mask[i]}");
         }

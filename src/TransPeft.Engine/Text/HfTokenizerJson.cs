@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Microsoft.ML.Tokenizers;
+using TransPeft.Engine.IO;
 
 namespace TransPeft.Engine.Text;
 
@@ -37,7 +38,7 @@ internal sealed class HfTokenizerJson
 
     public static HfTokenizerJson Load(string path)
     {
-        byte[] bytes = File.ReadAllBytes(path);
+        byte[] bytes = InputFile.ReadAllBytes(path, JsonInput.MaxConfigBytes);
         if (!System.Text.Unicode.Utf8.IsValid(bytes)) throw new TokenizerFormatException(path, "(file)", "UTF-8 text");
         JsonDocument doc;
         try { doc = JsonDocument.Parse(bytes); }
@@ -111,10 +112,9 @@ internal sealed class HfTokenizerJson
             var merges = ParseMerges(model, vocab);
             var added = ParseAddedTokens(root, vocab);
 
-            Regex regex;
-            try { regex = new Regex(pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant); }
+            PreTokenizer preTokenizer;
+            try { preTokenizer = new IsolatedSplitPreTokenizer(pattern, added, path); }
             catch (ArgumentException e) { throw Error("pre_tokenizer.pattern", $"a regular expression .NET can run: {e.Message}"); }
-            var preTokenizer = new RegexPreTokenizer(regex, added);
 
             Tokenizer tokenizer = ignoreMerges
                 ? BuildTiktoken(vocab, merges, added, preTokenizer, normalizer)

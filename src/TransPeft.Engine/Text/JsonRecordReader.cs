@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using TransPeft.Engine.IO;
 
 namespace TransPeft.Engine.Text;
 
@@ -12,6 +13,7 @@ internal static class JsonRecordReader
 {
     public static IEnumerable<(string Location, JsonObject Record)> Read(string path)
     {
+        using (var probe = InputFile.OpenRead(path)) InputFile.RegularLength(probe, path);
         if (StartsWithArray(path))
         {
             foreach (var r in ReadArray(path)) yield return r;
@@ -25,7 +27,7 @@ internal static class JsonRecordReader
             if (string.IsNullOrWhiteSpace(line)) continue;
             string loc = $"line {lineNo}";
             JsonNode? node;
-            try { node = JsonNode.Parse(line); }
+            try { node = JsonInput.Parse(line, JsonInput.Strict); }
             catch (JsonException e) { throw new DatasetFormatException(path, loc, $"not valid JSON ({e.Message})"); }
             if (node is not JsonObject o)
                 throw new DatasetFormatException(path, loc, $"expected a JSON object per line, got {Kind(node)}");
@@ -45,7 +47,7 @@ internal static class JsonRecordReader
     private static IEnumerable<(string, JsonObject)> ReadArray(string path)
     {
         JsonNode? root;
-        try { root = JsonNode.Parse(File.ReadAllText(path), documentOptions: new JsonDocumentOptions { AllowTrailingCommas = false }); }
+        try { root = JsonInput.Parse(JsonInput.ReadText(path), JsonInput.Strict); }
         catch (JsonException e) { throw new DatasetFormatException(path, $"line {e.LineNumber + 1}", $"not valid JSON ({e.Message})"); }
         var array = (JsonArray)root!;
         for (int i = 0; i < array.Count; i++)
@@ -75,14 +77,19 @@ internal static class JsonRecordReader
     {
         if (!o.TryGetPropertyValue(field, out var n))
             throw new DatasetFormatException(path, loc, $"field '{field}' is missing ({formatHint})");
-        if (n is JsonValue v && v.TryGetValue(out string? s)) return s;
-        throw new DatasetFormatException(path, loc, $"field '{field}': expected a string, got {Kind(n)}");
+        return Text(n, field, path, loc);
     }
 
     public static string? OptionalString(JsonObject o, string field, string path, string loc)
     {
         if (!o.TryGetPropertyValue(field, out var n) || n is null) return null;
-        if (n is JsonValue v && v.TryGetValue(out string? s)) return s;
+        return Text(n, field, path, loc);
+    }
+
+    private static string Text(JsonNode? n, string field, string path, string loc)
+    {
+        if (JsonInput.StringOf(n, out bool unpaired) is { } s) return s;
+        if (unpaired) throw new DatasetFormatException(path, loc, $"field '{field}': holds an unpaired UTF-16 surrogate (a \\uD800-\\uDFFF escape without its pair), which is not text");
         throw new DatasetFormatException(path, loc, $"field '{field}': expected a string, got {Kind(n)}");
     }
 

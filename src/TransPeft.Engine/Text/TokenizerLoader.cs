@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.ML.Tokenizers;
+using TransPeft.Engine.IO;
 
 namespace TransPeft.Engine.Text;
 
@@ -147,8 +148,8 @@ public static class TokenizerLoader
         public string? Token(string field) => Root?[field] switch
         {
             null => null,
-            JsonValue v when v.TryGetValue(out string? s) => s,
-            JsonObject o when o["content"] is JsonValue c && c.TryGetValue(out string? s) => s,
+            var v when JsonInput.StringOf(v, out _) is { } s => s,
+            JsonObject o when JsonInput.StringOf(o["content"], out _) is { } s => s,
             var n => throw new TokenizerFormatException(Path, field, $"a token string or {{\"content\": ...}}, got {n.ToJsonString()}"),
         };
 
@@ -165,7 +166,7 @@ public static class TokenizerLoader
         if (!File.Exists(path)) return new TokenizerConfig(path, null);
         try
         {
-            var root = JsonNode.Parse(File.ReadAllText(path), documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false });
+            var root = JsonInput.Parse(JsonInput.ReadText(path), JsonInput.Strict);
             return new TokenizerConfig(path, root as JsonObject ?? throw new TokenizerFormatException(path, "(file)", "a JSON object"));
         }
         catch (JsonException e) { throw new TokenizerFormatException(path, "(file)", $"well-formed JSON without repeated keys: {e.Message}"); }

@@ -36,21 +36,26 @@ internal sealed class Trainer
     private readonly Action<string> _saveWeights;
     private readonly IProgress<TrainingProgress>? _progress;
     private readonly CheckpointStore _store;
+    private readonly bool _overwrite;
     private bool _ran;
 
     /// <param name="saveWeights">Writes the trainable weights into a folder (a PEFT adapter via LoraAdapter.Save,
     /// or a full model via TransformerModel.Save, in F32); resuming reads them back by tensor name. Null writes
     /// every trainable parameter by name into trainable.safetensors.</param>
     public Trainer(ITrainableModel model, TrainingData data, TrainingOptions options, string outDir,
-        Action<string>? saveWeights = null, IProgress<TrainingProgress>? progress = null)
+        Action<string>? saveWeights = null, IProgress<TrainingProgress>? progress = null, bool overwrite = false)
     {
         options.Validate();
-        _model = model; _data = data; _options = options; _outDir = outDir; _progress = progress;
+        _model = model; _data = data; _options = options; _outDir = outDir; _progress = progress; _overwrite = overwrite;
         _saveWeights = saveWeights ?? SaveTrainable;
         _store = new CheckpointStore(outDir);
         foreach (var p in model.TrainableParameters)
             if (!p.RequiresGrad) throw new ArgumentException($"trainable parameter '{p.Name}' has no gradient buffer", nameof(model));
         if (model.TrainableParameters.Count == 0) throw new ArgumentException("the model has no trainable parameter", nameof(model));
+        // Buffers are sized by the data: a micro-batch larger than the training set would only repeat examples
+        // within one step while its activations grow with the flag.
+        if (options.BatchSize > data.Train.Count)
+            throw new TrainingConfigException("training options", "batch_size", $"at most the {data.Train.Count} training examples", options.BatchSize.ToString());
         TotalSteps = options.ResolveTotalSteps(data.Train.Count);
         Schedule = new LearningRateSchedule(options.Schedule, options.LearningRate, options.ResolveWarmupSteps(TotalSteps), TotalSteps);
         Optimizer = Optimizer.Create(options, model.TrainableParameters);
@@ -62,13 +67,34 @@ internal sealed class Trainer
     internal Optimizer Optimizer { get; }
     internal DataOrder Order { get; }
 
+    /// <summary>What a fresh run may replace in a non-empty output folder when <c>overwrite</c> is given: its own files only.</summary>
+    private static readonly string[] RunOutputs = [FinalWeightsDir, "checkpoints", MetricsLog.FileName, OptionsFileName];
+
     /// <param name="resumeFrom">A checkpoint folder, or an output folder (its latest checkpoint); null starts fresh.</param>
     public TrainingResult Run(string? resumeFrom = null, CancellationToken cancel = default)
     {
         // The optimizer and model carry state: a second Run on the same instance would not start where it claims to.
         if (_ran) throw new InvalidOperationException("a Trainer runs once; create a new one (with resumeFrom) to continue");
         _ran = true;
-        Directory.CreateDirectory(_outDir);
+        // The lock comes first and every check of the folder after it: two runs cannot both find it free.
+        using var runLock = RunLock.Acquire(_outDir);
+        if (runLock.TookOverFromPid is { } dead)
+            _progress?.Report(new TrainingProgress(TrainingEvent.StaleLockTakenOver, 0, TotalSteps, TimeSpan.Zero, Path: _outDir,
+                Message: $"{_outDir}: took over the lock left by pid {dead}, which no longer runs"));
+        if (resumeFrom is null && !OutputFolder.IsEmpty(_outDir, RunLock.FileName, RunLock.OwnerFileName))
+        {
+            if (!_overwrite)
+                throw new OutputFolderException(_outDir, $"{_outDir}: the output folder is not empty ({OutputFolder.Describe(_outDir, RunLock.FileName, RunLock.OwnerFileName)}); "
+                    + (_store.Latest() is { } existing ? $"resume the run it holds (latest checkpoint {existing}), " : "")
+                    + "train into a new folder, or pass --overwrite to replace its run");
+            // Only what a run writes is replaced: checkpoints of the old run must not be taken for this one's.
+            foreach (var name in RunOutputs)
+            {
+                var path = Path.Combine(_outDir, name);
+                if (Directory.Exists(path)) Directory.Delete(path, recursive: true);
+                else if (File.Exists(path)) File.Delete(path);
+            }
+        }
         _store.CleanPartials();
         AtomicDirectory.CleanPartials(_outDir);
 
@@ -85,9 +111,10 @@ internal sealed class Trainer
             (step, examplesSeen, tokensSeen, elapsedBefore, lastLoss, lastValLoss, lastCheckpoint) =
                 (state.Step, state.ExamplesSeen, state.TokensSeen, state.ElapsedSeconds, state.LastLoss, state.LastValLoss, dir);
             evaluatedStep = state.LastEvalStep ?? -1;
+            if (step > TotalSteps)
+                throw new TrainingConfigException(Path.Combine(dir, TrainerState.FileName), "steps",
+                    $"at least {step}, the step of the checkpoint being resumed (the run cannot go back)", TotalSteps.ToString());
         }
-        else if (_store.Latest() is { } existing)
-            throw new InvalidOperationException($"{_outDir} already holds checkpoints of a run (latest: {existing}): resume it, or train into a new output folder");
 
         AtomicFile.WriteAllText(Path.Combine(_outDir, OptionsFileName),
             TrainingOptionsJson.ToJson(_options).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));

@@ -48,7 +48,7 @@ internal sealed record TrainerState(
         var path = Path.Combine(dir, FileName);
         if (!File.Exists(path)) throw new FileNotFoundException($"{dir}: not a training checkpoint ({FileName} missing)", path);
         JsonObject o;
-        try { o = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new TrainingConfigException(path, "(file)", "a JSON object"); }
+        try { o = JsonInput.Parse(JsonInput.ReadText(path), JsonInput.Strict) as JsonObject ?? throw new TrainingConfigException(path, "(file)", "a JSON object"); }
         catch (JsonException e) { throw new TrainingConfigException(path, "(file)", $"well-formed JSON ({e.Message})"); }
         string format = Str(o, "format", path);
         if (format != FormatVersion) throw new TrainingConfigException(path, "format", $"\"{FormatVersion}\"", $"\"{format}\"");
@@ -61,7 +61,7 @@ internal sealed record TrainerState(
     }
 
     private static string Str(JsonObject o, string f, string path) =>
-        o[f] is JsonValue v && v.TryGetValue(out string? s) ? s : throw new TrainingConfigException(path, f, "a string");
+        JsonInput.StringOf(o[f], out _) is { } s ? s : throw new TrainingConfigException(path, f, "a string");
     private static int Int(JsonObject o, string f, string path) =>
         o[f] is JsonValue v && v.TryGetValue(out int i) && i >= 0 ? i : throw new TrainingConfigException(path, f, "an integer >= 0");
     private static long Long(JsonObject o, string f, string path) =>

@@ -9,13 +9,14 @@ internal sealed record TrainingData(TokenizedDataset Train, TokenizedDataset? Va
     /// Loads options.Data (and options.ValData, or holds out options.ValFraction of the training file,
     /// chosen by options.Seed) with the run's format, seq_len, packing and cache folder.
     /// </summary>
-    public static (TrainingData Data, DatasetReport Train, DatasetReport? Validation) Load(TrainingOptions options, DatasetTokenizer tokenizer)
+    /// <param name="vocabSize">The model's vocab_size: every id and label of both files is checked against it before training starts.</param>
+    public static (TrainingData Data, DatasetReport Train, DatasetReport? Validation) Load(TrainingOptions options, DatasetTokenizer tokenizer, int? vocabSize = null)
     {
         var path = options.Data ?? throw new TrainingConfigException("training options", "data", "a training data file (data in the config, or --data)");
-        var (all, trainReport) = DatasetLoader.Load(path, options.DataFormat, tokenizer, options.SeqLen, options.Pack, options.CacheDir);
+        var (all, trainReport) = DatasetLoader.Load(path, options.DataFormat, tokenizer, options.SeqLen, options.Pack, options.CacheDir, vocabSize);
         if (options.ValData is { } valPath)
         {
-            var (val, valReport) = DatasetLoader.Load(valPath, options.DataFormat, tokenizer, options.SeqLen, options.Pack, options.CacheDir);
+            var (val, valReport) = DatasetLoader.Load(valPath, options.DataFormat, tokenizer, options.SeqLen, options.Pack, options.CacheDir, vocabSize);
             return (new TrainingData(all, val), trainReport, valReport);
         }
         if (options.ValFraction > 0)

@@ -89,12 +89,24 @@ public sealed record TrainingOptions
     {
         if (Steps is { } s) return s;
         double epochs = Epochs ?? 1.0;
-        return Math.Max(1, (int)Math.Ceiling(epochs * trainExamples / GlobalBatch - 1e-9));
+        double steps = Math.Ceiling(epochs * trainExamples / GlobalBatch - 1e-9);
+        // A double past int.MaxValue would cast to garbage (int.MinValue), and Max(1, ...) would hide it as 1 step.
+        if (!(steps <= int.MaxValue))
+            throw new TrainingConfigException("training options", "epochs", $"at most {(double)int.MaxValue * GlobalBatch / trainExamples:G4} epochs of {trainExamples} examples (the step count must fit 32 bits)", epochs.ToString("R", CultureInfo.InvariantCulture));
+        return Math.Max(1, (int)steps);
     }
 
     /// <summary>Warmup steps: <see cref="WarmupSteps"/>, or ceil(ratio * total) as Hugging Face does, never beyond total.</summary>
     public int ResolveWarmupSteps(int totalSteps) =>
         Math.Min(totalSteps, WarmupSteps ?? (int)Math.Ceiling((WarmupRatio ?? 0) * totalSteps - 1e-9));
+
+    // Upper bounds on sizes from flags. They are far beyond what trains on one machine, and low enough that every
+    // product of them (batch x seq_len x hidden, steps x global batch) is checked in 64-bit arithmetic and
+    // refused with a name before it can overflow or ask for memory that is not there.
+    public const int MaxLoraRank = 65_536;
+    public const int MaxSeqLen = 1 << 20;
+    public const int MaxBatch = 1 << 16;
+    public const double MaxEpochs = 1e6;
 
     /// <summary>Checks every field; the exception names the first bad one and what it accepts.</summary>
     public void Validate(string source = "training options")
@@ -114,7 +126,7 @@ public sealed record TrainingOptions
 
         if (Method == TrainingMethod.Lora)
         {
-            if (LoraR <= 0) Fail("lora_r", "a positive integer", LoraR);
+            if (LoraR is <= 0 or > MaxLoraRank) Fail("lora_r", $"a positive integer up to {MaxLoraRank}", LoraR);
             if (!(LoraAlpha > 0 && Finite(LoraAlpha))) Fail("lora_alpha", "a positive number", LoraAlpha);
             if (!(LoraDropout >= 0 && LoraDropout < 1)) Fail("lora_dropout", "a number in [0, 1)", LoraDropout);
             if (LoraTargetRegex is null && LoraTargets.Count == 0) Fail("lora_targets", "at least one module name (e.g. q_proj), or all-linear", "[]");
@@ -143,13 +155,13 @@ public sealed record TrainingOptions
 
         if (Steps is not null && Epochs is not null) Fail("steps", "null when epochs is set (use one or the other)", Steps);
         if (Steps is <= 0) Fail("steps", "a positive integer", Steps);
-        if (Epochs is { } ep && !(ep > 0 && Finite(ep))) Fail("epochs", "a positive number", ep);
+        if (Epochs is { } ep && !(ep > 0 && ep <= MaxEpochs)) Fail("epochs", $"a positive number up to {MaxEpochs:G}", ep);
         if (WarmupSteps is { } w && Steps is { } st && w > st) Fail("warmup_steps", $"at most steps = {st}", w);
 
-        if (BatchSize <= 0) Fail("batch_size", "a positive integer (examples per micro-batch)", BatchSize);
-        if (GradAccum <= 0) Fail("grad_accum", "a positive integer (micro-batches per optimizer step)", GradAccum);
+        if (BatchSize is <= 0 or > MaxBatch) Fail("batch_size", $"a positive integer (examples per micro-batch), at most {MaxBatch}", BatchSize);
+        if (GradAccum is <= 0 or > MaxBatch) Fail("grad_accum", $"a positive integer (micro-batches per optimizer step), at most {MaxBatch}", GradAccum);
         if (!(MaxGradNorm >= 0 && Finite(MaxGradNorm))) Fail("max_grad_norm", "a number >= 0 (0 = no clipping)", MaxGradNorm);
-        if (SeqLen < 2) Fail("seq_len", "an integer >= 2", SeqLen);
+        if (SeqLen is < 2 or > MaxSeqLen) Fail("seq_len", $"an integer >= 2 and at most {MaxSeqLen}", SeqLen);
         if (Seed < 0) Fail("seed", "an integer >= 0", Seed);
 
         if (EvalEvery < 0) Fail("eval_every", "an integer >= 0 (0 = only at the end)", EvalEvery);

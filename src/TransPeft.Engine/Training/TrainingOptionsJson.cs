@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using TransPeft.Engine.Lora;
 using TransPeft.Engine.Text;
+using TransPeft.Engine.IO;
 
 namespace TransPeft.Engine.Training;
 
@@ -98,8 +99,8 @@ public static class TrainingOptionsJson
         {
             if (!File.Exists(configPath)) throw new FileNotFoundException($"{configPath}: training config not found", configPath);
             JsonNode? root;
-            try { root = JsonNode.Parse(File.ReadAllText(configPath), documentOptions: new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true }); }
-            catch (JsonException e) { throw new TrainingConfigException(configPath, "(file)", $"well-formed JSON ({e.Message})"); }
+            try { root = JsonInput.Parse(JsonInput.ReadText(configPath), JsonInput.HandWritten); }
+            catch (JsonException e) { throw new TrainingConfigException(configPath, "(file)", $"well-formed JSON without repeated keys ({e.Message})"); }
             if (root is not JsonObject obj) throw new TrainingConfigException(configPath, "(file)", "a JSON object of training options");
             options = Apply(options, obj, configPath, provenance);
         }
@@ -213,7 +214,7 @@ public static class TrainingOptionsJson
         public string String()
         {
             if (FromText) return Text!;
-            return Node is JsonValue v && v.TryGetValue(out string? s) ? s : throw Bad();
+            return JsonInput.StringOf(Node, out _) is { } s ? s : throw Bad();
         }
 
         public string? NullableString() => IsNull ? null : String();
@@ -224,16 +225,16 @@ public static class TrainingOptionsJson
         public IReadOnlyList<string> StringList()
         {
             if (FromText) return Text!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-            if (Node is JsonValue v && v.TryGetValue(out string? one)) return [one];
+            if (JsonInput.StringOf(Node, out _) is { } one) return [one];
             if (Node is not JsonArray a) throw Bad();
             var list = new List<string>();
-            foreach (var n in a) list.Add(n is JsonValue e && e.TryGetValue(out string? s) ? s : throw Bad());
+            foreach (var n in a) list.Add(JsonInput.StringOf(n, out _) is { } s ? s : throw Bad());
             return list;
         }
 
         public T Enum<T>((string Name, T V)[] table) where T : struct
         {
-            string s = FromText ? Text!.Trim() : Node is JsonValue v && v.TryGetValue(out string? t) ? t : throw Bad();
+            string s = FromText ? Text!.Trim() : JsonInput.StringOf(Node, out _) is { } t ? t : throw Bad();
             foreach (var (name, value) in table)
                 if (string.Equals(name, s, StringComparison.OrdinalIgnoreCase)) return value;
             throw Bad();

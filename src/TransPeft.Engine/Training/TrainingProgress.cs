@@ -7,4 +7,4 @@ namespace TransPeft.Engine.Training;
 public sealed record TrainingProgress(
     TrainingEvent Event, int Step, int TotalSteps, TimeSpan Elapsed,
     double? Loss = null, double? LearningRate = null, double? GradNorm = null, double? TokensPerSecond = null,
-    TimeSpan? Eta = null, double? ValLoss = null, string? Path = null);
+    TimeSpan? Eta = null, double? ValLoss = null, string? Path = null, string? Message = null);

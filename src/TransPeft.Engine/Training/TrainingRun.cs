@@ -1,4 +1,5 @@
 using TransPeft.Engine.Compute.Cpu;
+using TransPeft.Engine.IO;
 using TransPeft.Engine.Lora;
 using TransPeft.Engine.Model;
 using TransPeft.Engine.Text;
@@ -15,15 +16,18 @@ namespace TransPeft.Engine.Training;
 /// </summary>
 public static class TrainingRun
 {
+    /// <param name="overwrite">A fresh run into a non-empty output folder replaces the run there (its checkpoints/,
+    /// final/ and metrics); without it such a folder is refused. Resuming never needs it.</param>
     /// <param name="cuda">When given, the model is trained by the CUDA backend (gradients are copied back into the
     /// host parameters each micro-batch, so the optimizer, checkpoints and resume are the CPU's); null trains on the CPU.</param>
     public static TrainingResult Execute(TrainingOptions options, IProgress<TrainingProgress>? progress = null,
-        string? resumeFrom = null, CancellationToken cancel = default, Action<string>? log = null, Compute.Cuda.CudaBackend? cuda = null)
+        string? resumeFrom = null, CancellationToken cancel = default, Action<string>? log = null, Compute.Cuda.CudaBackend? cuda = null,
+        bool overwrite = false)
     {
         options.Validate();
         string modelDir = options.Model ?? throw new TrainingConfigException("training options", "model", "a base model folder (--model)");
         var model = TransformerModel.Load(modelDir);
-        return Execute(options, model, modelDir, LoadTokenizer(options, modelDir), progress, resumeFrom, cancel, log, cuda);
+        return Execute(options, model, modelDir, LoadTokenizer(options, modelDir), progress, resumeFrom, cancel, log, cuda, overwrite);
     }
 
     /// <summary>
@@ -38,15 +42,19 @@ public static class TrainingRun
 
     /// <summary>Training on weights already loaded (a session's): full fine-tuning updates <paramref name="model"/> in place.</summary>
     internal static TrainingResult Execute(TrainingOptions options, TransformerModel model, string modelDir, TokenizerInfo? tok,
-        IProgress<TrainingProgress>? progress, string? resumeFrom, CancellationToken cancel, Action<string>? log, Compute.Cuda.CudaBackend? cuda)
+        IProgress<TrainingProgress>? progress, string? resumeFrom, CancellationToken cancel, Action<string>? log, Compute.Cuda.CudaBackend? cuda,
+        bool overwrite = false)
     {
         options.Validate();
         string outDir = options.Output ?? throw new TrainingConfigException("training options", "output", "an output folder (--out)");
+        // Refused before minutes of tokenizing; the Trainer checks again under the run lock.
+        if (resumeFrom is null && !overwrite && !OutputFolder.IsEmpty(outDir, RunLock.FileName, RunLock.OwnerFileName))
+            OutputFolder.Claim(outDir, overwrite: false);
         var config = model.Config;
         DatasetTokenizer datasetTokenizer;
         try { datasetTokenizer = DatasetTokenizer.ForModel(tok, config, modelDir); }
         catch (ArgumentException e) { throw new TrainingConfigException("training options", "tokenizer", $"a tokenizer that fits the model ({e.Message})"); }
-        var (data, trainReport, valReport) = TrainingData.Load(options, datasetTokenizer);
+        var (data, trainReport, valReport) = TrainingData.Load(options, datasetTokenizer, config.VocabSize);
         log?.Invoke($"data: {trainReport}" + (valReport is null ? "" : $"; validation: {valReport}"));
 
         int maxPositions = Math.Max(options.SeqLen, config.MaxPositionEmbeddings);
@@ -74,7 +82,7 @@ public static class TrainingRun
         }
         try
         {
-            var trainer = new Trainer(engine, data, options, outDir, saveWeights, progress);
+            var trainer = new Trainer(engine, data, options, outDir, saveWeights, progress, overwrite);
             return trainer.Run(resumeFrom, cancel);
         }
         finally

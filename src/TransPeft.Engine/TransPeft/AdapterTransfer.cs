@@ -71,6 +71,9 @@ public static partial class AdapterTransfer
         ModelConfig newConfig;
         try { newConfig = ModelConfig.Load(newBaseDir); }
         catch (Exception e) when (e is FormatException or IOException) { Error(Path.Combine(newBaseDir, "config.json"), e.Message); return Report(oldBase, tp: tp); }
+        // PEFT refuses a config whose target_modules name nothing in the model; a transfer must not carry one along.
+        foreach (var t in loraConfig?.UnmatchedTargets(newConfig.NumLayers) ?? [])
+            Error($"{cfgPath}: target_modules", $"'{t}' matches no module of the new base");
         SafetensorsCheckpoint ck;
         try { ck = SafetensorsCheckpoint.Open(newBaseDir); }
         catch (Exception e) when (e is FormatException or IOException) { Error(newBaseDir, $"new base weights unreadable: {e.Message}"); return Report(oldBase, tp: tp); }
@@ -165,8 +168,7 @@ public static partial class AdapterTransfer
 
         Directory.CreateDirectory(outDir);
         var cfgPath = Path.Combine(adapterDir, LoraAdapter.ConfigFileName);
-        var config = JsonNode.Parse(File.ReadAllText(cfgPath)) as JsonObject
-            ?? throw new ModelConfigException(cfgPath, "(file)", "a JSON object");
+        var config = LoraAdapter.ReadConfigJson(cfgPath);
         config["base_model_name_or_path"] = options.BaseModelName ?? Path.GetFullPath(newBaseDir);
 
         var writer = new SafetensorsWriter();

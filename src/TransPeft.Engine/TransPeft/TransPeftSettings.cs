@@ -56,9 +56,9 @@ public sealed record TransPeftSettings
     public static TransPeftSettings Parse(string json, string source)
     {
         JsonObject o;
-        try { o = JsonNode.Parse(json) as JsonObject ?? throw new ModelConfigException(source, MetadataKey, "a JSON object"); }
+        try { o = JsonInput.Parse(json, JsonInput.Strict) as JsonObject ?? throw new ModelConfigException(source, MetadataKey, "a JSON object"); }
         catch (JsonException e) { throw new ModelConfigException(source, MetadataKey, $"a JSON object: {e.Message}"); }
-        string? method = o["method"] is JsonValue mv && mv.TryGetValue(out string? ms) ? ms : null;
+        string? method = JsonInput.StringOf(o["method"], out _) is { } ms ? ms : null;
         if (method != MethodName) throw new ModelConfigException(source, "trans_peft.method", $"\"{MethodName}\", got {o["method"]?.ToJsonString() ?? "nothing"}");
         double Prob(string key) => o[key] switch
         {
@@ -75,7 +75,7 @@ public sealed record TransPeftSettings
         };
         int version = o["version"] is JsonValue vv && vv.TryGetValue(out int vi) ? vi
             : throw new ModelConfigException(source, "trans_peft.version", $"an integer, got {o["version"]?.ToJsonString() ?? "nothing"}");
-        string rng = o["rng"] is JsonValue rv && rv.TryGetValue(out string? rs) ? rs : PhiloxRng;
+        string rng = JsonInput.StringOf(o["rng"], out _) is { } rs ? rs : PhiloxRng;
         var settings = new TransPeftSettings { PMask = Prob("p_mask"), PDrop = Prob("p_drop"), Seed = seed, Version = version, Rng = rng };
         settings.Validate(source);
         return settings;

@@ -59,10 +59,13 @@ public class CliTrainCommandTests
             File.ReadAllBytes(Path.Combine((string)JsonNode.Parse(resumed.Stdout)!["final_weights"]!, LoraAdapter.WeightsFileName)));
     }
 
-    [Fact]
-    public async Task CtrlCStopsAfterTheCurrentStepWithACheckpointThatResumes()
+    /// <summary>SIGINT is Ctrl-C; SIGTERM is what kill, docker stop and Slurm send: both checkpoint and exit with 1.</summary>
+    [Theory]
+    [InlineData("INT")]
+    [InlineData("TERM")]
+    public async Task ASignalStopsAfterTheCurrentStepWithACheckpointThatResumes(string signal)
     {
-        if (OperatingSystem.IsWindows()) return; // SIGINT is sent with kill(1)
+        if (OperatingSystem.IsWindows()) return; // signals are sent with kill(1)
         var root = TpeftProcess.TempDir();
         var model = CliFixtures.ModelWithTokenizer(root);
         var data = CliFixtures.TextRecords(Path.Combine(root, "train.jsonl"), 40, 1);
@@ -80,7 +83,7 @@ public class CliTrainCommandTests
         var clock = Stopwatch.StartNew();
         while (!(File.Exists(metrics) && File.ReadAllText(metrics).Contains("\"loss\"")) && clock.Elapsed.TotalSeconds < 60 && !p.HasExited) await Task.Delay(50);
         if (p.HasExited) Assert.Fail($"tpeft ended before it was interrupted: {await stderr}");
-        using (var kill = Process.Start("kill", ["-INT", p.Id.ToString()])!) await kill.WaitForExitAsync();
+        using (var kill = Process.Start("kill", [$"-{signal}", p.Id.ToString()])!) await kill.WaitForExitAsync();
         using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60))) await p.WaitForExitAsync(timeout.Token);
         Assert.Equal(1, p.ExitCode);
         string err = await stderr;

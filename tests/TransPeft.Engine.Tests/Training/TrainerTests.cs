@@ -182,8 +182,8 @@ public class TrainerTests
     {
         var dir = TempDir();
         new Trainer(Model(), MakeData(false), Options() with { Steps = 2 }, dir).Run();
-        var e = Assert.Throws<InvalidOperationException>(() => new Trainer(Model(), MakeData(false), Options() with { Steps = 2 }, dir).Run());
-        Assert.Contains("already holds checkpoints", e.Message);
+        var e = Assert.Throws<OutputFolderException>(() => new Trainer(Model(), MakeData(false), Options() with { Steps = 2 }, dir).Run());
+        Assert.Contains("resume the run it holds", e.Message);
     }
 
     [Fact]

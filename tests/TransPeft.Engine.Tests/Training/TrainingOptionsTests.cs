@@ -111,7 +111,7 @@ public class TrainingOptionsTests
         var path = Config("""{"lr": 1e-4, "batch_size": 8}""");
         var e = Assert.Throws<TrainingConfigException>(() => TrainingOptionsJson.Load(path, [Flag("--batch-size", "0")]));
         Assert.Equal("--batch-size", e.ConfigSource);
-        Assert.Equal("--batch-size: field 'batch_size': expected a positive integer (examples per micro-batch), got 0", e.Message);
+        Assert.Equal("--batch-size: field 'batch_size': expected a positive integer (examples per micro-batch), at most 65536, got 0", e.Message);
         var e2 = Assert.Throws<TrainingConfigException>(() => TrainingOptionsJson.Load(path, [Flag("--lr", "abc")]));
         Assert.Equal("--lr: field 'lr': expected a positive number, got \"abc\"", e2.Message);
     }

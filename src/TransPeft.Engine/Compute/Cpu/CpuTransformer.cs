@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using TransPeft.Engine.IO;
 using TransPeft.Engine.Lora;
 using TransPeft.Engine.Model;
 using TransPeft.Engine.Training;
@@ -160,6 +161,7 @@ internal sealed unsafe class CpuTransformer : ITrainableModel, IInferenceModel
         var a = ForwardBody(ids, b, t, ctx);
         var logits = new float[b * t * Config.VocabSize];
         Head(logits, a.FinalNormOut, b * t);
+        NonFiniteValueException.ThrowIfAny(logits, "model output", "logits");
         return logits;
     }
 
@@ -222,6 +224,7 @@ internal sealed unsafe class CpuTransformer : ITrainableModel, IInferenceModel
         var last = s.Last(b * h);
         for (int bi = 0; bi < b; bi++) a.FinalNormOut.AsSpan((bi * t + t - 1) * h, h).CopyTo(last.AsSpan(bi * h));
         Head(lastLogits, last.AsSpan(0, b * h), b);
+        NonFiniteValueException.ThrowIfAny(lastLogits, "model output", "logits");
     }
 
     /// <summary>Prefill into a fresh logits array (tests and callers that want an array).</summary>
@@ -270,7 +273,8 @@ internal sealed unsafe class CpuTransformer : ITrainableModel, IInferenceModel
     public (double LossSum, int Counted) Loss(TokenBatch batch)
     {
         var a = ForwardBody(batch.InputIds, batch.BatchSize, batch.SeqLen, StepContext.Eval);
-        return HeadLoss(a, ShiftedTargets(batch), null, null, LogitsChunk(ref _logitsChunk, a.N));
+        var (sum, counted) = HeadLoss(a, ShiftedTargets(batch), null, null, LogitsChunk(ref _logitsChunk, a.N));
+        return (NonFiniteValueException.ThrowIfNotFinite(sum, "model output", "the loss"), counted);
     }
 
     /// <summary><see cref="Loss(TokenBatch)"/> with the caller's working memory (concurrent callers share nothing mutable).</summary>
@@ -282,7 +286,8 @@ internal sealed unsafe class CpuTransformer : ITrainableModel, IInferenceModel
         var s = scratch as CpuDecodeScratch ?? new CpuDecodeScratch();
         scratch = s;
         var a = ForwardBody(s.Activations(Config, b, t, _maxRank), batch.InputIds, StepContext.Eval, null, 0);
-        return HeadLoss(a, ShiftedTargets(batch), null, null, LogitsChunk(ref s.LogitsChunk, a.N));
+        var (sum, counted) = HeadLoss(a, ShiftedTargets(batch), null, null, LogitsChunk(ref s.LogitsChunk, a.N));
+        return (NonFiniteValueException.ThrowIfNotFinite(sum, "model output", "the loss"), counted);
     }
 
     public (double LossSum, int Counted) ForwardBackward(TokenBatch batch, float lossScale, in StepContext context)

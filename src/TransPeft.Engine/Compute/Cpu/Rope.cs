@@ -12,24 +12,45 @@ internal sealed class Rope<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     public int HeadDim { get; }
     public int MaxPositions { get; }
-    /// <summary>cos/sin of pos · inv_freq[j], [MaxPositions, HeadDim/2].</summary>
-    private readonly T[] _cos, _sin;
+    /// <summary>cos/sin of pos · inv_freq[j], [positions computed so far, HeadDim/2].</summary>
+    private T[] _cos = [], _sin = [];
+    private readonly double[] _invFreq;
+    private readonly Lock _grow = new();
 
+    /// <summary>
+    /// The table is filled lazily, up to the positions actually used (doubling), never up front to
+    /// <paramref name="maxPositions"/>: a config.json with max_position_embeddings = 5e7 must not cost gigabytes
+    /// to score a 61-token record.
+    /// </summary>
     public Rope(ModelConfig config, int maxPositions)
     {
         HeadDim = config.HeadDim;
         MaxPositions = maxPositions;
+        _invFreq = InverseFrequencies(config);
+    }
+
+    private void EnsurePositions(int positions)
+    {
         int half = HeadDim / 2;
-        var invFreq = InverseFrequencies(config);
-        _cos = new T[maxPositions * half];
-        _sin = new T[maxPositions * half];
-        for (int p = 0; p < maxPositions; p++)
-            for (int j = 0; j < half; j++)
-            {
-                double angle = p * invFreq[j];
-                _cos[p * half + j] = T.CreateChecked(Math.Cos(angle));
-                _sin[p * half + j] = T.CreateChecked(Math.Sin(angle));
-            }
+        if ((long)positions * half <= _cos.Length) return;
+        lock (_grow)
+        {
+            int have = _cos.Length / Math.Max(1, half);
+            if (positions <= have) return;
+            int want = (int)Math.Min(MaxPositions, Math.Max((long)positions, Math.Max(256L, 2L * have)));
+            var cos = new T[checked(want * half)];
+            var sin = new T[want * half];
+            _cos.CopyTo(cos, 0);
+            _sin.CopyTo(sin, 0);
+            for (int p = have; p < want; p++)
+                for (int j = 0; j < half; j++)
+                {
+                    double angle = p * _invFreq[j];
+                    cos[p * half + j] = T.CreateChecked(Math.Cos(angle));
+                    sin[p * half + j] = T.CreateChecked(Math.Sin(angle));
+                }
+            (_cos, _sin) = (cos, sin); // readers see the old or the new table, both valid for what they use
+        }
     }
 
     /// <summary>inv_freq[j] = theta^(−2j/d), adjusted by llama3 rope_scaling when configured.</summary>
@@ -68,6 +89,7 @@ internal sealed class Rope<T> where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (pos0 + t > MaxPositions)
             throw new ArgumentOutOfRangeException(nameof(t), $"position {pos0 + t - 1} is beyond the RoPE table ({MaxPositions} positions)");
+        EnsurePositions(pos0 + t);
         if (!CpuParallel.Splits(b * t, (long)b * t * HeadDim * heads > 65_536))
         {
             for (int row = 0; row < b * t; row++) RotateRow(x, row, t, heads, pos0, inverse);

@@ -326,7 +326,7 @@ internal sealed class CudaTransformer : ITrainableModel, IDisposable
         if (!_options.DeviceOptimizer) UploadTrainables();
         RunStep(Mode.Eval, b, t, 1f, StepContext.Eval);
         _device.Download<float>(_lossHost, A(_acts!.LossSum));
-        return (_lossHost[0], counted);
+        return (NonFiniteValueException.ThrowIfNotFinite(_lossHost[0], "model output", "the loss"), counted);
     }
 
     /// <summary>Logits [B*T, V] in fp32 (adapter applied, no perturbation unless one is given), as CpuTransformer.ForwardLogits.</summary>
@@ -350,6 +350,7 @@ internal sealed class CudaTransformer : ITrainableModel, IDisposable
             _device.Download(logits.AsSpan(r0 * v, rows * v), A(acts.Logits));
         }
         _device.PopRange();
+        NonFiniteValueException.ThrowIfAny(logits, "model output", "logits");
         return logits;
     }
 
