@@ -145,7 +145,7 @@ public sealed class LoraAdapter
     }
 
     /// <summary>adapter_config.json as a JSON object, read by the rules of <see cref="JsonInput"/>.</summary>
-    internal static JsonObject ReadConfigJson(string cfgPath)
+    public static JsonObject ReadConfigJson(string cfgPath)
     {
         try
         {
