@@ -61,6 +61,7 @@ public sealed class CudaBackend : IDisposable
     /// no cuBLAS.
     /// </summary>
     /// <param name="compiler">The kernel compiler (null: the default disk cache, <c>TPEFT_KERNEL_CACHE</c> or ~/.cache/tpeft/kernels).</param>
+    /// <remarks>Never throws for the machine's state: an IO or permission error on the kernel cache is a reason too.</remarks>
     public static bool TryCreate(int device, out CudaBackend? backend, out string reason, KernelCompiler? compiler = null)
     {
         backend = null;
@@ -158,10 +159,13 @@ public sealed class CudaBackend : IDisposable
             reason = "";
             return true;
         }
-        catch (Exception e) when (e is CudaException or CudaLibraryNotFoundException or DllNotFoundException or EntryPointNotFoundException)
+        catch (Exception e) when (e is CudaException or CudaLibraryNotFoundException or DllNotFoundException or EntryPointNotFoundException
+                                       or IOException or UnauthorizedAccessException)
         {
             reason = e switch
             {
+                IOException or UnauthorizedAccessException =>
+                    $"the kernel cache cannot be used ({FirstLine(e.Message)}); point TPEFT_KERNEL_CACHE at a writable folder",
                 CudaException ce when ce.Call == nameof(CuDriver.cuModuleLoadData) =>
                     $"a compiled kernel does not load ({FirstLine(ce.Message)}); when NVRTC is newer than the driver, point TPEFT_CUDA_LIB_DIR at an NVRTC no newer than the driver",
                 CudaException ce => $"CUDA failed while setting up GPU {device}: {FirstLine(ce.Message)}",

@@ -14,8 +14,7 @@ public sealed partial class KernelCatalogTests
     [GeneratedRegex("""extern\s+"C"\s+__global__\s+void\s+(?:__launch_bounds__\s*\([^)]*\)\s*)?(\w+)\s*\(([^)]*)\)""")]
     private static partial Regex KernelDeclaration();
 
-    private static string KernelsDirectory() =>
-        Path.Combine(CudaTestEnvironment.RepoRoot ?? throw new DirectoryNotFoundException("no TransPeft.Engine.sln above the test binaries"), "kernels");
+    private static string KernelsDirectory() => CudaTestEnvironment.RequireKernelsDirectory();
 
     private static string StripComments(string source) =>
         Regex.Replace(Regex.Replace(source, @"/\*.*?\*/", " ", RegexOptions.Singleline), @"//[^\n]*", "");
@@ -51,7 +50,7 @@ public sealed partial class KernelCatalogTests
         };
     }
 
-    [Fact]
+    [SkippableFact]
     public void EveryCatalogKernelIsDefinedWithTheParameterListTheBackendPacks()
     {
         var sources = ParseSources();
@@ -66,7 +65,7 @@ public sealed partial class KernelCatalogTests
         Assert.Equal(sources.Keys.Order(StringComparer.Ordinal), KernelCatalog.All.Select(k => k.Name).Order(StringComparer.Ordinal));
     }
 
-    [Fact]
+    [SkippableFact]
     public void EveryKernelTheBackendLaunchesIsDocumentedInTheReadmeUnderItsFile()
     {
         var readme = File.ReadAllLines(Path.Combine(KernelsDirectory(), "README.md"));
@@ -84,7 +83,7 @@ public sealed partial class KernelCatalogTests
             Assert.True(documented.Contains((k.File, k.Name)), $"{k.Name} ({k.File}) has no '### `{k.Name}`' section under '## `{k.File}`' in kernels/README.md");
     }
 
-    [Fact]
+    [SkippableFact]
     public void TheCatalogIsIndexedByKernelIdAndChecksArguments()
     {
         foreach (var id in Enum.GetValues<KernelId>()) Assert.Equal(id, KernelCatalog.Get(id).Id);
