@@ -22,6 +22,13 @@ case "$cmd" in
     # NVRTC 11.8 (Debian non-free libnvrtc11.2) so every CUDA kernel is compiled for sm_80/sm_90 by the tests,
     # and Debian's libcuda1/libcublas11/libnvtoolsext1 unpacked (not installed) for the binding tests.
     tools/install-cuda-deps.sh
+    # The real kernels/*.cu on the host (tools/kernel-emulator: fibers, ASan + UBSan), timed.
+    emu_start=$SECONDS
+    emu_log=$(mktemp /tmp/tpeft-kernel-emulator.XXXXXX.log)
+    tools/kernel-emulator/run.sh > "$emu_log" 2>&1 || { tail -40 "$emu_log"; echo "kernel emulator tests FAILED (log: $emu_log)" >&2; exit 1; }
+    tail -2 "$emu_log"
+    rm -f "$emu_log"
+    echo "kernel emulator tests: $((SECONDS - emu_start)) s"
     dotnet build TransPeft.Engine.sln -c Release -nologo -v quiet
     log=$(mktemp)
     set +e
