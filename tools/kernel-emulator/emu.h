@@ -20,6 +20,7 @@
 #include <memory>
 #include <algorithm>
 #include <functional>
+#include <tuple>
 
 #define TPEFT_HOST_EMULATION 1
 #define __global__
@@ -47,7 +48,19 @@ static inline float __uint_as_float(unsigned i) { float f; memcpy(&f, &i, 4); re
 static inline unsigned __float_as_uint(float f) { unsigned i; memcpy(&i, &f, 4); return i; }
 static inline int __float_as_int(float f) { int i; memcpy(&i, &f, 4); return i; }
 static inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
-[[noreturn]] static inline void __trap() { fprintf(stderr, "__trap()\n"); abort(); }
+namespace emu {
+/// A kernel fault (a trap, a misaligned ldmatrix/cp.async, a deadlock): thrown inside the faulting fiber, caught at
+/// the bottom of its stack, and the launch stops. Test programs then print it and abort; the C ABI (emu_abi.h)
+/// returns it to the caller as the launch's error.
+struct Fault { char message[256]; };
+[[noreturn]] inline void fail(const char* message)
+{
+    Fault f;
+    snprintf(f.message, sizeof f.message, "%s", message);
+    throw f;
+}
+}
+[[noreturn]] static inline void __trap() { emu::fail("__trap() (a kernel's own check failed)"); }
 
 // ---------------------------------------------------------------------------------------------------------------
 // Threads as fibers. All CUDA threads of a block are ucontext fibers on the ONE OS thread that called launch();
@@ -56,7 +69,7 @@ static inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
 // barrier's generation has moved on. No OS thread is created per CUDA thread, so a launch costs two context
 // switches per thread and barrier instead of a futex round trip (the old one-thread-per-CUDA-thread emulator was
 // tens of times slower). A full round in which no fiber arrives anywhere and none finishes is a deadlock (a
-// collective reached by only part of its threads): reported, then abort().
+// collective reached by only part of its threads): the launch fails with an emu::Fault that says so.
 // AddressSanitizer is told about every stack switch (its fiber API), so stack accesses stay checked.
 // ---------------------------------------------------------------------------------------------------------------
 namespace emu {
@@ -152,6 +165,8 @@ inline Context scheduler;
 inline const void* scheduler_stack;
 inline size_t scheduler_stack_size;
 inline unsigned char* dynamic_smem;
+inline Fault fault;
+inline bool faulted;
 
 #if defined(__SANITIZE_ADDRESS__)
 #define EMU_ASAN_SWITCH_START(save, bottom, size) __sanitizer_start_switch_fiber(save, bottom, size)
@@ -257,7 +272,7 @@ static inline void emu_ldmatrix(emu_u32 (&r)[4], const void* p, bool trans)
 {
     emu::Warp* W = emu::cur->warp;
     const int l = emu::cur->lane;
-    if (((uintptr_t)p & 15) != 0) { fprintf(stderr, "ldmatrix: row address not 16-byte aligned\n"); abort(); }
+    if (((uintptr_t)p & 15) != 0) emu::fail("ldmatrix: row address not 16-byte aligned");
     W->ptr[l] = p;
     emu::arrive_and_wait(W->bar);
     for (int i = 0; i < 4; i++)
@@ -288,7 +303,7 @@ static inline void emu_retire(const std::vector<EmuCopy>& g)
 }
 static inline void cp_async_16(void* smem, const void* gmem, bool valid)
 {
-    if (((uintptr_t)smem & 15) || ((uintptr_t)gmem & 15)) { fprintf(stderr, "cp.async: address not 16-byte aligned\n"); abort(); }
+    if (((uintptr_t)smem & 15) || ((uintptr_t)gmem & 15)) emu::fail("cp.async: address not 16-byte aligned");
     uint16_t* d = (uint16_t*)smem;
     for (int i = 0; i < 8; i++) d[i] = 0x7fc1;
     emu::cur->open_group.push_back({ smem, gmem, valid });
@@ -310,7 +325,7 @@ inline char* stack_for(int i)
     while ((int)stacks.size() <= i)
     {
         void* m = mmap(nullptr, kStackBytes + kGuardBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (m == MAP_FAILED) { fprintf(stderr, "emu: cannot map a fiber stack\n"); abort(); }
+        if (m == MAP_FAILED) { fprintf(stderr, "emu: cannot map a fiber stack\n"); abort(); } // no fiber to fail in yet
         mprotect(m, kGuardBytes, PROT_NONE);
         stacks.push_back((char*)m + kGuardBytes);
     }
@@ -323,7 +338,8 @@ inline void* body_arg;
 inline void fiber_main()
 {
     EMU_ASAN_SWITCH_FINISH(nullptr, &scheduler_stack, &scheduler_stack_size);
-    body(body_arg);
+    try { body(body_arg); }
+    catch (const Fault& e) { fault = e; faulted = true; }
     Fiber* f = cur;
     f->done = true;
     progress = true;
@@ -337,10 +353,14 @@ inline void fiber_main()
 /// Launches serialize: static __shared__ arrays and the launch globals belong to one launch at a time.
 inline std::mutex launch_mutex;
 
-/// Runs `run(arg)` as every thread of a grid(×block) launch; what emu::launch and the C ABI trampolines call.
-inline void launch_raw(dim3 grid, dim3 block, void (*run)(void*), void* arg)
+/// Runs `run(arg)` as every thread of a grid(×block) launch with `shared_bytes` of dynamic shared memory; what
+/// emu::launch and the C ABI trampolines call. False when the launch faulted (the reason is in emu::fault).
+inline bool launch_raw(dim3 grid, dim3 block, unsigned shared_bytes, void (*run)(void*), void* arg)
 {
     std::lock_guard<std::mutex> hold(launch_mutex);
+    std::vector<uint4> smem((shared_bytes + 15) / 16);
+    dynamic_smem = (unsigned char*)smem.data();
+    faulted = false;
     gridDim = grid;
     blockDim = block;
     body = run;
@@ -383,22 +403,29 @@ inline void launch_raw(dim3 grid, dim3 block, void (*run)(void*), void* arg)
                         switch_to(scheduler, f.ctx);
                         EMU_ASAN_SWITCH_FINISH(fake, nullptr, nullptr);
                         if (f.done) live--;
+                        if (faulted) { cur = nullptr; return false; } // the block's other fibers are abandoned mid-kernel
                     }
                     if (!progress && live > 0)
                     {
-                        fprintf(stderr, "emu: deadlock in block (%u,%u,%u): %d of %d threads wait at a barrier that the others never reach "
-                                "(a __syncthreads, shuffle or mma in divergent code?)\n", bx, by, bz, live, n);
-                        abort();
+                        snprintf(fault.message, sizeof fault.message, "deadlock in block (%u,%u,%u): %d of %d threads wait at a barrier "
+                                 "that the others never reach (a __syncthreads, shuffle or mma in divergent code?)", bx, by, bz, live, n);
+                        cur = nullptr;
+                        return false;
                     }
                 }
                 cur = nullptr;
             }
+    return true;
 }
 
 template <class K, class... A>
 void launch(K kernel, dim3 grid, dim3 block, A... args)
 {
     auto call = [&] { kernel(args...); };
-    launch_raw(grid, block, [](void* p) { (*static_cast<decltype(call)*>(p))(); }, &call);
+    if (!launch_raw(grid, block, 0, [](void* p) { (*static_cast<decltype(call)*>(p))(); }, &call))
+    {
+        fprintf(stderr, "emu: launch failed: %s\n", fault.message);
+        abort();
+    }
 }
 }

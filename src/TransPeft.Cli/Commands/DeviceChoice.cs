@@ -4,7 +4,7 @@ using System.Globalization;
 namespace TransPeft.Cli.Commands;
 
 /// <summary>
-/// Where a command computes, decided once from <c>--device auto|cpu|cuda[:N]</c>. This is the one place the CUDA
+/// Where a command computes, decided once from <c>--device auto|cpu|cuda[:N]|cuda-emulated</c>. This is the one place the CUDA
 /// backend plugs in: today the engine has only the CPU backend (src/TransPeft.Cuda is a placeholder), so
 /// <c>cpu</c> runs, <c>auto</c> runs on the CPU and says why, and <c>cuda</c> fails with a clear message instead of
 /// silently computing somewhere else. When the CUDA backend lands, <see cref="ProbeCuda"/> initialises it and
@@ -17,7 +17,7 @@ internal sealed record DeviceChoice(string Requested, string Backend, int? CudaO
     public bool IsCpu => Backend == "cpu";
 
     /// <summary>A short description for logs and JSON: "cpu", "cpu (auto: ...)", "cuda:0".</summary>
-    public string Describe() => Backend == "cuda" ? $"cuda:{CudaOrdinal ?? 0}" : FallbackReason is null ? "cpu" : $"cpu (auto: {FallbackReason})";
+    public string Describe() => Backend == "cuda" ? (Cuda?.IsEmulated == true ? "cuda-emulated" : $"cuda:{CudaOrdinal ?? 0}") : FallbackReason is null ? "cpu" : $"cpu (auto: {FallbackReason})";
 
     /// <summary>Parses and resolves a --device value. Throws an <see cref="ArgumentException"/> naming the flag for bad values,
     /// and an <see cref="InvalidOperationException"/> when CUDA is asked for but cannot be used.</summary>
@@ -39,7 +39,15 @@ internal sealed record DeviceChoice(string Requested, string Backend, int? CudaO
             if (backend is null) throw new InvalidOperationException($"--device {s}: {why}; run with --device cpu (or auto)");
             return new DeviceChoice(s, "cuda", n, null) { Cuda = backend };
         }
-        throw new ArgumentException($"--device: expected auto, cpu, cuda or cuda:N, got '{spec}'");
+        if (s == "cuda-emulated")
+        {
+            // The real kernels compiled for the host (g++, cached by source hash): no GPU needed, slow.
+            if (!KernelEmulation.HostKernelLibrary.TryBuild(null, out var library, out var why) ||
+                !Engine.Compute.Cuda.CudaBackend.TryCreateEmulated(library!, out var emulated, out why))
+                throw new InvalidOperationException($"--device cuda-emulated: {why}");
+            return new DeviceChoice(s, "cuda", null, null) { Cuda = emulated };
+        }
+        throw new ArgumentException($"--device: expected auto, cpu, cuda, cuda:N or cuda-emulated, got '{spec}'");
     }
 
     /// <summary>Initialises the CUDA backend on device <paramref name="ordinal"/> (driver, GPU, NVRTC kernels, cuBLAS), or says why not.</summary>

@@ -23,11 +23,13 @@ public sealed class CudaBackend : IDisposable
 
     private readonly CudaFunction[] _functions;
     private readonly List<CudaModule> _modules;
+    private readonly CudaContext? _context;
+    private readonly EmulatedKernelLibrary? _emulated;
     private bool _disposed;
 
     private CudaBackend(CudaContext context, List<CudaModule> modules, CudaFunction[] functions, string arch, (int, int) nvrtc, int cublasVersion, bool fromCache)
     {
-        Context = context;
+        _context = context;
         _modules = modules;
         _functions = functions;
         Arch = arch;
@@ -36,7 +38,19 @@ public sealed class CudaBackend : IDisposable
         KernelsFromCache = fromCache;
     }
 
-    public CudaContext Context { get; }
+    private CudaBackend(EmulatedKernelLibrary emulated)
+    {
+        _emulated = emulated;
+        _modules = [];
+        _functions = [];
+        Arch = "host";
+    }
+
+    /// <summary>The GPU's primary context; an emulated backend has none (check <see cref="IsEmulated"/>).</summary>
+    public CudaContext Context => _context ?? throw new InvalidOperationException("the cuda-emulated backend has no GPU context");
+
+    /// <summary>True for <c>cuda-emulated</c> (<see cref="TryCreateEmulated"/>): the real kernels compiled for the host.</summary>
+    public bool IsEmulated => _emulated is not null;
 
     /// <summary>The architecture the kernels were compiled for (the GPU's own, e.g. sm_90).</summary>
     public string Arch { get; }
@@ -50,8 +64,9 @@ public sealed class CudaBackend : IDisposable
     public bool KernelsFromCache { get; }
 
     /// <summary>One line for logs: GPU, memory, architecture, driver, NVRTC and cuBLAS versions.</summary>
-    public string Description =>
-        $"GPU {Context.Ordinal}: {Context.Name} ({Arch}, {Context.TotalMemoryBytes >> 20} MiB, {Context.MultiprocessorCount} SMs; " +
+    public string Description => _emulated is not null
+        ? $"cuda-emulated: the CUDA backend on kernels/*.cu compiled for the host ({_emulated.Path}), cuBLAS GEMMs on the host; slow, for CI and debugging"
+        : $"GPU {Context.Ordinal}: {Context.Name} ({Arch}, {Context.TotalMemoryBytes >> 20} MiB, {Context.MultiprocessorCount} SMs; " +
         $"driver CUDA {Context.DriverVersion / 1000}.{Context.DriverVersion % 1000 / 10}, NVRTC {NvrtcVersion.Major}.{NvrtcVersion.Minor}, cuBLAS {CublasVersion / 10000}.{CublasVersion / 100 % 100})";
 
     /// <summary>
@@ -177,6 +192,20 @@ public sealed class CudaBackend : IDisposable
         }
     }
 
+    /// <summary>
+    /// The CUDA backend without a GPU (<c>--device cuda-emulated</c>): the unchanged backend drives the real
+    /// kernels/*.cu from <paramref name="libraryPath"/>, a shared library built from them against the kernel emulator
+    /// (TransPeft.KernelEmulation builds and caches it; the engine only loads it). cuBLAS GEMMs run on the host with
+    /// cuBLAS's semantics. False with one line when the library is missing, does not load, or lacks a kernel.
+    /// </summary>
+    public static bool TryCreateEmulated(string libraryPath, out CudaBackend? backend, out string reason)
+    {
+        backend = null;
+        if (!EmulatedKernelLibrary.TryLoad(libraryPath, out var library, out reason)) return false;
+        backend = new CudaBackend(library!);
+        return true;
+    }
+
     /// <summary><see cref="TryCreate"/> for callers that want an exception carrying the reason.</summary>
     public static CudaBackend Create(int device = 0, KernelCompiler? compiler = null) =>
         TryCreate(device, out var backend, out var reason, compiler) ? backend! : throw new InvalidOperationException($"CUDA backend unavailable: {reason}");
@@ -187,11 +216,19 @@ public sealed class CudaBackend : IDisposable
         return _functions[(int)id];
     }
 
-    /// <summary>A stream and a cuBLAS handle of its own, sharing this backend's kernels.</summary>
+    /// <summary>A stream and a cuBLAS handle of its own, sharing this backend's kernels (a real GPU only).</summary>
     internal CudaDevice CreateDevice()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_emulated is not null) throw new InvalidOperationException("the cuda-emulated backend has no GPU device; use OpenDevice");
         return new CudaDevice(this);
+    }
+
+    /// <summary>A device of its own for one model: the GPU's (<see cref="CreateDevice"/>) or the host emulation's.</summary>
+    internal IComputeDevice OpenDevice()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return _emulated is not null ? new HostEmulatedDevice(_emulated) : new CudaDevice(this);
     }
 
     /// <summary>
@@ -200,7 +237,7 @@ public sealed class CudaBackend : IDisposable
     /// </summary>
     internal CudaTransformer CreateTransformer(TransformerModel model, LoraAdapter? adapter = null, bool fullFineTune = false, CudaTransformerOptions? options = null)
     {
-        var device = CreateDevice();
+        var device = OpenDevice();
         try { return new CudaTransformer(device, model, adapter, fullFineTune, options, ownsDevice: true); }
         catch { device.Dispose(); throw; }
     }
@@ -208,7 +245,7 @@ public sealed class CudaBackend : IDisposable
     /// <summary>A forward-only model for evaluation and generation (no gradient buffers touched).</summary>
     internal CudaTransformer CreateInference(TransformerModel model, LoraAdapter? adapter = null, CudaTransformerOptions? options = null)
     {
-        var device = CreateDevice();
+        var device = OpenDevice();
         try { return CudaTransformer.ForInference(device, model, adapter, options, ownsDevice: true); }
         catch { device.Dispose(); throw; }
     }
@@ -225,6 +262,7 @@ public sealed class CudaBackend : IDisposable
         _disposed = true;
         foreach (var m in _modules) m.Dispose();
         _modules.Clear();
-        Context.Dispose();
+        _context?.Dispose();
+        _emulated?.Dispose();
     }
 }
