@@ -39,12 +39,13 @@ public static class HostKernelLibrary
     /// The library for <paramref name="sources"/> (default: the kernels embedded in TransPeft.Cuda), built now unless
     /// the cache has it. False with a one-line <paramref name="reason"/> when there is no usable g++ or it fails.
     /// </summary>
-    public static bool TryBuild(string? cacheDirectory, out string? libraryPath, out string reason, KernelSourceSet? sources = null)
+    /// <param name="compilerSearchPath">Folders searched for g++ (':'-separated; null: PATH).</param>
+    public static bool TryBuild(string? cacheDirectory, out string? libraryPath, out string reason, KernelSourceSet? sources = null, string? compilerSearchPath = null)
     {
         libraryPath = null;
         sources ??= KernelSourceSet.Default();
         cacheDirectory ??= DefaultCacheDirectory();
-        if (!TryFindCompiler(out var gcc, out var version, out reason)) return false;
+        if (!TryFindCompiler(out var gcc, out var version, out reason, compilerSearchPath)) return false;
 
         var units = TranslationUnits(sources);
         var key = CacheKey(sources, units, version);
@@ -126,11 +127,11 @@ public static class HostKernelLibrary
         return Convert.ToHexStringLower(h.GetHashAndReset());
     }
 
-    /// <summary>g++ on PATH (or g++-14/13/12), version 12 or newer.</summary>
-    public static bool TryFindCompiler(out string path, out string version, out string reason)
+    /// <summary>g++ (or g++-14/13/12), version 12 or newer, in <paramref name="searchPath"/> (null: PATH).</summary>
+    public static bool TryFindCompiler(out string path, out string version, out string reason, string? searchPath = null)
     {
         path = version = "";
-        var dirs = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries);
+        var dirs = (searchPath ?? Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries);
         var tried = new List<string>();
         foreach (var name in new[] { "g++", "g++-14", "g++-13", "g++-12" })
             foreach (var dir in dirs)
