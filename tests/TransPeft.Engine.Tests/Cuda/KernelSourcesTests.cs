@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using TransPeft.Cuda.Compile;
 
 namespace TransPeft.Engine.Tests.Cuda;
 
@@ -35,7 +36,7 @@ public sealed partial class KernelSourcesTests
     }
 
     private static string[] KernelNamesInSource(string path) =>
-        ExternCKernel().Matches(StripComments(File.ReadAllText(path))).Select(m => m.Groups[1].Value).Order(StringComparer.Ordinal).ToArray();
+        KernelDeclaration.Parse(Path.GetFileName(path), File.ReadAllText(path)).Select(k => k.Name).Order(StringComparer.Ordinal).ToArray();
 
     /// <summary>README sections "## `file.cu` ..." each list their kernels as "### `name`" headings.</summary>
     private static Dictionary<string, List<string>> KernelNamesInReadme(string readmePath)

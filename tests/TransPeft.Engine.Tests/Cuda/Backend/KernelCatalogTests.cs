@@ -11,44 +11,12 @@ namespace TransPeft.Engine.Tests.Cuda.Backend;
 /// </summary>
 public sealed partial class KernelCatalogTests
 {
-    [GeneratedRegex("""extern\s+"C"\s+__global__\s+void\s+(?:__launch_bounds__\s*\([^)]*\)\s*)?(\w+)\s*\(([^)]*)\)""")]
-    private static partial Regex KernelDeclaration();
-
     private static string KernelsDirectory() => CudaTestEnvironment.RequireKernelsDirectory();
 
-    private static string StripComments(string source) =>
-        Regex.Replace(Regex.Replace(source, @"/\*.*?\*/", " ", RegexOptions.Singleline), @"//[^\n]*", "");
-
-    /// <summary>kernel name → (file, parameter kinds) parsed from the sources.</summary>
-    private static Dictionary<string, (string File, ArgKind[] Parameters)> ParseSources()
-    {
-        var result = new Dictionary<string, (string, ArgKind[])>(StringComparer.Ordinal);
-        foreach (var path in Directory.GetFiles(KernelsDirectory(), "*.cu"))
-        {
-            foreach (Match m in KernelDeclaration().Matches(StripComments(File.ReadAllText(path))))
-            {
-                var parameters = m.Groups[2].Value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(Kind).ToArray();
-                result[m.Groups[1].Value] = (Path.GetFileName(path), parameters);
-            }
-        }
-        return result;
-    }
-
-    /// <summary>The C type of one parameter declaration, as the catalog names it.</summary>
-    private static ArgKind Kind(string declaration)
-    {
-        if (declaration.Contains('*')) return ArgKind.Ptr;
-        var type = Regex.Replace(declaration, @"\b(const|__restrict__)\b", " ").Trim().Split(' ', StringSplitOptions.RemoveEmptyEntries)[0];
-        return type switch
-        {
-            "int" or "i32" => ArgKind.I32,
-            "i64" or "long" => ArgKind.I64,
-            "u32" or "unsigned" => ArgKind.U32,
-            "u64" => ArgKind.U64,
-            "float" => ArgKind.F32,
-            _ => throw new InvalidDataException($"parameter type '{type}' in '{declaration}' has no ArgKind"),
-        };
-    }
+    /// <summary>kernel name → (file, parameter kinds) parsed from the sources on disk.</summary>
+    private static Dictionary<string, (string File, ArgKind[] Parameters)> ParseSources() =>
+        KernelDeclaration.Parse(KernelSourceSet.FromDirectory(KernelsDirectory()))
+            .ToDictionary(k => k.Name, k => (k.File, k.Parameters.Select(KernelSignatureGenerator.Kind).ToArray()), StringComparer.Ordinal);
 
     [SkippableFact]
     public void EveryCatalogKernelIsDefinedWithTheParameterListTheBackendPacks()
