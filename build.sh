@@ -22,11 +22,31 @@ case "$cmd" in
     # NVRTC 11.8 (Debian non-free libnvrtc11.2) so every CUDA kernel is compiled for sm_80/sm_90 by the tests,
     # and Debian's libcuda1/libcublas11/libnvtoolsext1 unpacked (not installed) for the binding tests.
     tools/install-cuda-deps.sh
+    # The real kernels/*.cu on the host (tools/kernel-emulator: fibers, ASan + UBSan), timed.
+    emu_start=$SECONDS
+    emu_log=$(mktemp /tmp/tpeft-kernel-emulator.XXXXXX.log)
+    tools/kernel-emulator/run.sh > "$emu_log" 2>&1 || { tail -40 "$emu_log"; echo "kernel emulator tests FAILED (log: $emu_log)" >&2; exit 1; }
+    tail -2 "$emu_log"
+    rm -f "$emu_log"
+    echo "kernel emulator tests: $((SECONDS - emu_start)) s"
     dotnet build TransPeft.Engine.sln -c Release -nologo -v quiet
     log=$(mktemp)
     set +e
-    dotnet test TransPeft.Engine.sln -c Release --no-build -nologo "$@" 2>&1 | tee "$log"
-    rc=${PIPESTATUS[0]}
+    if [ $# -eq 0 ]; then
+      # The backend suites on cuda-emulated (the real kernels/*.cu compiled for the host, TransPeft.KernelEmulation)
+      # first, timed on their own; then everything else.
+      emulated='FullyQualifiedName~.HostEmulated|FullyQualifiedName~.TrainOnCudaEmulated'
+      emu_start=$SECONDS
+      dotnet test TransPeft.Engine.sln -c Release --no-build -nologo --filter "$emulated" 2>&1 | tee "$log"
+      rc=${PIPESTATUS[0]}
+      echo "cuda-emulated suites (real kernels on the host): $((SECONDS - emu_start)) s"
+      dotnet test TransPeft.Engine.sln -c Release --no-build -nologo --filter "FullyQualifiedName!~.HostEmulated&FullyQualifiedName!~.TrainOnCudaEmulated" 2>&1 | tee -a "$log"
+      rc2=${PIPESTATUS[0]}
+      [ "$rc" -eq 0 ] && rc=$rc2
+    else
+      dotnet test TransPeft.Engine.sln -c Release --no-build -nologo "$@" 2>&1 | tee "$log"
+      rc=${PIPESTATUS[0]}
+    fi
     set -e
     # One plain closing line: "tests: N passed, N failed, N skipped".
     awk '/(Passed|Failed)!/ { for (i=1;i<=NF;i++) { gsub(",","",$(i+1)); if ($i=="Failed:") f+=$(i+1); if ($i=="Passed:") p+=$(i+1); if ($i=="Skipped:") s+=$(i+1) } }

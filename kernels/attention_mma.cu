@@ -75,6 +75,68 @@ TP_DEVICE void load_a_fragments(u32 (&f)[D / 16][4], const bf16* base, i64 strid
     }
 }
 
+/// Where accumulator element i of n-tile nt lives in a warp's 16 x n result (g = lane/4, tq = lane%4).
+TP_DEVICE int frag_row(int g, int i) { return g + (i >> 1) * 8; }
+TP_DEVICE int frag_col(int nt, int tq, int i) { return nt * 8 + tq * 2 + (i & 1); }
+
+/// The score tile every attention kernel computes, S[16 x N] += A[16 x D] * B^T: A is a warp's 16 rows as
+/// register fragments (Q or dO, from load_a_fragments), B the tile's N rows of D in shared memory (K, V, Q or dO,
+/// stored n-major, read with ldmatrix). Accumulator element i of tile nt sits at row g + (i/2)*8, column
+/// nt*8 + 2*tq + (i%2) (g = lane/4, tq = lane%4).
+template <int D, int N>
+TP_DEVICE void score_tile(float (&s)[N / 8][4], const u32 (&a)[D / 16][4], const bf16 (*b)[D + 8], int l)
+{
+#pragma unroll
+    for (int ks = 0; ks < D / 16; ks++)
+#pragma unroll
+        for (int np = 0; np < N / 16; np++)
+        {
+            u32 bfrag[4];
+            ldmatrix_x4(bfrag, &b[np * 16 + bn_row(l)][ks * 16 + bn_col(l)]);
+            mma_pair(s[2 * np], s[2 * np + 1], a[ks], bfrag);
+        }
+}
+
+/// score_tile with A read from shared memory too: rows a_row0..+15 of tile `a` (the dk/dv kernel's K and V).
+template <int D, int N>
+TP_DEVICE void score_tile(float (&s)[N / 8][4], const bf16 (*a)[D + 8], int a_row0, const bf16 (*b)[D + 8], int l)
+{
+#pragma unroll
+    for (int ks = 0; ks < D / 16; ks++)
+    {
+        u32 afrag[4];
+        ldmatrix_x4(afrag, &a[a_row0 + a_row(l)][ks * 16 + a_col(l)]);
+#pragma unroll
+        for (int np = 0; np < N / 16; np++)
+        {
+            u32 bfrag[4];
+            ldmatrix_x4(bfrag, &b[np * 16 + bn_row(l)][ks * 16 + bn_col(l)]);
+            mma_pair(s[2 * np], s[2 * np + 1], afrag, bfrag);
+        }
+    }
+}
+
+/// The second product of every attention kernel, acc[16 x D] += P[16 x N] * B: P is a score tile's
+/// accumulators (probabilities or dS), rounded to bf16 A fragments; B the tile's N rows of D in shared memory,
+/// k-major, read with ldmatrix.trans (V for O, K for dQ, dO for dV, Q for dK).
+template <int D, int N>
+TP_DEVICE void accumulate_tile(float (&acc)[D / 8][4], const float (&p)[N / 8][4], const bf16 (*b)[D + 8], int l)
+{
+#pragma unroll
+    for (int kk = 0; kk < N / 16; kk++)
+    {
+        u32 pa[4];
+        accumulators_to_a_fragment(pa, p[2 * kk], p[2 * kk + 1]);
+#pragma unroll
+        for (int np = 0; np < D / 16; np++)
+        {
+            u32 bfrag[4];
+            ldmatrix_x4_trans(bfrag, &b[kk * 16 + bk_row(l)][np * 16 + bk_col(l)]);
+            mma_pair(acc[2 * np], acc[2 * np + 1], pa, bfrag);
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Forward
 // ---------------------------------------------------------------------------------------------
@@ -120,15 +182,7 @@ TP_DEVICE void attention_forward_mma(bf16* out, float* lse, const bf16* q, const
         // S = Q K^T for this warp's 16 rows x 64 keys.
         float s[BC / 8][4];
         zero_fragments(s);
-#pragma unroll
-        for (int ks = 0; ks < D / 16; ks++)
-#pragma unroll
-            for (int np = 0; np < BC / 16; np++)
-            {
-                u32 bfrag[4];
-                ldmatrix_x4(bfrag, &Ks[np * 16 + bn_row(l)][ks * 16 + bn_col(l)]);
-                mma_pair(s[2 * np], s[2 * np + 1], qf[ks], bfrag);
-            }
+        score_tile<D, BC>(s, qf, Ks, l);
 
         // Causal / length mask, scale to base 2, and the running row max (rows g and g + 8; the four
         // lanes of a quad hold the same two rows).
@@ -138,8 +192,7 @@ TP_DEVICE void attention_forward_mma(bf16* out, float* lse, const bf16* q, const
 #pragma unroll
             for (int i = 0; i < 4; i++)
             {
-                const int key = key0 + nt * 8 + tq * 2 + (i & 1);
-                const int row = wrow0 + g + (i >> 1) * 8;
+                const int key = key0 + frag_col(nt, tq, i), row = wrow0 + frag_row(g, i);
                 const bool visible = key < Tkv && key <= row + offset;
                 s[nt][i] = visible ? s[nt][i] * scale2 : -TP_INFINITY;
                 mx[i >> 1] = fmaxf(mx[i >> 1], s[nt][i]);
@@ -174,19 +227,7 @@ TP_DEVICE void attention_forward_mma(bf16* out, float* lse, const bf16* q, const
         // O += P V: P (bf16) from the S accumulators, V fragments with ldmatrix.trans.
         cp_async_wait<0>();
         __syncthreads();
-#pragma unroll
-        for (int kk = 0; kk < BC / 16; kk++)
-        {
-            u32 pa[4];
-            accumulators_to_a_fragment(pa, s[2 * kk], s[2 * kk + 1]);
-#pragma unroll
-            for (int np = 0; np < D / 16; np++)
-            {
-                u32 bfrag[4];
-                ldmatrix_x4_trans(bfrag, &Vs[kk * 16 + bk_row(l)][np * 16 + bk_col(l)]);
-                mma_pair(o[2 * np], o[2 * np + 1], pa, bfrag);
-            }
-        }
+        accumulate_tile<D, BC>(o, s, Vs, l);
     }
 
     // Finish: full row sums across the quad, normalise, store O and lse.
@@ -278,43 +319,20 @@ TP_DEVICE void attention_backward_dq_mma(bf16* dq, const bf16* q, const bf16* k,
         float s[BC / 8][4], dp[BC / 8][4];
         zero_fragments(s);
         zero_fragments(dp);
-#pragma unroll
-        for (int ks = 0; ks < D / 16; ks++)
-#pragma unroll
-            for (int np = 0; np < BC / 16; np++)
-            {
-                u32 bfrag[4];
-                ldmatrix_x4(bfrag, &Ks[np * 16 + bn_row(l)][ks * 16 + bn_col(l)]);
-                mma_pair(s[2 * np], s[2 * np + 1], qf[ks], bfrag);
-                ldmatrix_x4(bfrag, &Vs[np * 16 + bn_row(l)][ks * 16 + bn_col(l)]);
-                mma_pair(dp[2 * np], dp[2 * np + 1], gf[ks], bfrag);
-            }
+        score_tile<D, BC>(s, qf, Ks, l);    // S = Q K^T
+        score_tile<D, BC>(dp, gf, Vs, l);   // dP = dO V^T
         // dS = P * (dP - D), written over s.
 #pragma unroll
         for (int nt = 0; nt < BC / 8; nt++)
 #pragma unroll
             for (int i = 0; i < 4; i++)
             {
-                const int key = key0 + nt * 8 + tq * 2 + (i & 1);
-                const int row = wrow0 + g + (i >> 1) * 8;
+                const int key = key0 + frag_col(nt, tq, i), row = wrow0 + frag_row(g, i);
                 const bool visible = key < T && key <= row;
                 const float p = visible ? exp2f(s[nt][i] * scale2 - lse2[i >> 1]) : 0.0f;
                 s[nt][i] = p * (dp[nt][i] - Drow[i >> 1]);
             }
-        // dQ += dS K (K as the k-major B operand: ldmatrix.trans).
-#pragma unroll
-        for (int kk = 0; kk < BC / 16; kk++)
-        {
-            u32 da[4];
-            accumulators_to_a_fragment(da, s[2 * kk], s[2 * kk + 1]);
-#pragma unroll
-            for (int np = 0; np < D / 16; np++)
-            {
-                u32 bfrag[4];
-                ldmatrix_x4_trans(bfrag, &Ks[kk * 16 + bk_row(l)][np * 16 + bk_col(l)]);
-                mma_pair(acc[2 * np], acc[2 * np + 1], da, bfrag);
-            }
-        }
+        accumulate_tile<D, BC>(acc, s, Ks, l);   // dQ += dS K
     }
 
 #pragma unroll
@@ -404,22 +422,8 @@ TP_DEVICE void attention_backward_dkdv_mma(bf16* dk, bf16* dv, const bf16* q, co
             float s[BQ / 8][4], dp[BQ / 8][4];
             zero_fragments(s);
             zero_fragments(dp);
-#pragma unroll
-            for (int ks = 0; ks < D / 16; ks++)
-            {
-                u32 ka[4], va[4];
-                ldmatrix_x4(ka, &Ks[wkey0 + a_row(l)][ks * 16 + a_col(l)]);
-                ldmatrix_x4(va, &Vs[wkey0 + a_row(l)][ks * 16 + a_col(l)]);
-#pragma unroll
-                for (int np = 0; np < BQ / 16; np++)
-                {
-                    u32 bfrag[4];
-                    ldmatrix_x4(bfrag, &Qs[np * 16 + bn_row(l)][ks * 16 + bn_col(l)]);
-                    mma_pair(s[2 * np], s[2 * np + 1], ka, bfrag);
-                    ldmatrix_x4(bfrag, &Gs[np * 16 + bn_row(l)][ks * 16 + bn_col(l)]);
-                    mma_pair(dp[2 * np], dp[2 * np + 1], va, bfrag);
-                }
-            }
+            score_tile<D, BQ>(s, Ks, wkey0, Qs, l);
+            score_tile<D, BQ>(dp, Vs, wkey0, Gs, l);
             // P^T (into s) and dS^T (into dp); element i of tile nt: key wkey0 + g + (i/2)*8,
             // query nt*8 + 2t + (i%2).
 #pragma unroll
@@ -427,30 +431,14 @@ TP_DEVICE void attention_backward_dkdv_mma(bf16* dk, bf16* dv, const bf16* q, co
 #pragma unroll
                 for (int i = 0; i < 4; i++)
                 {
-                    const int qi = nt * 8 + tq * 2 + (i & 1);
-                    const int key = key0 + wkey0 + g + (i >> 1) * 8;
+                    const int qi = frag_col(nt, tq, i), key = key0 + wkey0 + frag_row(g, i);
                     const bool visible = i0 + qi < T && key <= i0 + qi && key < T;
                     const float p = visible ? exp2f(s[nt][i] * scale2 - lse2s[qi]) : 0.0f;
                     s[nt][i] = p;
                     dp[nt][i] = p * (dp[nt][i] - Ds[qi]);
                 }
-            // dV += P^T dO and dK += dS^T Q (dO, Q as k-major B operands: ldmatrix.trans).
-#pragma unroll
-            for (int kk = 0; kk < BQ / 16; kk++)
-            {
-                u32 pa[4], da[4];
-                accumulators_to_a_fragment(pa, s[2 * kk], s[2 * kk + 1]);
-                accumulators_to_a_fragment(da, dp[2 * kk], dp[2 * kk + 1]);
-#pragma unroll
-                for (int np = 0; np < D / 16; np++)
-                {
-                    u32 bfrag[4];
-                    ldmatrix_x4_trans(bfrag, &Gs[kk * 16 + bk_row(l)][np * 16 + bk_col(l)]);
-                    mma_pair(dv_acc[2 * np], dv_acc[2 * np + 1], pa, bfrag);
-                    ldmatrix_x4_trans(bfrag, &Qs[kk * 16 + bk_row(l)][np * 16 + bk_col(l)]);
-                    mma_pair(dk_acc[2 * np], dk_acc[2 * np + 1], da, bfrag);
-                }
-            }
+            accumulate_tile<D, BQ>(dv_acc, s, Gs, l);    // dV += P^T dO
+            accumulate_tile<D, BQ>(dk_acc, dp, Qs, l);   // dK += dS^T Q
         }
     }
     cp_async_wait<0>();   // (no-op unless T == 0 left the K/V copies unwaited)

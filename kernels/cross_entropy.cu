@@ -167,11 +167,6 @@ TP_DEVICE void argmax_rows(i32* out, const T* logits, int N, int V)
     }
 }
 
-extern "C" __global__ void argmax_rows_bf16(i32* __restrict__ out, const bf16* __restrict__ logits, int N, int V)
-{
-    argmax_rows(out, logits, N, V);
-}
-
 extern "C" __global__ void argmax_rows_f32(i32* __restrict__ out, const float* __restrict__ logits, int N, int V)
 {
     argmax_rows(out, logits, N, V);

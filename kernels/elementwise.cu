@@ -126,14 +126,6 @@ extern "C" __global__ void column_sum_bf16(float* __restrict__ dst, const bf16* 
     }
 }
 
-/// x[i] *= factor * (device_factor ? *device_factor : 1). The device factor lets a clip coefficient
-/// computed on the GPU (global_norm_finalize) be applied without a round trip to the host.
-extern "C" __global__ void scale_f32(float* x, i64 n, float factor, const float* __restrict__ device_factor)
-{
-    const float s = device_factor ? factor * *device_factor : factor;
-    for (i64 i = GRID_STRIDE_START; i < n; i += GRID_STRIDE) x[i] *= s;
-}
-
 /// out[0] = scale * sum(in[0..n)), one block (blockDim.x a multiple of 32, at most 1024, gridDim 1).
 /// Fixed reduction order: deterministic. Used to total the per-row losses.
 extern "C" __global__ void reduce_sum_f32(float* __restrict__ out, const float* __restrict__ in, i64 n, float scale)

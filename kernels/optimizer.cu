@@ -1,7 +1,7 @@
 // Optimizer steps on fp32 master weights, and the global gradient norm for clipping.
 // A trainable parameter lives as an fp32 master copy (param), its fp32 gradient (grad) and, when the
 // forward pass reads bf16, a bf16 copy refreshed by the step (param_bf16). Mirrors the CPU
-// optimizers (Training/AdamW.cs, Sgd.cs, GradientClipping.cs).
+// optimizers (Training/AdamW.cs, GradientClipping.cs; SGD stays a host optimizer).
 // Contracts in kernels/README.md.
 //
 // Gradient clipping without a host round trip: global_norm_squared accumulates per-block partial
@@ -39,30 +39,6 @@ extern "C" __global__ void adamw_step(float* __restrict__ param, bf16* __restric
         m[i] = mi;
         v[i] = vi;
         const float p = param[i] * decay - step_size * (mi / (sqrtf(vi) * inv_sqrt_bc2 + eps));
-        param[i] = p;
-        if (param_bf16) param_bf16[i] = f32_to_bf16(p);
-    }
-}
-
-/// SGD as Training/Sgd.cs (torch.optim.SGD, no dampening, no Nesterov), weight decay coupled:
-///   d = grad * grad_scale + weight_decay * param
-///   with momentum > 0:  d = first_step ? d : momentum * buf + d;  buf = d     (buf [n], nullable otherwise)
-///   param -= lr * d
-/// param_bf16 (nullable) receives bf16(param). Launch as adamw_step.
-extern "C" __global__ void sgd_step(float* __restrict__ param, bf16* __restrict__ param_bf16, const float* __restrict__ grad,
-                                    float* __restrict__ momentum_buf, i64 n, float lr, float momentum, float weight_decay,
-                                    int first_step, const float* __restrict__ grad_scale)
-{
-    const float scale = grad_scale ? *grad_scale : 1.0f;
-    for (i64 i = GRID_STRIDE_START; i < n; i += GRID_STRIDE)
-    {
-        float d = grad[i] * scale + weight_decay * param[i];
-        if (momentum > 0.0f)
-        {
-            d = first_step ? d : momentum * momentum_buf[i] + d;
-            momentum_buf[i] = d;
-        }
-        const float p = param[i] - lr * d;
         param[i] = p;
         if (param_bf16) param_bf16[i] = f32_to_bf16(p);
     }

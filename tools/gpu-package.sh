@@ -9,7 +9,7 @@
 #     gpu-check.sh       the one script to run there (a copy of tools/gpu-check.sh)
 #     gpu-check.d/       optional extra steps (tools/gpu-check.d/*.sh), run in name order
 #     GPU-CHECK.md       the procedure
-#   gpu-package/tpeft-gpu.tar.zst (or .tar.gz without zstd)
+#   gpu-package/tpeft-gpu.tar.gz
 # Usage: tools/gpu-package.sh            (called by ./build.sh gpu-package)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,13 +62,10 @@ cp docs/GPU-CHECK.md "$pkg/"
 git -C "$repo" rev-parse HEAD > "$pkg/COMMIT" 2>/dev/null || echo unknown > "$pkg/COMMIT"
 
 rm -f "$out"/tpeft-gpu.tar.*
-if command -v zstd >/dev/null; then
-  tarball="$out/tpeft-gpu.tar.zst"
-  tar -C "$out" -cf - tpeft-gpu | zstd -q -15 -T0 -o "$tarball"
-else
-  tarball="$out/tpeft-gpu.tar.gz"
-  tar -C "$out" -czf "$tarball" tpeft-gpu
-fi
+# gzip, not zstd: the GPU machine may lack zstd, and gpu-check.sh must unpack with what any Linux has.
+tarball="$out/tpeft-gpu.tar.gz"
+tar -C "$out" -cf - tpeft-gpu | gzip -9 > "$tarball.tmp"
+mv -f "$tarball.tmp" "$tarball"
 size=$(stat -c %s "$tarball")
 echo "gpu-package: $(du -sh "$pkg" | cut -f1) unpacked, $tarball $((size / 1024 / 1024)) MiB"
 if [ "$size" -ge "$limit" ]; then

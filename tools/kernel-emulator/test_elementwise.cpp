@@ -99,11 +99,6 @@ int main()
                 check("mul_bf16 misaligned", n - 1, [&](size_t i) { return (double)o3.at(i + 1); }, want, 0, 0);
             }
         }
-        std::vector<float> s = f;
-        float factor = 0.5f, dev = 3.0f;
-        emu::launch(scale_f32, dim3(2), dim3(32), s.data(), (i64)n, factor, (const float*)&dev);
-        for (int i = 0; i < n; i++) want[i] = f[i] * 1.5f;
-        check("scale_f32", n, [&](size_t i) { return (double)s[i]; }, want, 0, 1e-7);
         float out = NAN;
         emu::launch(reduce_sum_f32, dim3(1), dim3(256), &out, (const float*)f.data(), (i64)n, 0.25f);
         double tot = 0; for (float x : f) tot += x;

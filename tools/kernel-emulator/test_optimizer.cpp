@@ -24,24 +24,6 @@ int main()
     check("adamw_step m", n, [&](size_t i) { return (double)m[i]; }, wm, 1e-9, 1e-6);
     check("adamw_step v", n, [&](size_t i) { return (double)v[i]; }, wv, 1e-12, 1e-6);
     check("adamw_step param_bf16", n, [&](size_t i) { return (double)pb.at(i); }, wpb, 0, 8e-3);
-    // SGD: plain, then with momentum over two steps (the first step seeds the buffer)
-    for (float mu : { 0.0f, 0.9f })
-    {
-        std::vector<float> q = p, buf(n, NAN);
-        std::vector<double> wq(q.begin(), q.end()), wb(n);
-        for (int s = 0; s < 2; s++)
-        {
-            for (int i = 0; i < n; i++)
-            {
-                double dd = g[i] * 0.5 + 0.01 * wq[i];
-                if (mu > 0) { dd = s == 0 ? dd : mu * wb[i] + dd; wb[i] = dd; }
-                wq[i] -= 0.1 * dd;
-            }
-            emu::launch(sgd_step, dim3(2), dim3(128), q.data(), (bf16*)nullptr, (const float*)g.data(), mu > 0 ? buf.data() : (float*)nullptr,
-                        (i64)n, 0.1f, mu, 0.01f, s == 0 ? 1 : 0, (const float*)&dev_scale);
-        }
-        check(mu > 0 ? "sgd_step momentum, 2 steps" : "sgd_step, 2 steps", n, [&](size_t i) { return (double)q[i]; }, wq, 1e-6, 1e-5);
-    }
     // global norm over two tensors with clipping
     std::vector<float> partial(5, NAN), a(777), b(64);
     for (auto& x : a) x = rng.normal();

@@ -19,6 +19,7 @@ internal static class CommandCatalog
         DataCommand.Create(),
         BenchCommand.Create(),
         KernelsCommand.Create(),
+        ProfileCommand.Create(),
         ExperimentCommand.Create(),
     ];
 }

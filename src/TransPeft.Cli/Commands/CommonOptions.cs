@@ -8,7 +8,7 @@ internal static class CommonOptions
 
     public static Option<string> Device() => new("--device")
     {
-        Description = "auto | cpu | cuda[:N]: where to compute; auto uses the GPU when one works and says why it fell back otherwise",
+        Description = "auto | cpu | cuda[:N] | cuda-emulated: where to compute; auto uses the GPU when one works and says why it fell back otherwise; cuda-emulated runs the CUDA backend on the real kernels compiled for the host with g++ (slow; CI and debugging)",
         DefaultValueFactory = _ => "auto",
     };
 

@@ -4,7 +4,7 @@ using TransPeft.Engine.Sessions;
 namespace TransPeft.Cli.Commands;
 
 /// <summary>
-/// Where a command computes, from <c>--device auto|cpu|cuda[:N]</c>, turned into the <see cref="SessionOptions"/>
+/// Where a command computes, from <c>--device auto|cpu|cuda[:N]|cuda-emulated</c>, turned into the <see cref="SessionOptions"/>
 /// of the command's session (the engine starts the device). CPU threads come from TPEFT_THREADS: the engine reads
 /// no environment variable, the CLI does and passes the count on. <c>auto</c> says on stderr why it fell back to
 /// the CPU; an explicit <c>cuda</c> that cannot start fails with the reason instead of computing elsewhere.
@@ -25,7 +25,7 @@ internal static class DeviceChoice
         string requested = (p.GetValue(device) ?? "auto").Trim().ToLowerInvariant();
         DeviceSpec spec;
         try { spec = DeviceSpec.Parse(requested); }
-        catch (ArgumentException) { throw new ArgumentException($"--device: expected auto, cpu, cuda or cuda:N, got '{p.GetValue(device)}'"); }
+        catch (ArgumentException) { throw new ArgumentException($"--device: expected {DeviceSpec.Expected}, got '{p.GetValue(device)}'"); }
         if (cpuOnly is not null && spec.Kind != DeviceKind.Cpu)
         {
             if (spec.Kind == DeviceKind.Auto)
@@ -34,6 +34,13 @@ internal static class DeviceChoice
                 return new SessionOptions { Device = "cpu", Threads = Threads };
             }
             throw new InvalidOperationException($"--device {requested}: {cpuOnly}; run with --device cpu (or auto)");
+        }
+        if (spec.Kind == DeviceKind.CudaEmulated)
+        {
+            // The real kernels compiled for the host by g++ (cached by source hash); the engine only loads the library.
+            if (!KernelEmulation.HostKernelLibrary.TryBuild(null, out var library, out var why))
+                throw new InvalidOperationException($"--device cuda-emulated: {why}");
+            return new SessionOptions { Device = requested, Threads = Threads, EmulatorLibrary = library };
         }
         return new SessionOptions { Device = requested, Threads = Threads };
     }

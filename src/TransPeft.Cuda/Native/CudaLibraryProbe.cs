@@ -19,7 +19,9 @@ namespace TransPeft.Cuda.Native;
 /// <item><c>/usr/local/cuda</c>, then <c>/usr/local/cuda-*</c> newest first (lib64, targets/*/lib);</item>
 /// <item><c>/usr/local/nvidia/lib64</c>, the distribution's library folders, WSL's <c>/usr/lib/wsl/lib</c>;</item>
 /// <item>the folder the driver was loaded from;</item>
-/// <item>NVIDIA's Python wheels (<c>site-packages/nvidia/*/lib</c>), as installed beside PyTorch;</item>
+/// <item>NVIDIA's Python wheels (<c>site-packages/nvidia/*/lib</c>, CUDA 13's <c>nvidia/cu13/lib</c>), as installed
+/// beside PyTorch: the active Python's first (<c>VIRTUAL_ENV</c>, <c>CONDA_PREFIX</c>, the first python3 on
+/// <c>PATH</c>), then the machine's usual prefixes;</item>
 /// <item>for the other libraries, the dynamic loader's own search last.</item>
 /// </list>
 /// Any folder with a <c>stubs</c> path segment is skipped. Within a folder, names are tried newest first.
@@ -119,8 +121,7 @@ internal sealed class CudaLibraryProbe
             Add("/usr/lib/wsl/lib");
         }
         Add(driverDirectory);
-        if (_machineDirectories)
-            foreach (var d in PythonWheelLibraryDirectories()) Add(d);
+        foreach (var d in PythonWheelLibraryDirectories()) Add(d);
         return dirs;
     }
 
@@ -331,13 +332,27 @@ internal sealed class CudaLibraryProbe
         return roots.OrderByDescending(r => ParseSuffixVersion(Path.GetFileName(r)["cuda-".Length..]));
     }
 
-    /// <summary>NVIDIA's pip wheels put each library in site-packages/nvidia/&lt;component&gt;/lib.</summary>
+    /// <summary>
+    /// NVIDIA's pip wheels put each library in site-packages/nvidia/&lt;component&gt;/lib (CUDA 13's wheels: one
+    /// nvidia/cu13/lib). The active Python comes first: an activated venv or conda env, then the first python3 on PATH
+    /// (a venv's bin/ is often on PATH without being activated); the machine's usual prefixes follow.
+    /// </summary>
     private IEnumerable<string> PythonWheelLibraryDirectories()
     {
-        var prefixes = new List<string> { "/usr/local/lib", "/usr/lib", "/opt/conda/lib" };
-        if (_getEnv("HOME") is { Length: > 0 } home) prefixes.Add(Path.Combine(home, ".local", "lib"));
-        if (_getEnv("CONDA_PREFIX") is { Length: > 0 } conda) prefixes.Insert(0, Path.Combine(conda, "lib"));
-        if (_getEnv("VIRTUAL_ENV") is { Length: > 0 } venv) prefixes.Insert(0, Path.Combine(venv, "lib"));
+        var prefixes = new List<string>();
+        if (_getEnv("VIRTUAL_ENV") is { Length: > 0 } venv) prefixes.Add(Path.Combine(venv, "lib"));
+        if (_getEnv("CONDA_PREFIX") is { Length: > 0 } conda) prefixes.Add(Path.Combine(conda, "lib"));
+        foreach (var bin in SplitPathList(_getEnv("PATH")))
+            if (File.Exists(Path.Combine(bin, "python3")))
+            {
+                prefixes.Add(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(bin).TrimEnd('/')) ?? "/", "lib"));
+                break;
+            }
+        if (_machineDirectories)
+        {
+            prefixes.AddRange(["/usr/local/lib", "/usr/lib", "/opt/conda/lib"]);
+            if (_getEnv("HOME") is { Length: > 0 } home) prefixes.Add(Path.Combine(home, ".local", "lib"));
+        }
         foreach (var prefix in prefixes)
         {
             string[] pythons;

@@ -107,6 +107,8 @@ public sealed unsafe class CublasHandle : CudaResource
 
     protected override void Release(nint handle)
     {
+        // cublasDestroy synchronizes the device, which would invalidate a graph another thread is capturing.
+        CaptureGate.WaitUntilNoneOpen(nameof(Cublas.cublasDestroy_v2));
         Check.Cublas(Cublas.cublasDestroy_v2(handle), nameof(Cublas.cublasDestroy_v2));
         _workspace?.Dispose();
         _workspace = null;

@@ -43,6 +43,7 @@ public sealed unsafe class CudaStream : CudaResource
     {
         Context.MakeCurrent();
         Check.Driver(CuDriver.cuStreamBeginCapture_v2(Handle, CuStreamCaptureMode.ThreadLocal), nameof(CuDriver.cuStreamBeginCapture_v2));
+        CaptureGate.Opened();
     }
 
     /// <summary>Stops capturing and returns the recorded graph.</summary>
@@ -50,7 +51,9 @@ public sealed unsafe class CudaStream : CudaResource
     {
         Context.MakeCurrent();
         nint g;
-        Check.Driver(CuDriver.cuStreamEndCapture(Handle, &g), nameof(CuDriver.cuStreamEndCapture));
+        var result = CuDriver.cuStreamEndCapture(Handle, &g);
+        CaptureGate.Closed(); // ended either way: a failed end leaves the stream out of capture mode
+        Check.Driver(result, nameof(CuDriver.cuStreamEndCapture));
         return new CudaGraph(Context, g);
     }
 

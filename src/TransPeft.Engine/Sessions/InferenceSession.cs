@@ -86,11 +86,13 @@ public sealed class InferenceSession : IDisposable
             case DeviceKind.Cpu:
                 return Checked(new InferenceSession(model, dir, tokenizer, options, null, false, null));
             case DeviceKind.CudaEmulated:
-                // The emulator device (issue #13) plugs in here: CudaBackend gets a factory that loads
-                // options.EmulatorLibrary (kernels/*.cu compiled for the host outside the engine) instead of the driver.
-                throw new NotSupportedException(options.EmulatorLibrary is null
-                    ? "device cuda-emulated: set SessionOptions.EmulatorLibrary to the host-compiled kernel library"
-                    : $"device cuda-emulated: this build has no kernel emulator device to load {options.EmulatorLibrary}");
+                // The CUDA backend's own code driving kernels/*.cu compiled for the host (built outside the engine:
+                // the engine starts no process, it only loads the library it is given).
+                if (options.EmulatorLibrary is null)
+                    throw new DeviceUnavailableException(spec.ToString(), "SessionOptions.EmulatorLibrary must name the host-compiled kernel library");
+                if (CudaBackend.TryCreateEmulated(options.EmulatorLibrary, out var emulated, out var notLoaded))
+                    return Checked(new InferenceSession(model, dir, tokenizer, options, emulated, ownsCuda: true, null));
+                throw new DeviceUnavailableException(spec.ToString(), notLoaded);
             default:
                 var compiler = options.KernelCacheDir is { } cacheDir ? new global::TransPeft.Cuda.Compile.KernelCompiler(cacheDir) : null;
                 if (CudaBackend.TryCreate(spec.Ordinal, out var cuda, out var why, compiler))

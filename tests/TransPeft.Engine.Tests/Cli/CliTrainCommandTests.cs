@@ -99,6 +99,35 @@ public class CliTrainCommandTests
         Assert.Equal(step + 1, (int)JsonNode.Parse(resumed.Stdout)!["step"]!);
     }
 
+    [SkippableFact]
+    public void TrainOnCudaEmulatedRunsTheRealKernelsAndMatchesTheCpu()
+    {
+        // The unchanged CUDA backend on kernels/*.cu compiled for the host: bf16 weights and activations against the
+        // CPU's fp32, so every step's loss agrees to bf16 accuracy, not bit for bit.
+        Cuda.Backend.HostEmulatedBackend.Require(); // builds the library once (or skips without g++)
+        var root = TpeftProcess.TempDir();
+        var model = CliFixtures.ModelWithTokenizer(root);
+        var data = CliFixtures.TextRecords(Path.Combine(root, "train.jsonl"), 24, 1);
+        var env = CliFixtures.CacheEnv(root);
+        double[] Losses(string device)
+        {
+            var outDir = Path.Combine(root, device);
+            var args = Common(model, data, outDir);
+            args[Array.IndexOf(args, "cpu")] = device;
+            var r = TpeftProcess.RunIn(env, [.. args, "--steps", "3", "--json"]);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            if (device == "cuda-emulated") Assert.Contains("device: cuda-emulated", r.Stderr);
+            return File.ReadAllLines(Path.Combine(outDir, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!["loss"])
+                .Where(x => x is not null).Select(x => (double)x!).ToArray();
+        }
+        var cpu = Losses("cpu");
+        var emulated = Losses("cuda-emulated");
+        Assert.Equal(3, cpu.Length);
+        Assert.Equal(cpu.Length, emulated.Length);
+        for (int i = 0; i < cpu.Length; i++)
+            Assert.True(Math.Abs(cpu[i] - emulated[i]) <= 2e-2 * Math.Abs(cpu[i]), $"step {i + 1}: cpu loss {cpu[i]}, cuda-emulated {emulated[i]}");
+    }
+
     [Fact]
     public void BadFlagsAndConfigsAreRejectedNamingTheField()
     {

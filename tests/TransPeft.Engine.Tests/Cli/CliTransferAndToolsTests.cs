@@ -121,6 +121,22 @@ public class CliTransferAndToolsTests
         Assert.Contains("num_hidden_layers", mismatch.Stderr);
     }
 
+    [SkippableFact]
+    public void ProfileRunsStepsOnTheCudaBackendAndRefusesTheCpu()
+    {
+        var cpu = TpeftProcess.Run("profile", "--preset", "micro", "--batch", "1", "--seq", "8", "--steps", "1", "--device", "cpu");
+        Assert.Equal(1, cpu.ExitCode);
+        Assert.Contains("profile: the CPU has no Nsight capture range; run with --device cuda[:N]", cpu.Stderr);
+
+        Cuda.Backend.HostEmulatedBackend.Require(); // the library exists (or the test skips without g++)
+        var r = TpeftProcess.Run("profile", "--preset", "micro", "--batch", "1", "--seq", "16", "--steps", "2", "--warmup", "1", "--device", "cuda-emulated", "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        var doc = JsonNode.Parse(r.Stdout)!;
+        Assert.Equal("cuda-emulated", (string)doc["device"]!);
+        Assert.Equal(2, (int)doc["profiled_steps"]!);
+        Assert.True((double)doc["ms_per_step"]! > 0);
+    }
+
     [Fact]
     public void BenchTrainMeasuresALoraAndAFullStep()
     {
@@ -160,7 +176,7 @@ public class CliTransferAndToolsTests
         }
         var nonsense = TpeftProcess.Run([.. gen, "--device", "tpu"]);
         Assert.Equal(1, nonsense.ExitCode);
-        Assert.Contains("--device: expected auto, cpu, cuda or cuda:N, got 'tpu'", nonsense.Stderr);
+        Assert.Contains("--device: expected auto, cpu, cuda, cuda:N or cuda-emulated, got 'tpu'", nonsense.Stderr);
         // Every compute command has the option.
         foreach (var cmd in new[] { "train", "generate", "score", "eval", "analyze-update" })
             Assert.Contains("--device", TpeftProcess.Run(cmd, "--help").Stdout);

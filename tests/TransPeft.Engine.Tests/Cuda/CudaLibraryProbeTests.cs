@@ -67,6 +67,25 @@ public sealed class CudaLibraryProbeTests : IDisposable
     }
 
     [Fact]
+    public void TheWheelsOfThePythonOnPathAreSearchedEvenWithoutAnActivatedVenv()
+    {
+        // The GPU machine: PyTorch in a venv whose bin/ is on PATH, NVIDIA's CUDA 13 wheels in nvidia/cu13/lib and the
+        // older per-component layout in nvidia/cublas/lib.
+        var venv = Dir("venv");
+        var bin = Dir(Path.Combine("venv", "bin"));
+        File.WriteAllText(Path.Combine(bin, "python3"), "");
+        var cu13 = Dir(Path.Combine("venv", "lib", "python3.12", "site-packages", "nvidia", "cu13", "lib"));
+        var cublas = Dir(Path.Combine("venv", "lib", "python3.12", "site-packages", "nvidia", "cublas", "lib"));
+        var other = Dir("other-bin");
+        var probe = IsolatedProbe(new() { ["PATH"] = $"{other}:{bin}:/usr/bin" });
+
+        var dirs = probe.SearchDirectories();
+        Assert.Contains(cu13, dirs);
+        Assert.Contains(cublas, dirs);
+        Assert.StartsWith(venv, dirs[0]);
+    }
+
+    [Fact]
     public void ToolkitStubFoldersAndLinksIntoThemAreNeverUsed()
     {
         var stubs = Dir(Path.Combine("cuda", "lib64", "stubs"));

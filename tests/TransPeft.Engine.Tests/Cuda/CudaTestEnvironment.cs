@@ -90,6 +90,16 @@ internal static class CudaTestEnvironment
         }
     }
 
+    /// <summary>The checkout's kernels/ folder. Inside the GPU package there is no checkout (the kernels travel as
+    /// resources of TransPeft.Cuda.dll), so tests that read the files skip there; under CI=true they fail.</summary>
+    public static string RequireKernelsDirectory()
+    {
+        if (RepoRoot is { } root && Directory.Exists(Path.Combine(root, "kernels"))) return Path.Combine(root, "kernels");
+        var reason = $"no kernels/ folder next to TransPeft.Engine.sln above {AppContext.BaseDirectory} (not a checkout, e.g. the GPU package)";
+        if (IsCi) Assert.Fail(reason);
+        throw new SkipException(reason);
+    }
+
     private static string? FindRepoRoot()
     {
         for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)

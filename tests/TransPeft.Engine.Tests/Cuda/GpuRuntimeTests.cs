@@ -9,6 +9,7 @@ namespace TransPeft.Engine.Tests.Cuda;
 /// The managed wrappers on a real GPU. Each test skips (with the reason) when cuInit fails; tools/gpu-check.sh
 /// sets TPEFT_REQUIRE_GPU=1 so that on the GPU machine a missing device fails instead.
 /// </summary>
+[Collection(GpuCollection.Name)]
 public sealed class GpuRuntimeTests
 {
     private const uint NaNBits = 0x7FC00000;

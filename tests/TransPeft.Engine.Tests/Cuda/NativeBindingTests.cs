@@ -43,6 +43,19 @@ public sealed class NativeBindingTests
         Assert.Equal(8, EntryPoints(typeof(Cublas)).Count);
     }
 
+    /// <summary>Unsuffixed exports whose <c>_v2</c> twin is not a widened signature of the same call.</summary>
+    private static readonly HashSet<string> s_v2IsADifferentApi = new(StringComparer.Ordinal) { "cuEventElapsedTime", "cuCtxSynchronize" };
+
+    [Fact]
+    public void CudaThirteensCtxSynchronizeV2IsNotMistakenForALegacyExport()
+    {
+        // Driver 580 (CUDA 13) exports cuCtxSynchronize_v2(CUcontext): binding it would need an argument the engine
+        // does not pass. The unsuffixed call stays the right one there.
+        Assert.Contains("cuCtxSynchronize", EntryPoints(typeof(CuDriver)));
+        Assert.DoesNotContain("cuCtxSynchronize_v2", EntryPoints(typeof(CuDriver)));
+        Assert.Contains("cuCtxSynchronize", s_v2IsADifferentApi);
+    }
+
     [SkippableFact]
     public void EveryDriverEntryPointIsExportedAndNoneIsTheLegacyVersionOfAVersionedExport()
     {
@@ -51,9 +64,10 @@ public sealed class NativeBindingTests
         Assert.True(missing.Count == 0, $"{lib.Path} lacks: {string.Join(", ", missing)}");
 
         // The unsuffixed names of versioned exports keep their old 32-bit signatures; binding one truncates
-        // silently. cuEventElapsedTime is the one deliberate exception: it is the fallback for drivers without _v2.
+        // silently. Exceptions: cuEventElapsedTime is the fallback for drivers without _v2, and CUDA 13's
+        // cuCtxSynchronize_v2 is a different API (it takes the context to wait for), not a 64-bit variant.
         var legacy = EntryPoints(typeof(CuDriver))
-            .Where(n => !n.EndsWith("_v2", StringComparison.Ordinal) && n != "cuEventElapsedTime")
+            .Where(n => !n.EndsWith("_v2", StringComparison.Ordinal) && !s_v2IsADifferentApi.Contains(n))
             .Where(n => NativeLibrary.TryGetExport(lib.Handle, n + "_v2", out _))
             .ToList();
         Assert.True(legacy.Count == 0, $"bound without their _v2 suffix although {lib.Path} exports the _v2 version: {string.Join(", ", legacy)}");

@@ -23,11 +23,13 @@ public sealed class CudaBackend : IDisposable
 
     private readonly CudaFunction[] _functions;
     private readonly List<CudaModule> _modules;
+    private readonly CudaContext? _context;
+    private readonly EmulatedKernelLibrary? _emulated;
     private bool _disposed;
 
     private CudaBackend(CudaContext context, List<CudaModule> modules, CudaFunction[] functions, string arch, (int, int) nvrtc, int cublasVersion, bool fromCache)
     {
-        Context = context;
+        _context = context;
         _modules = modules;
         _functions = functions;
         Arch = arch;
@@ -36,7 +38,19 @@ public sealed class CudaBackend : IDisposable
         KernelsFromCache = fromCache;
     }
 
-    public CudaContext Context { get; }
+    private CudaBackend(EmulatedKernelLibrary emulated)
+    {
+        _emulated = emulated;
+        _modules = [];
+        _functions = [];
+        Arch = "host";
+    }
+
+    /// <summary>The GPU's primary context; an emulated backend has none (check <see cref="IsEmulated"/>).</summary>
+    public CudaContext Context => _context ?? throw new InvalidOperationException("the cuda-emulated backend has no GPU context");
+
+    /// <summary>True for <c>cuda-emulated</c> (<see cref="TryCreateEmulated"/>): the real kernels compiled for the host.</summary>
+    public bool IsEmulated => _emulated is not null;
 
     /// <summary>The architecture the kernels were compiled for (the GPU's own, e.g. sm_90).</summary>
     public string Arch { get; }
@@ -50,8 +64,9 @@ public sealed class CudaBackend : IDisposable
     public bool KernelsFromCache { get; }
 
     /// <summary>One line for logs: GPU, memory, architecture, driver, NVRTC and cuBLAS versions.</summary>
-    public string Description =>
-        $"GPU {Context.Ordinal}: {Context.Name} ({Arch}, {Context.TotalMemoryBytes >> 20} MiB, {Context.MultiprocessorCount} SMs; " +
+    public string Description => _emulated is not null
+        ? $"cuda-emulated: the CUDA backend on kernels/*.cu compiled for the host ({_emulated.Path}), cuBLAS GEMMs on the host; slow, for CI and debugging"
+        : $"GPU {Context.Ordinal}: {Context.Name} ({Arch}, {Context.TotalMemoryBytes >> 20} MiB, {Context.MultiprocessorCount} SMs; " +
         $"driver CUDA {Context.DriverVersion / 1000}.{Context.DriverVersion % 1000 / 10}, NVRTC {NvrtcVersion.Major}.{NvrtcVersion.Minor}, cuBLAS {CublasVersion / 10000}.{CublasVersion / 100 % 100})";
 
     /// <summary>
@@ -61,6 +76,7 @@ public sealed class CudaBackend : IDisposable
     /// no cuBLAS.
     /// </summary>
     /// <param name="compiler">The kernel compiler (null: the default disk cache, <c>TPEFT_KERNEL_CACHE</c> or ~/.cache/tpeft/kernels).</param>
+    /// <remarks>Never throws for the machine's state: an IO or permission error on the kernel cache is a reason too.</remarks>
     public static bool TryCreate(int device, out CudaBackend? backend, out string reason, KernelCompiler? compiler = null)
     {
         backend = null;
@@ -158,10 +174,13 @@ public sealed class CudaBackend : IDisposable
             reason = "";
             return true;
         }
-        catch (Exception e) when (e is CudaException or CudaLibraryNotFoundException or DllNotFoundException or EntryPointNotFoundException)
+        catch (Exception e) when (e is CudaException or CudaLibraryNotFoundException or DllNotFoundException or EntryPointNotFoundException
+                                       or IOException or UnauthorizedAccessException)
         {
             reason = e switch
             {
+                IOException or UnauthorizedAccessException =>
+                    $"the kernel cache cannot be used ({FirstLine(e.Message)}); point TPEFT_KERNEL_CACHE at a writable folder",
                 CudaException ce when ce.Call == nameof(CuDriver.cuModuleLoadData) =>
                     $"a compiled kernel does not load ({FirstLine(ce.Message)}); when NVRTC is newer than the driver, point TPEFT_CUDA_LIB_DIR at an NVRTC no newer than the driver",
                 CudaException ce => $"CUDA failed while setting up GPU {device}: {FirstLine(ce.Message)}",
@@ -171,6 +190,20 @@ public sealed class CudaBackend : IDisposable
             ctx?.Dispose();
             return false;
         }
+    }
+
+    /// <summary>
+    /// The CUDA backend without a GPU (<c>--device cuda-emulated</c>): the unchanged backend drives the real
+    /// kernels/*.cu from <paramref name="libraryPath"/>, a shared library built from them against the kernel emulator
+    /// (TransPeft.KernelEmulation builds and caches it; the engine only loads it). cuBLAS GEMMs run on the host with
+    /// cuBLAS's semantics. False with one line when the library is missing, does not load, or lacks a kernel.
+    /// </summary>
+    public static bool TryCreateEmulated(string libraryPath, out CudaBackend? backend, out string reason)
+    {
+        backend = null;
+        if (!EmulatedKernelLibrary.TryLoad(libraryPath, out var library, out reason)) return false;
+        backend = new CudaBackend(library!);
+        return true;
     }
 
     /// <summary><see cref="TryCreate"/> for callers that want an exception carrying the reason.</summary>
@@ -183,11 +216,19 @@ public sealed class CudaBackend : IDisposable
         return _functions[(int)id];
     }
 
-    /// <summary>A stream and a cuBLAS handle of its own, sharing this backend's kernels.</summary>
+    /// <summary>A stream and a cuBLAS handle of its own, sharing this backend's kernels (a real GPU only).</summary>
     internal CudaDevice CreateDevice()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_emulated is not null) throw new InvalidOperationException("the cuda-emulated backend has no GPU device; use OpenDevice");
         return new CudaDevice(this);
+    }
+
+    /// <summary>A device of its own for one model: the GPU's (<see cref="CreateDevice"/>) or the host emulation's.</summary>
+    internal IComputeDevice OpenDevice()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return _emulated is not null ? new HostEmulatedDevice(_emulated) : new CudaDevice(this);
     }
 
     /// <summary>
@@ -196,7 +237,7 @@ public sealed class CudaBackend : IDisposable
     /// </summary>
     internal CudaTransformer CreateTransformer(TransformerModel model, LoraAdapter? adapter = null, bool fullFineTune = false, CudaTransformerOptions? options = null)
     {
-        var device = CreateDevice();
+        var device = OpenDevice();
         try { return new CudaTransformer(device, model, adapter, fullFineTune, options, ownsDevice: true); }
         catch { device.Dispose(); throw; }
     }
@@ -204,7 +245,7 @@ public sealed class CudaBackend : IDisposable
     /// <summary>A forward-only model for evaluation and generation (no gradient buffers touched).</summary>
     internal CudaTransformer CreateInference(TransformerModel model, LoraAdapter? adapter = null, CudaTransformerOptions? options = null)
     {
-        var device = CreateDevice();
+        var device = OpenDevice();
         try { return CudaTransformer.ForInference(device, model, adapter, options, ownsDevice: true); }
         catch { device.Dispose(); throw; }
     }
@@ -221,6 +262,7 @@ public sealed class CudaBackend : IDisposable
         _disposed = true;
         foreach (var m in _modules) m.Dispose();
         _modules.Clear();
-        Context.Dispose();
+        _context?.Dispose();
+        _emulated?.Dispose();
     }
 }

@@ -230,12 +230,6 @@ internal sealed class CudaOps(IComputeDevice device)
         Run(KernelId.ReduceSumF32, LaunchPlanner.SingleBlock, [outp, inp, I64(n), F32(scale)]);
     }
 
-    /// <summary>x[n] (fp32) *= factor · (*deviceFactor or 1).</summary>
-    public void Scale(DevicePtr x, long n, float factor, DevicePtr deviceFactor)
-    {
-        Run(KernelId.ScaleF32, Plan.GridStride(n), [x, I64(n), F32(factor), deviceFactor]);
-    }
-
     // ------------------------------------------------------------------ cross_entropy.cu
 
     /// <summary>loss[N] (fp32) = CE of each row; logits[N,V] (bf16) become scale·(softmax − onehot) in place.</summary>

@@ -448,6 +448,8 @@ internal sealed class CudaTransformer : ITrainableModel, IDisposable
         int n = b * t, h = c.HiddenSize, inter = c.IntermediateSize;
         DevicePtr x = A(acts.Xs[l]), xNext = A(acts.Xs[l + 1]);
 
+        // NVTX op ranges (Nsight: filter with --nvtx-include "layer 3 forward/attention"); constant names, no allocation.
+        _device.PushRange("attention");
         _ops.RmsNormForward(A(la.N1), A(la.Rstd1), x, Weight(w.InputNorm), n, h, _eps);
         ProjForward(A(la.Q), A(la.N1), n, l, Projection.Q, ctx);
         ProjForward(A(la.K), A(la.N1), n, l, Projection.K, ctx);
@@ -457,6 +459,7 @@ internal sealed class CudaTransformer : ITrainableModel, IDisposable
         _ops.RopeForward(A(la.K), invFreq, b, t, c.NumKvHeads, c.HeadDim, 0);
         _ops.AttentionForward(A(la.Att), A(la.Lse), A(la.Q), A(la.K), A(la.V), b, t, t, t, c.NumHeads, c.NumKvHeads, c.HeadDim, _attentionScale);
         ProjForward(A(acts.Proj), A(la.Att), n, l, Projection.O, ctx);
+        _device.PopRange();
 
         _dropped[l] = ctx.Perturbation?.IsDropped(l) ?? false;
         if (_dropped[l])
@@ -465,12 +468,14 @@ internal sealed class CudaTransformer : ITrainableModel, IDisposable
             _ops.Add(xNext, x, A(acts.Proj), (long)n * h);
             return;
         }
+        _device.PushRange("mlp");
         _ops.RmsNormResidualForward(A(la.H), A(la.N2), A(la.Rstd2), x, A(acts.Proj), Weight(w.PostNorm), n, h, _eps);
         ProjForward(A(la.G), A(la.N2), n, l, Projection.Gate, ctx);
         ProjForward(A(la.U), A(la.N2), n, l, Projection.Up, ctx);
         SwiGluActivation(A(acts.DA), A(la.G), A(la.U), n, inter, l, ctx);
         ProjForward(A(acts.Proj), A(acts.DA), n, l, Projection.Down, ctx);
         _ops.Add(xNext, A(la.H), A(acts.Proj), (long)n * h);
+        _device.PopRange();
     }
 
     /// <summary>a = silu(g)·u·mask with this step's Trans-PEFT mask of layer <paramref name="l"/> (none, Philox, or host-given).</summary>
@@ -591,6 +596,7 @@ internal sealed class CudaTransformer : ITrainableModel, IDisposable
 
         if (!_dropped[l])
         {
+            _device.PushRange("mlp");
             // x' = h + down(a). The activation a is recomputed from the saved g, u (and the regenerated mask) into DG.
             var aRecomputed = A(acts.DG);
             SwiGluActivation(aRecomputed, A(la.G), A(la.U), n, inter, l, ctx);
@@ -608,8 +614,10 @@ internal sealed class CudaTransformer : ITrainableModel, IDisposable
             ProjBackward(A(acts.DN), A(acts.DU), A(la.N2), n, l, Projection.Up, accumulate: true, ctx);
             _ops.RmsNormBackward(dx, A(acts.DN), A(la.H), Weight(w.PostNorm), A(la.Rstd2), n, h, accumulate: true);
             if (GradOf(w.PostNorm) is { IsNull: false } dPost) _ops.RmsNormBackwardWeight(dPost, A(acts.DN), A(la.H), A(la.Rstd2), n, h);
+            _device.PopRange();
         }
         // Now dx = d loss / d h, h = x + o_proj(att).
+        _device.PushRange("attention");
         ProjBackward(A(acts.DAtt), dx, A(la.Att), n, l, Projection.O, accumulate: false, ctx);
         _ops.AttentionBackward(A(acts.DQ), A(acts.DK), A(acts.DV), A(acts.Dsum), A(acts.DAtt), A(la.Q), A(la.K), A(la.V), A(la.Att), A(la.Lse),
             b, t, c.NumHeads, c.NumKvHeads, c.HeadDim, _attentionScale);
@@ -621,6 +629,7 @@ internal sealed class CudaTransformer : ITrainableModel, IDisposable
         ProjBackward(A(acts.DN), A(acts.DV), A(la.N1), n, l, Projection.V, accumulate: true, ctx);
         _ops.RmsNormBackward(dx, A(acts.DN), A(acts.Xs[l]), Weight(w.InputNorm), A(la.Rstd1), n, h, accumulate: true);
         if (GradOf(w.InputNorm) is { IsNull: false } dIn) _ops.RmsNormBackwardWeight(dIn, A(acts.DN), A(acts.Xs[l]), A(la.Rstd1), n, h);
+        _device.PopRange();
     }
 
     /// <summary>

@@ -11,6 +11,7 @@ namespace TransPeft.Engine.Tests.Cuda.Backend;
 /// start (here: no driver or no device) or describes the GPU; CUDA-graph replay gives the eager results; a step on
 /// the GPU allocates nothing, on the device or the managed heap.
 /// </summary>
+[Collection(GpuCollection.Name)]
 public sealed class CudaBackendTests
 {
     [Fact]

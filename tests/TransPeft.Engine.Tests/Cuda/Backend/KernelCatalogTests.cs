@@ -11,47 +11,14 @@ namespace TransPeft.Engine.Tests.Cuda.Backend;
 /// </summary>
 public sealed partial class KernelCatalogTests
 {
-    [GeneratedRegex("""extern\s+"C"\s+__global__\s+void\s+(?:__launch_bounds__\s*\([^)]*\)\s*)?(\w+)\s*\(([^)]*)\)""")]
-    private static partial Regex KernelDeclaration();
+    private static string KernelsDirectory() => CudaTestEnvironment.RequireKernelsDirectory();
 
-    private static string KernelsDirectory() =>
-        Path.Combine(CudaTestEnvironment.RepoRoot ?? throw new DirectoryNotFoundException("no TransPeft.Engine.sln above the test binaries"), "kernels");
+    /// <summary>kernel name → (file, parameter kinds) parsed from the sources on disk.</summary>
+    private static Dictionary<string, (string File, ArgKind[] Parameters)> ParseSources() =>
+        KernelDeclaration.Parse(KernelSourceSet.FromDirectory(KernelsDirectory()))
+            .ToDictionary(k => k.Name, k => (k.File, k.Parameters.Select(KernelSignatureGenerator.Kind).ToArray()), StringComparer.Ordinal);
 
-    private static string StripComments(string source) =>
-        Regex.Replace(Regex.Replace(source, @"/\*.*?\*/", " ", RegexOptions.Singleline), @"//[^\n]*", "");
-
-    /// <summary>kernel name → (file, parameter kinds) parsed from the sources.</summary>
-    private static Dictionary<string, (string File, ArgKind[] Parameters)> ParseSources()
-    {
-        var result = new Dictionary<string, (string, ArgKind[])>(StringComparer.Ordinal);
-        foreach (var path in Directory.GetFiles(KernelsDirectory(), "*.cu"))
-        {
-            foreach (Match m in KernelDeclaration().Matches(StripComments(File.ReadAllText(path))))
-            {
-                var parameters = m.Groups[2].Value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(Kind).ToArray();
-                result[m.Groups[1].Value] = (Path.GetFileName(path), parameters);
-            }
-        }
-        return result;
-    }
-
-    /// <summary>The C type of one parameter declaration, as the catalog names it.</summary>
-    private static ArgKind Kind(string declaration)
-    {
-        if (declaration.Contains('*')) return ArgKind.Ptr;
-        var type = Regex.Replace(declaration, @"\b(const|__restrict__)\b", " ").Trim().Split(' ', StringSplitOptions.RemoveEmptyEntries)[0];
-        return type switch
-        {
-            "int" or "i32" => ArgKind.I32,
-            "i64" or "long" => ArgKind.I64,
-            "u32" or "unsigned" => ArgKind.U32,
-            "u64" => ArgKind.U64,
-            "float" => ArgKind.F32,
-            _ => throw new InvalidDataException($"parameter type '{type}' in '{declaration}' has no ArgKind"),
-        };
-    }
-
-    [Fact]
+    [SkippableFact]
     public void EveryCatalogKernelIsDefinedWithTheParameterListTheBackendPacks()
     {
         var sources = ParseSources();
@@ -66,7 +33,7 @@ public sealed partial class KernelCatalogTests
         Assert.Equal(sources.Keys.Order(StringComparer.Ordinal), KernelCatalog.All.Select(k => k.Name).Order(StringComparer.Ordinal));
     }
 
-    [Fact]
+    [SkippableFact]
     public void EveryKernelTheBackendLaunchesIsDocumentedInTheReadmeUnderItsFile()
     {
         var readme = File.ReadAllLines(Path.Combine(KernelsDirectory(), "README.md"));
@@ -84,7 +51,7 @@ public sealed partial class KernelCatalogTests
             Assert.True(documented.Contains((k.File, k.Name)), $"{k.Name} ({k.File}) has no '### `{k.Name}`' section under '## `{k.File}`' in kernels/README.md");
     }
 
-    [Fact]
+    [SkippableFact]
     public void TheCatalogIsIndexedByKernelIdAndChecksArguments()
     {
         foreach (var id in Enum.GetValues<KernelId>()) Assert.Equal(id, KernelCatalog.Get(id).Id);

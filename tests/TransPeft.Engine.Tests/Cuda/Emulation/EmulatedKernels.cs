@@ -64,14 +64,6 @@ internal static class EmulatedKernels
                 }
                 break;
             }
-            case KernelId.ScaleF32:
-            {
-                long n = a[1].AsI64;
-                float f = a[2].AsF32 * (a[3].AsPtr.IsNull ? 1f : d.F32(a[3].AsPtr, 1)[0]);
-                var x = d.F32(a[0].AsPtr, n);
-                for (int i = 0; i < n; i++) x[i] *= f;
-                break;
-            }
             case KernelId.ReduceSumF32:
             {
                 long n = a[2].AsI64;
@@ -244,10 +236,10 @@ internal static class EmulatedKernels
             case KernelId.CrossEntropyFusedBf16 or KernelId.CrossEntropyFusedF32:
                 CrossEntropy(d, k == KernelId.CrossEntropyFusedBf16, a[0].AsPtr, a[1].AsPtr, a[2].AsPtr, a[3].AsI32, a[4].AsI32, a[5].AsF32);
                 break;
-            case KernelId.ArgmaxRowsF32 or KernelId.ArgmaxRowsBf16:
+            case KernelId.ArgmaxRowsF32:
             {
                 int n = a[2].AsI32, v = a[3].AsI32;
-                var z = k == KernelId.ArgmaxRowsF32 ? d.F32(a[1].AsPtr, (long)n * v).ToArray() : ToArray(d.Bf(a[1].AsPtr, (long)n * v));
+                var z = d.F32(a[1].AsPtr, (long)n * v).ToArray();
                 var o = d.I32(a[0].AsPtr, n);
                 for (int r = 0; r < n; r++)
                 {
