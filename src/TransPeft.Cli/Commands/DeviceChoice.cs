@@ -56,4 +56,26 @@ internal static class DeviceChoice
         else if (session.CudaDescription is { } gpu) Console.Error.WriteLine($"device: {gpu}");
         return session;
     }
+
+    /// <summary>
+    /// A CUDA backend for commands that drive it directly (`tpeft profile`): the device of <paramref name="options"/>
+    /// (cuda[:N], auto, or cuda-emulated with its library); the CPU is refused with <paramref name="cpuRefusal"/>.
+    /// </summary>
+    public static Engine.Compute.Cuda.CudaBackend OpenCudaBackend(SessionOptions options, string cpuRefusal)
+    {
+        var spec = DeviceSpec.Parse(options.Device);
+        string why;
+        switch (spec.Kind)
+        {
+            case DeviceKind.Cpu:
+                throw new InvalidOperationException($"{cpuRefusal}; run with --device cuda[:N] (or cuda-emulated to try it without a GPU)");
+            case DeviceKind.CudaEmulated:
+                if (Engine.Compute.Cuda.CudaBackend.TryCreateEmulated(options.EmulatorLibrary!, out var emulated, out why)) return emulated!;
+                break;
+            default:
+                if (Engine.Compute.Cuda.CudaBackend.TryCreate(spec.Ordinal, out var gpu, out why)) return gpu!;
+                break;
+        }
+        throw new InvalidOperationException($"--device {options.Device}: {why}{(spec.Kind == DeviceKind.Auto ? $" ({cpuRefusal})" : "")}; run with --device cuda[:N] or cuda-emulated");
+    }
 }

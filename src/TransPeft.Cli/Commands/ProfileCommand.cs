@@ -1,10 +1,7 @@
 using System.CommandLine;
-using System.Diagnostics;
 using System.Text.Json.Nodes;
-using TransPeft.Engine.Lora;
+using TransPeft.Engine.Compute.Cuda;
 using TransPeft.Engine.Model;
-using TransPeft.Engine.Training;
-using TransPeft.Engine.TransPeft;
 
 namespace TransPeft.Cli.Commands;
 
@@ -36,52 +33,21 @@ internal static class ProfileCommand
                 throw new ArgumentException($"--batch, --steps and --lora-r must be positive, --seq at least 2 and --warmup at least 0; got {b}, {n}, {r}, {t}, {w}");
             string presetName = p.GetValue(preset)!;
             var config = ModelPresets.Get(presetName);
-            var dev = DeviceChoice.ForCommand(p, device, supportsCuda: true);
-            if (dev.IsCpu)
-                throw new InvalidOperationException($"profile: the CPU has no Nsight capture range; run with --device cuda[:N] (or cuda-emulated to try the command without a GPU){(dev.FallbackReason is null ? "" : $" ({dev.FallbackReason})")}");
-            using var backend = dev.Cuda!;
-
-            var adapter = LoraAdapter.Create(config, new LoraConfig { R = r, Alpha = 2 * r, TargetModules = ["all-linear"] }, 1);
-            var rng = new Random(2);
-            // B starts at zero; give it values so every step does the arithmetic of mid-training.
-            foreach (var prm in adapter.Parameters()) for (int i = 0; i < prm.Data.Length; i++) prm.Data[i] = (float)(rng.NextDouble() - 0.5) * 0.02f;
-            var batchData = TokenBatch.FromIds(b, t, Enumerable.Range(0, b * t).Select(_ => rng.Next(config.VocabSize)).ToArray());
-            float lossScale = 1f / batchData.CountedTargets();
-            using var model = backend.CreateTransformer(TransformerModel.CreateRandom(config, 1), adapter);
-            var names = Enumerable.Range(0, n).Select(i => $"step {i}").ToArray();
-            void Step(int i)
-            {
-                model.ZeroGrad();
-                model.ForwardBackward(batchData, lossScale, new StepContext(new RandomStream(1, (uint)i, 0), null, true));
-            }
-
-            for (int i = 0; i < w; i++) Step(i);
-            model.Device.Synchronize();
-            if (!backend.IsEmulated) backend.Context.ProfilerStart();
-            var clock = Stopwatch.StartNew();
-            for (int i = 0; i < n; i++)
-            {
-                model.Device.PushRange(names[i]);
-                Step(w + i);
-                model.Device.PopRange();
-            }
-            model.Device.Synchronize();
-            clock.Stop();
-            if (!backend.IsEmulated) backend.Context.ProfilerStop();
-
-            double msPerStep = clock.Elapsed.TotalMilliseconds / n;
+            var options = DeviceChoice.ForCommand(p, device);
+            using var backend = DeviceChoice.OpenCudaBackend(options, "profile: the CPU has no Nsight capture range");
+            double msPerStep = CudaProfiling.ProfileLoraSteps(backend, config, b, t, r, w, n);
             if (p.GetValue(json))
             {
                 JsonOutput.Write(new JsonObject
                 {
-                    ["device"] = dev.Describe(), ["preset"] = presetName, ["batch"] = b, ["seq"] = t, ["lora_r"] = r,
+                    ["device"] = (backend.IsEmulated ? "cuda-emulated" : $"cuda:{backend.Context.Ordinal}"), ["preset"] = presetName, ["batch"] = b, ["seq"] = t, ["lora_r"] = r,
                     ["warmup_steps"] = w, ["profiled_steps"] = n, ["ms_per_step"] = msPerStep, ["tokens_per_s"] = b * t / (msPerStep / 1000),
                     ["capture_range"] = backend.IsEmulated ? "none (cuda-emulated has no profiler)" : "cuProfilerStart/cuProfilerStop",
                 });
             }
             else
             {
-                Console.Out.WriteLine($"profiled {n} LoRA steps ({presetName}, batch {b} x seq {t}, r {r}) on {dev.Describe()}: {msPerStep:F1} ms/step, {b * t / (msPerStep / 1000):F0} tokens/s");
+                Console.Out.WriteLine($"profiled {n} LoRA steps ({presetName}, batch {b} x seq {t}, r {r}) on {(backend.IsEmulated ? "cuda-emulated" : $"cuda:{backend.Context.Ordinal}")}: {msPerStep:F1} ms/step, {b * t / (msPerStep / 1000):F0} tokens/s");
                 Console.Out.WriteLine(backend.IsEmulated
                     ? "cuda-emulated: NVTX ranges and the capture range are no-ops here; run on a GPU under nsys/ncu (docs/PROFILING.md)"
                     : "capture range: cuProfilerStart..cuProfilerStop around the steps; NVTX: \"step i\" > forward|backward > \"layer L forward|backward\" > attention|mlp");
