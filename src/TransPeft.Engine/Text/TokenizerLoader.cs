@@ -34,6 +34,11 @@ public static class TokenizerLoader
         return LoadNamed(folderOrName);
     }
 
+    /// <summary>True when <paramref name="dir"/> holds a tokenizer file this loader reads.</summary>
+    public static bool HasTokenizer(string dir) =>
+        File.Exists(Path.Combine(dir, CompactFileName)) || File.Exists(Path.Combine(dir, TokenizerJsonFileName))
+        || File.Exists(Path.Combine(dir, SentencePieceFileName));
+
     internal static TokenizerInfo LoadFolder(string dir)
     {
         if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"{dir}: tokenizer folder not found");
@@ -64,8 +69,8 @@ public static class TokenizerLoader
     /// <summary>A compacted GPT-2 tokenizer file (format "tpeft.compact-gpt2"): id 0 is EOS, no BOS.</summary>
     internal static TokenizerInfo LoadCompact(string path)
     {
-        var t = Data.Tokenization.CompactGpt2Tokenizer.Load(path);
-        return new TokenizerInfo(t, path, t.VocabSize, null, Data.Tokenization.CompactGpt2Tokenizer.EosId, false);
+        var t = CompactGpt2Tokenizer.Load(path);
+        return new TokenizerInfo(t, path, t.VocabSize, null, CompactGpt2Tokenizer.EosId, false);
     }
 
     private static TokenizerInfo LoadSentencePiece(string path, TokenizerConfig config)
