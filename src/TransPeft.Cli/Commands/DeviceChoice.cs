@@ -37,7 +37,8 @@ internal static class DeviceChoice
         }
         if (spec.Kind == DeviceKind.CudaEmulated)
         {
-            // The real kernels compiled for the host by g++ (cached by source hash); the engine only loads the library.
+            // The real kernels/*.cu compiled for the host with g++ (cached by source hash); the engine only loads the
+            // library (it starts no process).
             if (!KernelEmulation.HostKernelLibrary.TryBuild(null, out var library, out var why))
                 throw new InvalidOperationException($"--device cuda-emulated: {why}");
             return new SessionOptions { Device = requested, Threads = Threads, EmulatorLibrary = library };
@@ -55,27 +56,5 @@ internal static class DeviceChoice
         if (session.DeviceFallbackReason is { } why) Console.Error.WriteLine($"device: cpu ({why})");
         else if (session.CudaDescription is { } gpu) Console.Error.WriteLine($"device: {gpu}");
         return session;
-    }
-
-    /// <summary>
-    /// A CUDA backend for commands that drive it directly (`tpeft profile`): the device of <paramref name="options"/>
-    /// (cuda[:N], auto, or cuda-emulated with its library); the CPU is refused with <paramref name="cpuRefusal"/>.
-    /// </summary>
-    public static Engine.Compute.Cuda.CudaBackend OpenCudaBackend(SessionOptions options, string cpuRefusal)
-    {
-        var spec = DeviceSpec.Parse(options.Device);
-        string why;
-        switch (spec.Kind)
-        {
-            case DeviceKind.Cpu:
-                throw new InvalidOperationException($"{cpuRefusal}; run with --device cuda[:N] (or cuda-emulated to try it without a GPU)");
-            case DeviceKind.CudaEmulated:
-                if (Engine.Compute.Cuda.CudaBackend.TryCreateEmulated(options.EmulatorLibrary!, out var emulated, out why)) return emulated!;
-                break;
-            default:
-                if (Engine.Compute.Cuda.CudaBackend.TryCreate(spec.Ordinal, out var gpu, out why)) return gpu!;
-                break;
-        }
-        throw new InvalidOperationException($"--device {options.Device}: {why}{(spec.Kind == DeviceKind.Auto ? $" ({cpuRefusal})" : "")}; run with --device cuda[:N] or cuda-emulated");
     }
 }

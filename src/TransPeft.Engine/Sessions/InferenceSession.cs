@@ -72,7 +72,7 @@ public sealed class InferenceSession : IDisposable
     /// <summary>A session on a CUDA backend the host started and owns (several sessions may share it).</summary>
     public static InferenceSession FromModel(TransformerModel model, CudaBackend cuda, SessionOptions? options = null, TokenizerInfo? tokenizer = null)
     {
-        options = (options ?? new SessionOptions()) with { Device = $"cuda:{cuda.Context.Ordinal}" };
+        options = (options ?? new SessionOptions()) with { Device = cuda.IsEmulated ? "cuda-emulated" : $"cuda:{cuda.Context.Ordinal}" };
         options.Validate();
         return Create(model, null, tokenizer, options, cuda);
     }
@@ -86,13 +86,15 @@ public sealed class InferenceSession : IDisposable
             case DeviceKind.Cpu:
                 return Checked(new InferenceSession(model, dir, tokenizer, options, null, false, null));
             case DeviceKind.CudaEmulated:
-                // The CUDA backend's own code driving kernels/*.cu compiled for the host (built outside the engine:
-                // the engine starts no process, it only loads the library it is given).
+            {
+                // The unchanged CUDA backend on kernels/*.cu compiled for the host (built outside the engine, e.g. by
+                // TransPeft.KernelEmulation); the engine only loads the library.
                 if (options.EmulatorLibrary is null)
-                    throw new DeviceUnavailableException(spec.ToString(), "SessionOptions.EmulatorLibrary must name the host-compiled kernel library");
-                if (CudaBackend.TryCreateEmulated(options.EmulatorLibrary, out var emulated, out var notLoaded))
-                    return Checked(new InferenceSession(model, dir, tokenizer, options, emulated, ownsCuda: true, null));
-                throw new DeviceUnavailableException(spec.ToString(), notLoaded);
+                    throw new DeviceUnavailableException(spec.ToString(), "set SessionOptions.EmulatorLibrary to the host-compiled kernel library");
+                if (!CudaBackend.TryCreateEmulated(options.EmulatorLibrary, out var emulated, out var reason))
+                    throw new DeviceUnavailableException(spec.ToString(), reason);
+                return Checked(new InferenceSession(model, dir, tokenizer, options, emulated, ownsCuda: true, null));
+            }
             default:
                 var compiler = options.KernelCacheDir is { } cacheDir ? new global::TransPeft.Cuda.Compile.KernelCompiler(cacheDir) : null;
                 if (CudaBackend.TryCreate(spec.Ordinal, out var cuda, out var why, compiler))
@@ -125,7 +127,7 @@ public sealed class InferenceSession : IDisposable
     /// <summary>Under device "auto", why the session runs on the CPU (null otherwise).</summary>
     public string? DeviceFallbackReason { get; }
     /// <summary>"cpu", "cuda:0", or "cpu (auto: ...)".</summary>
-    public string DeviceDescription => _cuda is not null ? $"cuda:{_cuda.Context.Ordinal}" : DeviceFallbackReason is null ? "cpu" : $"cpu (auto: {DeviceFallbackReason})";
+    public string DeviceDescription => _cuda is not null ? (_cuda.IsEmulated ? "cuda-emulated" : $"cuda:{_cuda.Context.Ordinal}") : DeviceFallbackReason is null ? "cpu" : $"cpu (auto: {DeviceFallbackReason})";
     /// <summary>The CUDA backend's one-line description (GPU, architecture, versions); null on the CPU.</summary>
     public string? CudaDescription => _cuda?.Description;
 

@@ -161,7 +161,10 @@ public sealed class SessionTests
         Assert.Contains("Threads", Assert.Throws<ArgumentException>(() => InferenceSession.FromModel(model, new SessionOptions { Threads = -1 })).Message);
         Assert.Contains("device: expected", Assert.Throws<ArgumentException>(() => InferenceSession.FromModel(model, new SessionOptions { Device = "tpu" })).Message);
         Assert.Throws<NotSupportedException>(() => InferenceSession.FromModel(model, new SessionOptions { DType = SessionDType.BFloat16 }));
-        Assert.Contains("EmulatorLibrary", Assert.Throws<NotSupportedException>(() => InferenceSession.FromModel(model, new SessionOptions { Device = "cuda-emulated" })).Message);
+        Assert.Contains("EmulatorLibrary", Assert.Throws<DeviceUnavailableException>(() => InferenceSession.FromModel(model, new SessionOptions { Device = "cuda-emulated" })).Message);
+        var missing = Path.Combine(Path.GetTempPath(), $"tpeft-no-such-{Guid.NewGuid():N}.so");
+        Assert.Contains($"no emulated kernel library at {missing}",
+            Assert.Throws<DeviceUnavailableException>(() => InferenceSession.FromModel(model, new SessionOptions { Device = "cuda-emulated", EmulatorLibrary = missing })).Message);
     }
 
     [Fact]
