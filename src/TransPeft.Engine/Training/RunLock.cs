@@ -1,5 +1,5 @@
-using System.Diagnostics;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using TransPeft.Engine.IO;
 
 namespace TransPeft.Engine.Training;
@@ -16,7 +16,7 @@ namespace TransPeft.Engine.Training;
 /// pid on this host keeps the folder locked.
 /// </para>
 /// </summary>
-public sealed class RunLock : IDisposable
+public sealed partial class RunLock : IDisposable
 {
     public const string FileName = ".tpeft.lock";
     public const string OwnerFileName = ".tpeft.lock.owner";
@@ -94,12 +94,13 @@ public sealed class RunLock : IDisposable
 
     private static bool IsAlive(int pid)
     {
-        try
-        {
-            using var p = Process.GetProcessById(pid);
-            return !p.HasExited;
-        }
-        catch (ArgumentException) { return false; } // no such process
-        catch (InvalidOperationException) { return false; }
+        // Windows: the share lock above is exact, there is no second line to hold.
+        if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS() && !OperatingSystem.IsFreeBSD()) return false;
+        // kill(pid, 0) delivers no signal: 0 means the process exists, EPERM (1) that it exists under another user.
+        // (The engine queries, never starts, processes: no System.Diagnostics.Process here.)
+        return Kill(pid, 0) == 0 || Marshal.GetLastPInvokeError() == 1;
     }
+
+    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static partial int Kill(int pid, int signal);
 }
