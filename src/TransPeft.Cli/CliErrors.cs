@@ -18,8 +18,7 @@ internal static class CliErrors
         Console.Error.WriteLine($"error: {OneLine(inner.Message)}");
     }
 
-    internal static string OneLine(string message) =>
-        string.Join(" ", message.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+    internal static string OneLine(string message) => TransPeft.Engine.EngineErrors.OneLine(message);
 
     /// <summary>Runs a command body, turning user errors into a message and exit code 1.</summary>
     public static int Run(Func<int> body)

@@ -30,7 +30,7 @@ public static class EvalDataset
     {
         JsonObject o;
         try { o = JsonInput.Parse(line, JsonInput.Strict) as JsonObject ?? throw new EvalDataException(where, "(line)", "a JSON object"); }
-        catch (JsonException e) { throw new EvalDataException(where, "(line)", $"a JSON object: {e.Message}"); }
+        catch (JsonException e) { throw new EvalDataException(where, "(line)", $"a JSON object: {JsonInput.Describe(e)}"); }
         string Text(string key) => JsonInput.StringOf(o[key], out bool unpaired) is { } s ? s
             : unpaired ? throw new EvalDataException(where, key, "text (it holds an unpaired UTF-16 surrogate)")
             : throw new EvalDataException(where, key, o[key] is null ? "a string (the field is missing)" : $"a string, got {o[key]!.ToJsonString()}");

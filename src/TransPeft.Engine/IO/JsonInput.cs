@@ -75,6 +75,12 @@ public static class JsonInput
     }
 
     /// <summary>
+    /// A JSON syntax error as one line: System.Text.Json quotes the offending text, newlines included, and an error
+    /// must stay one line whatever the input held.
+    /// </summary>
+    public static string Describe(JsonException e) => EngineErrors.OneLine(e.Message);
+
+    /// <summary>
     /// The string held by <paramref name="node"/>, or null when it holds something else. <paramref name="unpairedSurrogate"/>
     /// is set when it is a string that is not text: JSON's "\uD800" escape encodes half a surrogate pair, which has no
     /// UTF-8 form, and System.Text.Json throws an InvalidOperationException naming no file when asked for it.

@@ -72,7 +72,7 @@ public sealed partial class SafetensorsCheckpoint : IDisposable
         if (!System.Text.Unicode.Utf8.IsValid(bytes))
             throw new SafetensorsFormatException(indexPath, null, "index is not valid UTF-8 text");
         try { doc = JsonDocument.Parse(bytes); }
-        catch (JsonException e) { throw new SafetensorsFormatException(indexPath, null, $"index is not well-formed JSON: {e.Message}"); }
+        catch (JsonException e) { throw new SafetensorsFormatException(indexPath, null, $"index is not well-formed JSON: {JsonInput.Describe(e)}"); }
         using var _ = doc;
         var root = doc.RootElement;
         if (root.ValueKind != JsonValueKind.Object)

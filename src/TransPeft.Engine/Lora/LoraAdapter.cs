@@ -156,7 +156,7 @@ public sealed class LoraAdapter
             return JsonInput.Parse(JsonInput.ReadText(cfgPath), JsonInput.Strict) as JsonObject
                 ?? throw new ModelConfigException(cfgPath, "(file)", "a JSON object");
         }
-        catch (JsonException e) { throw new ModelConfigException(cfgPath, "(file)", $"well-formed JSON without repeated keys: {e.Message}"); }
+        catch (JsonException e) { throw new ModelConfigException(cfgPath, "(file)", $"well-formed JSON without repeated keys: {JsonInput.Describe(e)}"); }
     }
 
     internal static (LoraConfig, string?) ReadConfig(string cfgPath)

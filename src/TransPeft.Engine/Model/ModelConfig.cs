@@ -90,7 +90,7 @@ public sealed record ModelConfig
         JsonNode? root;
         // Repeated keys are refused: which of two values a Python loader would pick is not ours to guess.
         try { root = JsonInput.Parse(JsonInput.ReadText(path), JsonInput.Strict); }
-        catch (JsonException e) { throw new ModelConfigException(path, "(file)", $"well-formed JSON without repeated keys: {e.Message}"); }
+        catch (JsonException e) { throw new ModelConfigException(path, "(file)", $"well-formed JSON without repeated keys: {JsonInput.Describe(e)}"); }
         if (root is not JsonObject o) throw new ModelConfigException(path, "(file)", "a JSON object");
         return FromJson(o, path);
     }

@@ -42,7 +42,7 @@ internal sealed class HfTokenizerJson
         if (!System.Text.Unicode.Utf8.IsValid(bytes)) throw new TokenizerFormatException(path, "(file)", "UTF-8 text");
         JsonDocument doc;
         try { doc = JsonDocument.Parse(bytes); }
-        catch (JsonException e) { throw new TokenizerFormatException(path, "(file)", $"well-formed JSON: {e.Message}"); }
+        catch (JsonException e) { throw new TokenizerFormatException(path, "(file)", $"well-formed JSON: {JsonInput.Describe(e)}"); }
         using var _ = doc;
         var root = doc.RootElement;
         if (root.ValueKind != JsonValueKind.Object) throw new TokenizerFormatException(path, "(file)", "a JSON object");

@@ -28,7 +28,7 @@ internal static class JsonRecordReader
             string loc = $"line {lineNo}";
             JsonNode? node;
             try { node = JsonInput.Parse(line, JsonInput.Strict); }
-            catch (JsonException e) { throw new DatasetFormatException(path, loc, $"not valid JSON ({e.Message})"); }
+            catch (JsonException e) { throw new DatasetFormatException(path, loc, $"not valid JSON ({JsonInput.Describe(e)})"); }
             if (node is not JsonObject o)
                 throw new DatasetFormatException(path, loc, $"expected a JSON object per line, got {Kind(node)}");
             yield return (loc, o);
@@ -48,7 +48,7 @@ internal static class JsonRecordReader
     {
         JsonNode? root;
         try { root = JsonInput.Parse(JsonInput.ReadText(path), JsonInput.Strict); }
-        catch (JsonException e) { throw new DatasetFormatException(path, $"line {e.LineNumber + 1}", $"not valid JSON ({e.Message})"); }
+        catch (JsonException e) { throw new DatasetFormatException(path, $"line {e.LineNumber + 1}", $"not valid JSON ({JsonInput.Describe(e)})"); }
         var array = (JsonArray)root!;
         for (int i = 0; i < array.Count; i++)
         {

@@ -169,6 +169,6 @@ public static class TokenizerLoader
             var root = JsonInput.Parse(JsonInput.ReadText(path), JsonInput.Strict);
             return new TokenizerConfig(path, root as JsonObject ?? throw new TokenizerFormatException(path, "(file)", "a JSON object"));
         }
-        catch (JsonException e) { throw new TokenizerFormatException(path, "(file)", $"well-formed JSON without repeated keys: {e.Message}"); }
+        catch (JsonException e) { throw new TokenizerFormatException(path, "(file)", $"well-formed JSON without repeated keys: {JsonInput.Describe(e)}"); }
     }
 }

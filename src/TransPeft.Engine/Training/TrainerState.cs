@@ -49,7 +49,7 @@ internal sealed record TrainerState(
         if (!File.Exists(path)) throw new FileNotFoundException($"{dir}: not a training checkpoint ({FileName} missing)", path);
         JsonObject o;
         try { o = JsonInput.Parse(JsonInput.ReadText(path), JsonInput.Strict) as JsonObject ?? throw new TrainingConfigException(path, "(file)", "a JSON object"); }
-        catch (JsonException e) { throw new TrainingConfigException(path, "(file)", $"well-formed JSON ({e.Message})"); }
+        catch (JsonException e) { throw new TrainingConfigException(path, "(file)", $"well-formed JSON ({JsonInput.Describe(e)})"); }
         string format = Str(o, "format", path);
         if (format != FormatVersion) throw new TrainingConfigException(path, "format", $"\"{FormatVersion}\"", $"\"{format}\"");
         var options = o["options"] is JsonObject oo ? TrainingOptionsJson.FromJson(oo, path) : throw new TrainingConfigException(path, "options", "an object of training options");

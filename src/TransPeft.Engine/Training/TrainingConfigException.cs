@@ -6,7 +6,7 @@ namespace TransPeft.Engine.Training;
 /// option's config name, <see cref="Expected"/> what would be accepted.
 /// </summary>
 public sealed class TrainingConfigException(string source, string field, string expected, string? got = null)
-    : FormatException($"{source}: field '{field}': expected {expected}{(got is null ? "" : $", got {got}")}")
+    : FormatException(EngineErrors.OneLine($"{source}: field '{field}': expected {expected}{(got is null ? "" : $", got {got}")}"))
 {
     public string ConfigSource { get; } = source;
     public string Field { get; } = field;

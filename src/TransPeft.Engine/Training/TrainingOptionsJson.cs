@@ -100,7 +100,7 @@ public static class TrainingOptionsJson
             if (!File.Exists(configPath)) throw new FileNotFoundException($"{configPath}: training config not found", configPath);
             JsonNode? root;
             try { root = JsonInput.Parse(JsonInput.ReadText(configPath), JsonInput.HandWritten); }
-            catch (JsonException e) { throw new TrainingConfigException(configPath, "(file)", $"well-formed JSON without repeated keys ({e.Message})"); }
+            catch (JsonException e) { throw new TrainingConfigException(configPath, "(file)", $"well-formed JSON without repeated keys ({JsonInput.Describe(e)})"); }
             if (root is not JsonObject obj) throw new TrainingConfigException(configPath, "(file)", "a JSON object of training options");
             options = Apply(options, obj, configPath, provenance);
         }

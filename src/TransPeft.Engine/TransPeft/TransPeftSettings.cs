@@ -57,7 +57,7 @@ public sealed record TransPeftSettings
     {
         JsonObject o;
         try { o = JsonInput.Parse(json, JsonInput.Strict) as JsonObject ?? throw new ModelConfigException(source, MetadataKey, "a JSON object"); }
-        catch (JsonException e) { throw new ModelConfigException(source, MetadataKey, $"a JSON object: {e.Message}"); }
+        catch (JsonException e) { throw new ModelConfigException(source, MetadataKey, $"a JSON object: {JsonInput.Describe(e)}"); }
         string? method = JsonInput.StringOf(o["method"], out _) is { } ms ? ms : null;
         if (method != MethodName) throw new ModelConfigException(source, "trans_peft.method", $"\"{MethodName}\", got {o["method"]?.ToJsonString() ?? "nothing"}");
         double Prob(string key) => o[key] switch
