@@ -1,22 +1,20 @@
 namespace TransPeft.Engine.Compute.Cpu;
 
 /// <summary>
-/// Thread budget of the CPU backend. Defaults to every core. The engine reads no environment variable:
-/// a host sets the count (the CLI maps TPEFT_THREADS and --threads onto it).
+/// Thread budget of the CPU backend: a session's <c>SessionOptions.Threads</c> for the calls it makes (a
+/// thread-scoped value, see <see cref="Use"/>), else every core. The engine reads no environment variable; the
+/// CLI maps TPEFT_THREADS and --threads onto the session option.
 /// </summary>
 internal static class CpuParallel
 {
-    private static int _threads = Environment.ProcessorCount;
+    /// <summary>Outside any session's scope: every core. There is no process-wide setter; counts come from sessions.</summary>
+    private static readonly int _threads = Environment.ProcessorCount;
 
     /// <summary>Set by <see cref="Use"/> for the calls a session makes on this thread (0 = none).</summary>
     [ThreadStatic] private static int _scoped;
 
     /// <summary>The count in force on this thread: the calling session's, else the process default.</summary>
-    public static int Threads
-    {
-        get => _scoped > 0 ? _scoped : _threads;
-        set => _threads = value > 0 ? value : Environment.ProcessorCount;
-    }
+    public static int Threads => _scoped > 0 ? _scoped : _threads;
 
     /// <summary>
     /// Makes <paramref name="threads"/> the budget of the calls this thread makes until the scope is disposed
