@@ -11,6 +11,7 @@ internal static class Program
     {
         var root = new RootCommand("tpeft: a C# engine for LoRA adapters that survive base-model updates (Trans-PEFT).");
         foreach (var c in CommandCatalog.All()) root.Subcommands.Add(c);
+        root.Options.Add(CommonOptions.MaxMemory);
         try
         {
             return root.Parse(args).Invoke();

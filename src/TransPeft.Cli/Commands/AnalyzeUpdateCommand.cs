@@ -32,17 +32,20 @@ internal static class AnalyzeUpdateCommand
         var topK = new Option<int?>("--top-k") { Description = "--data: FFN neurons per layer in the top-k overlap (default: 10% of intermediate_size)" };
         var device = CommonOptions.Device();
         var json = CommonOptions.Json();
+        var overwrite = CommonOptions.Overwrite();
         var cmd = new Command("analyze-update",
             "Measure how an update moved a base model: ||W_new - W_old|| / ||W_old|| per layer and module (Trans-PEFT's observation: FFN moves more than attention), "
             + "and with --data the cosine of each sub-layer's outputs and the overlap of the most active FFN neurons.\n"
             + "Example: tpeft analyze-update --old base-v1 --new base-v2 --data heldout.txt --out analysis")
-            { oldOpt, newOpt, data, tokenizer, outOpt, seqLen, batch, maxBatches, topK, device, json };
+            { oldOpt, newOpt, data, tokenizer, outOpt, seqLen, batch, maxBatches, topK, device, json, overwrite };
         cmd.SetAction(p => CliErrors.Run(() =>
         {
             var options = DeviceChoice.ForCommand(p, device, cpuOnly: "the activation observer runs on the CPU backend");
             string oldDir = p.GetValue(oldOpt)!, newDir = p.GetValue(newOpt)!;
-            var oldModel = TransformerModel.Load(oldDir);
-            var newModel = TransformerModel.Load(newDir);
+            // Refused before any work: the report must not replace another folder's contents unasked.
+            if (p.GetValue(outOpt) is { } target) OutputFolder.Claim(target, p.GetValue(overwrite), "--out", oldDir, newDir);
+            var oldModel = TransformerModel.Load(oldDir, CommonOptions.MaxMemoryOf(p));
+            var newModel = TransformerModel.Load(newDir, CommonOptions.MaxMemoryOf(p));
             IEnumerable<TokenBatch>? batches = null;
             if (p.GetValue(data) is { } dataPath)
             {

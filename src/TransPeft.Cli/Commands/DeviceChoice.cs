@@ -31,7 +31,7 @@ internal static class DeviceChoice
             if (spec.Kind == DeviceKind.Auto)
             {
                 Console.Error.WriteLine($"device: cpu ({cpuOnly})");
-                return new SessionOptions { Device = "cpu", Threads = Threads };
+                return new SessionOptions { Device = "cpu", Threads = Threads, MaxMemoryBytes = CommonOptions.MaxMemoryOf(p) };
             }
             throw new InvalidOperationException($"--device {requested}: {cpuOnly}; run with --device cpu (or auto)");
         }
@@ -41,9 +41,9 @@ internal static class DeviceChoice
             // library (it starts no process).
             if (!KernelEmulation.HostKernelLibrary.TryBuild(null, out var library, out var why))
                 throw new InvalidOperationException($"--device cuda-emulated: {why}");
-            return new SessionOptions { Device = requested, Threads = Threads, EmulatorLibrary = library };
+            return new SessionOptions { Device = requested, Threads = Threads, EmulatorLibrary = library, MaxMemoryBytes = CommonOptions.MaxMemoryOf(p) };
         }
-        return new SessionOptions { Device = requested, Threads = Threads };
+        return new SessionOptions { Device = requested, Threads = Threads, MaxMemoryBytes = CommonOptions.MaxMemoryOf(p) };
     }
 
     /// <summary>Opens a session, turning an unavailable device into the flag's error, and reports where it runs on stderr

@@ -49,7 +49,7 @@ internal static class InitCommand
             c = c with { AttentionBias = c.ModelType == "qwen2" };
             c.Validate("(command line)");
             var st = ParseDType(p.GetValue(dtype)!);
-            var model = TransformerModel.CreateRandom(c, p.GetValue(seed));
+            var model = TransformerModel.CreateRandom(c, p.GetValue(seed), memoryLimit: CommonOptions.MaxMemoryOf(p));
             string dir = p.GetValue(outOpt)!;
             model.Save(dir, st);
             if (p.GetValue(json))

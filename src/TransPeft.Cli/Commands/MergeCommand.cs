@@ -22,7 +22,7 @@ internal static class MergeCommand
         cmd.SetAction(p => CliErrors.Run(() =>
         {
             OutputFolder.Claim(p.GetValue(outOpt)!, p.GetValue(overwrite), "--out", p.GetValue(model), p.GetValue(adapter));
-            var baseModel = TransformerModel.Load(p.GetValue(model)!);
+            var baseModel = TransformerModel.Load(p.GetValue(model)!, CommonOptions.MaxMemoryOf(p));
             var lora = LoraAdapter.Load(p.GetValue(adapter)!, baseModel.Config);
             var merged = LoraMerge.Merge(baseModel, lora);
             merged.Save(p.GetValue(outOpt)!, InitCommand.ParseDType(p.GetValue(dtype)!));

@@ -34,10 +34,12 @@ public sealed class TransformerModel
     public long ParameterCount => Parameters().Sum(p => (long)p.Length);
 
     /// <summary>Loads config.json and the weights of a Hugging Face model folder.</summary>
-    public static TransformerModel Load(string dir)
+    /// <param name="memoryLimit">Most bytes the weights may take (null: what the process can use, <see cref="MemoryBudget.Available"/>);
+    /// a model beyond it is refused with a <see cref="MemoryBudgetException"/> before anything is allocated.</param>
+    public static TransformerModel Load(string dir, long? memoryLimit = null)
     {
         var config = ModelConfig.Load(Path.Combine(dir, "config.json"));
-        RequireMemory(config, dir);
+        RequireMemory(config, dir, memoryLimit);
         using var ck = SafetensorsCheckpoint.Open(dir);
         var known = new HashSet<string>(StringComparer.Ordinal);
 
@@ -89,10 +91,11 @@ public sealed class TransformerModel
     /// A randomly initialised model as transformers initialises one: every linear and embedding
     /// weight ~ N(0, initStd²), norms 1, biases 0. Deterministic for a seed.
     /// </summary>
-    public static TransformerModel CreateRandom(ModelConfig config, int seed, double initStd = 0.02)
+    /// <param name="memoryLimit">As for <see cref="Load"/>.</param>
+    public static TransformerModel CreateRandom(ModelConfig config, int seed, double initStd = 0.02, long? memoryLimit = null)
     {
         config.Validate("(model config)");
-        RequireMemory(config, "(model config)");
+        RequireMemory(config, "(model config)", memoryLimit);
         var rng = new Random(seed);
         Parameter Normal(string name, params int[] shape)
         {
@@ -123,12 +126,12 @@ public sealed class TransformerModel
     }
 
     /// <summary>The fp32 weights a config implies, against the memory available, before any is allocated.</summary>
-    private static void RequireMemory(ModelConfig config, string source)
+    private static void RequireMemory(ModelConfig config, string source, long? limit)
     {
         long count;
         try { count = config.ParameterCount(); }
         catch (OverflowException) { throw new ModelConfigException(source, "(sizes)", "a parameter count that fits 64 bits"); }
-        MemoryBudget.Require(MemoryBudget.Fp32Bytes(count, source), $"{source}: the model's {count:N0} fp32 parameters");
+        MemoryBudget.Require(MemoryBudget.Fp32Bytes(count, source), $"{source}: the model's {count:N0} fp32 parameters", limit);
     }
 
     /// <summary>A deep copy (weights duplicated, no gradients).</summary>

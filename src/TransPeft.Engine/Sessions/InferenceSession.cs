@@ -56,7 +56,7 @@ public sealed class InferenceSession : IDisposable
         options ??= new SessionOptions();
         options.Validate();
         string dir = ModelLocation.Resolve(path);
-        var model = TransformerModel.Load(dir);
+        var model = TransformerModel.Load(dir, options.MaxMemoryBytes);
         tokenizer ??= TokenizerLoader.HasTokenizer(dir) ? TokenizerLoader.Load(dir) : null;
         return Create(model, dir, tokenizer, options, null);
     }

@@ -45,12 +45,17 @@ public sealed record SessionOptions
     /// max_position_embeddings). Smaller values shrink the per-context KV cache and RoPE tables.</summary>
     public int MaxSequenceLength { get; init; }
 
+    /// <summary>Most bytes the session's weights may take on the host (null: what the process can use). A model
+    /// beyond it is refused with a <see cref="Model.MemoryBudgetException"/> before anything is allocated.</summary>
+    public long? MaxMemoryBytes { get; init; }
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the option that is out of range.</summary>
     public void Validate()
     {
         if (Threads < 0) throw new ArgumentException($"SessionOptions.Threads: expected 0 (every core) or a positive count, got {Threads}");
         if (MaxBatchSize <= 0) throw new ArgumentException($"SessionOptions.MaxBatchSize: expected a positive number, got {MaxBatchSize}");
         if (MaxSequenceLength < 0) throw new ArgumentException($"SessionOptions.MaxSequenceLength: expected 0 (the model's maximum) or a positive number, got {MaxSequenceLength}");
+        if (MaxMemoryBytes is <= 0) throw new ArgumentException($"SessionOptions.MaxMemoryBytes: expected a positive number of bytes or null, got {MaxMemoryBytes}");
         DeviceSpec.Parse(Device);
     }
 }

@@ -51,6 +51,11 @@ public class OutputFolderTests
         Refused(TpeftProcess.Run("merge", "--model", model, "--adapter", adapter, "--out", model), "input", "--overwrite");
         Refused(TpeftProcess.Run("merge", "--model", model, "--adapter", adapter, "--out", sharded), "not empty");
 
+        // analyze-update's report over another folder, and into one of its inputs.
+        Refused(TpeftProcess.Run("analyze-update", "--old", model, "--new", model, "--out", sharded), "not empty");
+        Refused(TpeftProcess.Run("analyze-update", "--old", model, "--new", model, "--out", model), "input", "--overwrite");
+        Assert.Equal(shards, Snapshot(sharded));
+
         // transfer over another adapter.
         var other = Path.Combine(root, "other-adapter");
         lora.Save(other);

@@ -73,4 +73,29 @@ public class SizeTests
         var error = CliAssert.OneErrorLine(Support.TpeftProcess.Run("init", "--out", Path.Combine(root, "m"), "--vocab-size", "2000000000"));
         Assert.Contains("vocab_size", error);
     }
+
+    [Fact]
+    public void AMemoryLimitRefusesAModelBeyondItBeforeLoading()
+    {
+        var config = TinyModels.Config();
+        var e = Assert.Throws<MemoryBudgetException>(() => TransformerModel.CreateRandom(config, 1, memoryLimit: 4096));
+        Assert.Contains("fp32 parameters", e.Message);
+        Assert.Equal(4096, e.Budget);
+        var dir = Support.TpeftProcess.TempDir();
+        TransformerModel.CreateRandom(config, 1).Save(dir);
+        Assert.Throws<MemoryBudgetException>(() => Sessions.InferenceSession.Load(dir, new Sessions.SessionOptions { MaxMemoryBytes = 4096 }));
+        using var fits = Sessions.InferenceSession.Load(dir, new Sessions.SessionOptions { MaxMemoryBytes = 1L << 30 });
+        Assert.Equal(config.VocabSize, fits.Config.VocabSize);
+    }
+
+    [Fact]
+    public void TheCliTakesMaxMemoryOnEveryCommand()
+    {
+        var root = Support.TpeftProcess.TempDir();
+        var refused = CliAssert.OneErrorLine(Support.TpeftProcess.Run("init", "--out", Path.Combine(root, "m"), "--preset", "tiny", "--max-memory", "1K"));
+        Assert.Contains("memory", refused);
+        Assert.False(File.Exists(Path.Combine(root, "m", "model.safetensors")));
+        var bad = CliAssert.OneErrorLine(Support.TpeftProcess.Run("init", "--out", Path.Combine(root, "m2"), "--preset", "tiny", "--max-memory", "lots"));
+        Assert.Contains("--max-memory", bad);
+    }
 }
