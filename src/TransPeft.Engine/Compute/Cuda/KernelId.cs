@@ -53,4 +53,9 @@ internal enum KernelId
     FlashAttentionBackwardDqD128,
     FlashAttentionBackwardDkDvD64,
     FlashAttentionBackwardDkDvD128,
+    // lora_multi.cu
+    BgmvShrink,
+    BgmvExpand,
+    SgmvShrink,
+    SgmvExpand,
 }
