@@ -1,6 +1,6 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
-using TransPeft.Cli.Plots;
+using TransPeft.Experiments.Plots;
 using TransPeft.Engine.Analysis;
 using TransPeft.Engine.IO;
 using TransPeft.Engine.Model;

@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Spectre.Console;
-using TransPeft.Engine.Data;
+using TransPeft.Experiments.Data;
 
 namespace TransPeft.Cli.Commands;
 

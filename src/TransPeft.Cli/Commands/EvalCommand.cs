@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Spectre.Console;
-using TransPeft.Engine.Data.Tasks;
+using TransPeft.Experiments.Data.Tasks;
 using TransPeft.Engine.Evaluation;
 using TransPeft.Engine.Model;
 

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
 using Spectre.Console;
-using TransPeft.Cli.Experiment;
+using TransPeft.Experiments;
 using TransPeft.Engine.Compute.Cpu;
 
 namespace TransPeft.Cli.Commands;

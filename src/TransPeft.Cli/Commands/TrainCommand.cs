@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
 using Spectre.Console;
-using TransPeft.Cli.Plots;
+using TransPeft.Experiments.Plots;
 using TransPeft.Engine.Training;
 
 namespace TransPeft.Cli.Commands;

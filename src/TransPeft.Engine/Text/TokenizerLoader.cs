@@ -64,8 +64,8 @@ public static class TokenizerLoader
     /// <summary>A compacted GPT-2 tokenizer file (format "tpeft.compact-gpt2"): id 0 is EOS, no BOS.</summary>
     internal static TokenizerInfo LoadCompact(string path)
     {
-        var t = Data.Tokenization.CompactGpt2Tokenizer.Load(path);
-        return new TokenizerInfo(t, path, t.VocabSize, null, Data.Tokenization.CompactGpt2Tokenizer.EosId, false);
+        var t = CompactGpt2Tokenizer.Load(path);
+        return new TokenizerInfo(t, path, t.VocabSize, null, CompactGpt2Tokenizer.EosId, false);
     }
 
     private static TokenizerInfo LoadSentencePiece(string path, TokenizerConfig config)

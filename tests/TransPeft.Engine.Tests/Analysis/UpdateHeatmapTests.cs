@@ -1,5 +1,5 @@
 using System.Buffers.Binary;
-using TransPeft.Cli.Plots;
+using TransPeft.Experiments.Plots;
 using TransPeft.Engine.Analysis;
 using TransPeft.Engine.Tests.Support;
 

@@ -1,8 +1,7 @@
 using System.Text.Json.Nodes;
-using TransPeft.Engine.Data.Tokenization;
+using TransPeft.Engine.Text;
 using TransPeft.Engine.Model;
 using TransPeft.Engine.Tests.Support;
-using TransPeft.Engine.Text;
 
 namespace TransPeft.Engine.Tests.Cli;
 

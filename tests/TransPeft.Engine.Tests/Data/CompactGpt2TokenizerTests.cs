@@ -1,7 +1,7 @@
 using System.Buffers;
 using System.Text;
 using Microsoft.ML.Tokenizers;
-using TransPeft.Engine.Data.Tokenization;
+using TransPeft.Engine.Text;
 
 namespace TransPeft.Engine.Tests.DataPipeline;
 

@@ -1,5 +1,5 @@
-using TransPeft.Engine.Data.Corpora;
-using TransPeft.Engine.Data.Text;
+using TransPeft.Experiments.Data.Corpora;
+using TransPeft.Experiments.Data.Text;
 
 namespace TransPeft.Engine.Tests.DataPipeline;
 

@@ -2,7 +2,7 @@ using System.Formats.Tar;
 using System.IO.Compression;
 using System.Security.Cryptography;
 using System.Text;
-using TransPeft.Engine.Data.Fetch;
+using TransPeft.Experiments.Data.Fetch;
 
 namespace TransPeft.Engine.Tests.DataPipeline;
 

@@ -1,6 +1,6 @@
 using System.IO.Compression;
 using System.Text;
-using TransPeft.Engine.Data.Readers;
+using TransPeft.Experiments.Data.Readers;
 
 namespace TransPeft.Engine.Tests.DataPipeline;
 

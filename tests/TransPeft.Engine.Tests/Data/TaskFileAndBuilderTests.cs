@@ -1,7 +1,7 @@
 using System.Text.Json;
-using TransPeft.Engine.Data.Readers;
-using TransPeft.Engine.Data.Tasks;
-using TransPeft.Engine.Data.Tokenization;
+using TransPeft.Experiments.Data.Readers;
+using TransPeft.Experiments.Data.Tasks;
+using TransPeft.Engine.Text;
 
 namespace TransPeft.Engine.Tests.DataPipeline;
 

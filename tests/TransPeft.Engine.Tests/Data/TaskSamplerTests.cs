@@ -1,5 +1,5 @@
-using TransPeft.Engine.Data.Tasks;
-using TransPeft.Engine.Data.Text;
+using TransPeft.Experiments.Data.Tasks;
+using TransPeft.Experiments.Data.Text;
 
 namespace TransPeft.Engine.Tests.DataPipeline;
 

@@ -1,5 +1,5 @@
 using System.Text.Json.Nodes;
-using TransPeft.Cli.Experiment;
+using TransPeft.Experiments;
 using TransPeft.Engine.IO;
 using TransPeft.Engine.Lora;
 using TransPeft.Engine.Model;

@@ -1,7 +1,7 @@
 using System.Text.Json.Nodes;
-using TransPeft.Cli.Experiment;
-using TransPeft.Engine.Data;
-using TransPeft.Engine.Data.Tasks;
+using TransPeft.Experiments;
+using TransPeft.Experiments.Data;
+using TransPeft.Experiments.Data.Tasks;
 using TransPeft.Engine.Evaluation;
 
 namespace TransPeft.Engine.Tests.Experiment;

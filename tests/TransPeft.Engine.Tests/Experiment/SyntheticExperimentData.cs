@@ -1,9 +1,9 @@
 using System.Text;
 using System.Text.Json.Nodes;
-using TransPeft.Cli.Experiment;
-using TransPeft.Engine.Data;
-using TransPeft.Engine.Data.Tasks;
-using TransPeft.Engine.Data.Tokenization;
+using TransPeft.Experiments;
+using TransPeft.Experiments.Data;
+using TransPeft.Experiments.Data.Tasks;
+using TransPeft.Engine.Text;
 using TransPeft.Engine.IO;
 
 namespace TransPeft.Engine.Tests.Experiment;

@@ -1,9 +1,8 @@
 using System.Text.Json.Nodes;
-using TransPeft.Engine.Data.Tokenization;
+using TransPeft.Engine.Text;
 using TransPeft.Engine.Lora;
 using TransPeft.Engine.Model;
 using TransPeft.Engine.Tests.Support;
-using TransPeft.Engine.Text;
 using TransPeft.Engine.Training;
 using TransPeft.Engine.TransPeft;
 

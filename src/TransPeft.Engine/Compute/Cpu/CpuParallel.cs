@@ -1,21 +1,18 @@
 namespace TransPeft.Engine.Compute.Cpu;
 
 /// <summary>
-/// Thread budget of the CPU backend. Defaults to every core; TPEFT_THREADS overrides (benchmarks pin it
-/// to compare with libtorch at the same thread count).
+/// Thread budget of the CPU backend. Defaults to every core. The engine reads no environment variable:
+/// a host sets the count (the CLI maps TPEFT_THREADS and --threads onto it).
 /// </summary>
 internal static class CpuParallel
 {
-    private static int _threads = ReadDefault();
+    private static int _threads = Environment.ProcessorCount;
 
     public static int Threads
     {
         get => _threads;
-        set => _threads = value > 0 ? value : ReadDefault();
+        set => _threads = value > 0 ? value : Environment.ProcessorCount;
     }
-
-    private static int ReadDefault() =>
-        int.TryParse(Environment.GetEnvironmentVariable("TPEFT_THREADS"), out int n) && n > 0 ? n : Environment.ProcessorCount;
 
     public static ParallelOptions Options => new() { MaxDegreeOfParallelism = _threads };
 

@@ -1,4 +1,0 @@
-namespace TransPeft.Engine.Data.Readers;
-
-/// <summary>The Jargon File: the full text and its parsed lexicon.</summary>
-public sealed record JargonFile(string FullText, IReadOnlyList<JargonEntry> Entries);
