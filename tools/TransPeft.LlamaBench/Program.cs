@@ -1,0 +1,20 @@
+using TransPeft.Engine.Inference;
+using TransPeft.Engine.Model;
+using TransPeft.LlamaBench;
+
+string shape = args.Length > 0 ? args[0] : "tiny";
+int threads = args.Length > 1 ? int.Parse(args[1]) : 1;
+var config = ModelPresets.Get(shape);
+string dir = Path.Combine(Path.GetTempPath(), $"tpeft-llamabench-{shape}");
+Directory.CreateDirectory(dir);
+var model = TransformerModel.CreateRandom(config, seed: 1, initStd: 0.1);
+model.Save(dir);
+string gguf = Path.Combine(dir, "model-f32.gguf");
+GgufExport.Write(dir, gguf);
+int[] prompt = Enumerable.Range(0, 32).Select(i => (i * 37 + 5) % config.VocabSize).ToArray();
+const int newTokens = 32;
+var engine = new Generator(model).Generate(prompt, new GenerationOptions { Greedy = true, MaxNewTokens = newTokens, EosTokenIds = [] });
+using var llama = new LlamaRunner(gguf, threads, 256);
+var ref_ = llama.Greedy(prompt, newTokens);
+Console.WriteLine("engine: " + string.Join(",", engine.TokenIds));
+Console.WriteLine("llama:  " + string.Join(",", ref_));
