@@ -39,7 +39,7 @@ internal sealed class ServeApp
     private readonly IServeEngine _engine;
     private readonly ServeSettings _settings;
     private readonly ServeMetrics _metrics;
-    private readonly JsonSerializerOptions _json = new() { WriteIndented = false };
+    private readonly JsonSerializerOptions _json = new() { WriteIndented = false, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
     private volatile bool _stopping;
 
     public ServeApp(IServeEngine engine, ServeSettings settings, ServeMetrics metrics)
