@@ -61,6 +61,32 @@ public class MixedDecodeTests
     }
 
     [Fact]
+    public void ASequenceGetsBitIdenticalLogitsAloneAndInAnyBatch()
+    {
+        var model = TinyModels.Model(6);
+        var c = model.Config;
+        var adapter = TinyModels.TrainedAdapter(c, seed: 3);
+        var prefill = CpuTransformer.ForInference(model, adapter);
+        var decoder = new CpuMixedDecoder(model);
+        KvCache Fresh(int seed)
+        {
+            var cache = new KvCache(c, 1, 8);
+            prefill.ForwardCached(cache, TinyModels.RandomIds(3, c.VocabSize, seed), 1, 3);
+            return cache;
+        }
+        var alone = new float[c.VocabSize];
+        decoder.Decode([5], [Fresh(1)], [0], [adapter], alone);
+        foreach (int batch in new[] { 2, 5, 7 })
+        {
+            var caches = Enumerable.Range(0, batch).Select(i => Fresh(i == batch - 1 ? 1 : 10 + i)).ToArray();
+            var ids = Enumerable.Range(0, batch).Select(i => i == batch - 1 ? 5 : i).ToArray();
+            var logits = new float[batch * c.VocabSize];
+            decoder.Decode(ids, caches, Enumerable.Repeat(0, batch).ToArray(), [adapter], logits);
+            Assert.Equal(alone, logits.AsSpan((batch - 1) * c.VocabSize, c.VocabSize).ToArray());
+        }
+    }
+
+    [Fact]
     public void AFullCacheOrAnIdOutsideTheVocabularyIsRefusedNamingTheRow()
     {
         var model = TinyModels.Model(5);

@@ -8,7 +8,8 @@ namespace TransPeft.Engine.Compute.Cpu;
 /// <summary>
 /// One decode step for N sequences at once, each with its own KV cache (batch 1), position and adapter (or none):
 /// the continuous batcher's decode rows. The base projections run as ONE GEMM over all N rows, so the frozen
-/// weights are streamed once per step instead of once per request (what makes batching pay on a memory-bound
+/// weights are streamed once per step instead of once per request (<see cref="RowDot"/>: every row's sums run in
+/// the same order whatever the batch, so a sequence gets bit-identical logits alone or batched) (what makes batching pay on a memory-bound
 /// decode); each projection's LoRA is then added per adapter segment (<see cref="MixedLora"/>); RoPE and
 /// attention run per row, at the row's own position, against the row's own cache. Rows sorted by adapter give one
 /// segment per adapter. Same layer recipe as <see cref="CpuTransformer.ForwardCached"/>; a test ties every row to
@@ -93,17 +94,17 @@ internal sealed unsafe class CpuMixedDecoder
         foreach (var cache in caches) cache.Length++;
         RmsNorm.Forward(_n, _rstd, _x, _model.FinalNorm.Data, n, h, c.RmsNormEps);
         fixed (float* pl = logits, px = _n, ph = _model.Head.Data)
-            Gemm.MatmulNT(pl, px, ph, n, h, v, accumulate: false, 1f);
+            RowDot.MatmulNT(pl, px, ph, n, h, v, accumulate: false, 1f);
     }
 
-    /// <summary>y = x·Wᵀ + b over all rows (one GEMM), then each adapter segment's LoRA.</summary>
+    /// <summary>y = x·Wᵀ + b over all rows (weights streamed once), then each adapter segment's LoRA.</summary>
     private void Project(float[] y, float[] x, int n, int layer, Projection p, LayerWeights w, AdapterSegments segments,
         IReadOnlyList<LoraAdapter?> adapters, LoraModule?[] slotModules)
     {
         var weight = w.Weight(p);
         int outDim = weight.Shape[0], inDim = weight.Shape[1];
         fixed (float* py = y, px = x, pw = weight.Data)
-            Gemm.MatmulNT(py, px, pw, n, inDim, outDim, accumulate: false, 1f);
+            RowDot.MatmulNT(py, px, pw, n, inDim, outDim, accumulate: false, 1f);
         if (w.Bias(p) is { } bias)
             for (int i = 0; i < n; i++) TensorPrimitives.Add(y.AsSpan(i * outDim, outDim), bias.Data, y.AsSpan(i * outDim, outDim));
         for (int s = 0; s < adapters.Count; s++) slotModules[s] = adapters[s]?[layer, p];

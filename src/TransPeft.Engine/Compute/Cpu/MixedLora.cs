@@ -7,7 +7,9 @@ namespace TransPeft.Engine.Compute.Cpu;
 /// LoRA for a batch whose rows use different adapters (or none), the CPU form of punica's SGMV: for each
 /// segment of rows that share adapter slot a, y[seg] += s_a · (x[seg]·A_aᵀ)·B_aᵀ, A_a [r_a, in], B_a [out, r_a].
 /// Like <see cref="CpuLinear"/> it multiplies through the rank side first, so a segment costs
-/// rows · r_a · (in + out) and streams the adapter's weights once, however many rows share it. Inference only:
+/// rows · r_a · (in + out) and streams the adapter's weights once, however many rows share it. The products are
+/// <see cref="RowDot"/>'s, whose per-row results do not depend on the segment's length: a row gets the same bits
+/// whichever rows share its batch. Inference only:
 /// no dropout, no gradients (training has one adapter per model and goes through <see cref="CpuLinear"/>).
 /// Run it after the base projection y = x·Wᵀ (+ b); rows of slot -1 keep the base output.
 /// </summary>
@@ -34,8 +36,8 @@ internal static unsafe class MixedLora
                 float* t = pt + (long)row0 * maxRank;
                 fixed (float* pa = lora.A.Data, pb = lora.B.Data)
                 {
-                    Gemm.MatmulNT(t, px + (long)row0 * inDim, pa, rows, inDim, r, accumulate: false, 1f);
-                    Gemm.MatmulNT(py + (long)row0 * outDim, t, pb, rows, r, outDim, accumulate: true, lora.Scaling);
+                    RowDot.MatmulNT(t, px + (long)row0 * inDim, pa, rows, inDim, r, accumulate: false, 1f);
+                    RowDot.MatmulNT(py + (long)row0 * outDim, t, pb, rows, r, outDim, accumulate: true, lora.Scaling);
                 }
             }
         }
