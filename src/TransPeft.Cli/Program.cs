@@ -9,9 +9,6 @@ internal static class Program
 {
     private static int Main(string[] args)
     {
-        // The engine reads no environment variable; the CLI maps TPEFT_THREADS onto the CPU thread budget.
-        if (int.TryParse(Environment.GetEnvironmentVariable("TPEFT_THREADS"), out int threads) && threads > 0)
-            Engine.Compute.Cpu.CpuParallel.Threads = threads;
         var root = new RootCommand("tpeft: a C# engine for LoRA adapters that survive base-model updates (Trans-PEFT).");
         foreach (var c in CommandCatalog.All()) root.Subcommands.Add(c);
         try

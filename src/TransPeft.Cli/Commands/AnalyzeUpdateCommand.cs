@@ -39,21 +39,20 @@ internal static class AnalyzeUpdateCommand
             { oldOpt, newOpt, data, tokenizer, outOpt, seqLen, batch, maxBatches, topK, device, json };
         cmd.SetAction(p => CliErrors.Run(() =>
         {
-            var dev = DeviceChoice.ForCommand(p, device);
+            var options = DeviceChoice.ForCommand(p, device, cpuOnly: "the activation observer runs on the CPU backend");
             string oldDir = p.GetValue(oldOpt)!, newDir = p.GetValue(newOpt)!;
             var oldModel = TransformerModel.Load(oldDir);
             var newModel = TransformerModel.Load(newDir);
             IEnumerable<TokenBatch>? batches = null;
             if (p.GetValue(data) is { } dataPath)
             {
+                var tok = p.GetValue(tokenizer) is { } tf ? TokenizerLoader.Load(tf) : TokenizerLoader.HasTokenizer(oldDir) ? TokenizerLoader.Load(oldDir) : null;
                 int t = p.GetValue(seqLen), b = p.GetValue(batch), max = p.GetValue(maxBatches);
                 if (t < 2 || t > oldModel.Config.MaxPositionEmbeddings)
                     throw new ArgumentException($"--seq-len: expected 2..{oldModel.Config.MaxPositionEmbeddings} (max_position_embeddings), got {t}");
                 if (b <= 0) throw new ArgumentException($"--batch-size: expected a positive number, got {b}");
                 if (max < 0) throw new ArgumentException($"--max-batches: expected 0 (all) or a positive number, got {max}");
-                var tok = ModelInputs.LoadTokenizer(p.GetValue(tokenizer), oldDir, required: false, "");
-                var (ds, _) = DatasetLoader.Load(dataPath, DatasetFormat.Auto, ModelInputs.ForDataset(tok, oldModel.Config, oldDir), t, pack: true, cacheDir: null);
-                batches = Batches(ds, b, max);
+                batches = UpdateAnalyzer.ReadBatches(dataPath, tok, oldModel.Config, oldDir, t, b, max);
             }
             var analysis = UpdateAnalyzer.Analyze(oldModel, newModel, batches,
                 new AnalysisOptions { OldName = oldDir, NewName = newDir, TopK = p.GetValue(topK) });
@@ -71,7 +70,7 @@ internal static class AnalyzeUpdateCommand
             {
                 var doc = JsonNode.Parse(analysis.ToJson())!.AsObject();
                 doc["files"] = new JsonObject { ["json"] = jsonPath is null ? null : Path.GetFullPath(jsonPath), ["heatmap"] = pngPath is null ? null : Path.GetFullPath(pngPath) };
-                doc["device"] = dev.Describe();
+                doc["device"] = options.Device;
                 JsonOutput.Write(doc);
                 return 0;
             }
@@ -80,25 +79,5 @@ internal static class AnalyzeUpdateCommand
             return 0;
         }));
         return cmd;
-    }
-
-    /// <summary>
-    /// Batches of equal-length sequences, so no padding enters the activation statistics (packed text is all
-    /// seq_len long except possibly the last sequence, which gets a batch of its own).
-    /// </summary>
-    internal static IEnumerable<TokenBatch> Batches(TokenizedDataset ds, int batchSize, int maxBatches)
-    {
-        int made = 0;
-        foreach (var group in Enumerable.Range(0, ds.Count).GroupBy(ds.LengthOf).OrderByDescending(g => g.Key))
-        {
-            var idx = group.ToArray();
-            for (int s = 0; s < idx.Length; s += batchSize)
-            {
-                if (maxBatches > 0 && made >= maxBatches) yield break;
-                var rows = idx.AsSpan(s, Math.Min(batchSize, idx.Length - s)).ToArray();
-                yield return BatchBuilder.Build(ds, rows, group.Key, padToSeqLen: false);
-                made++;
-            }
-        }
     }
 }

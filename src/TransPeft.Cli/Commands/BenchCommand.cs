@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Spectre.Console;
-using TransPeft.Engine.Compute.Cpu;
+using TransPeft.Engine.Sessions;
 using TransPeft.Engine.Lora;
 using TransPeft.Engine.Model;
 using TransPeft.Engine.Training;
@@ -40,12 +40,11 @@ internal static class BenchCommand
         var cmd = new Command("forward", "Tokens/s of the CPU forward pass (logits + loss) for a named size") { preset, batch, seq, reps, threads, device, json };
         cmd.SetAction(p => CliErrors.Run(() =>
         {
-            DeviceChoice.ForCommand(p, device);
-            if (p.GetValue(threads) > 0) CpuParallel.Threads = p.GetValue(threads);
+            var options = BenchOptions(p, device, threads);
             var config = ModelPresets.Get(p.GetValue(preset)!);
             int b = p.GetValue(batch), t = p.GetValue(seq), n = p.GetValue(reps);
-            var model = TransformerModel.CreateRandom(config, 1);
-            var m = CpuTransformer.ForInference(model);
+            using var session = InferenceSession.FromModel(TransformerModel.CreateRandom(config, 1), options with { MaxBatchSize = Math.Max(1, b) });
+            using var m = session.CreateContext();
             var rng = new Random(2);
             var ids = Enumerable.Range(0, b * t).Select(_ => rng.Next(config.VocabSize)).ToArray();
             var batchData = Engine.Training.TokenBatch.FromIds(b, t, ids);
@@ -70,8 +69,7 @@ internal static class BenchCommand
             { preset, batch, seq, reps, threads, rank, targets, method, device, json };
         cmd.SetAction(p => CliErrors.Run(() =>
         {
-            DeviceChoice.ForCommand(p, device);
-            if (p.GetValue(threads) > 0) CpuParallel.Threads = p.GetValue(threads);
+            var options = BenchOptions(p, device, threads);
             string presetName = p.GetValue(preset)!;
             var config = ModelPresets.Get(presetName);
             int b = p.GetValue(batch), t = p.GetValue(seq), n = p.GetValue(reps);
@@ -86,15 +84,16 @@ internal static class BenchCommand
             {
                 var lora = new LoraConfig { R = p.GetValue(rank), Alpha = 2 * p.GetValue(rank), TargetModules = p.GetValue(targets)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries) };
                 var adapter = LoraAdapter.Create(config, lora, 1);
-                // B starts at zero; give it values so the step does the same arithmetic as mid-training.
-                foreach (var prm in adapter.Parameters()) for (int i = 0; i < prm.Data.Length; i++) prm.Data[i] = (float)(rng.NextDouble() - 0.5) * 0.02f;
-                var m = new CpuTransformer(TransformerModel.CreateRandom(config, 1), adapter, maxPositions: t);
-                rows.Add(("train-lora", Measure(StepOf(m, data), n), m.TrainableParameters.Sum(x => (long)x.Length)));
+                // B starts at zero; the step's arithmetic (GEMM shapes and counts) does not depend on the values.
+                using var session = InferenceSession.FromModel(TransformerModel.CreateRandom(config, 1), options);
+                using var m = session.CreateTrainingContext(adapter);
+                rows.Add(("train-lora", Measure(() => m.Step(data), n), m.TrainableParameterCount));
             }
             if (which is "full" or "both")
             {
-                var m = new CpuTransformer(TransformerModel.CreateRandom(config, 1), fullFineTune: true, maxPositions: t);
-                rows.Add(("train-full", Measure(StepOf(m, data), n), m.TrainableParameters.Sum(x => (long)x.Length)));
+                using var session = InferenceSession.FromModel(TransformerModel.CreateRandom(config, 1), options);
+                using var m = session.CreateTrainingContext(null, fullFineTune: true);
+                rows.Add(("train-full", Measure(() => m.Step(data), n), m.TrainableParameterCount));
             }
             ReportRows(config, presetName, b, t, rows, p.GetValue(json));
             return 0;
@@ -102,21 +101,17 @@ internal static class BenchCommand
         return cmd;
     }
 
-    /// <summary>One optimizer step as the trainer takes it: zero grads, forward+backward of the mean loss, clip, AdamW.</summary>
-    private static Action StepOf(CpuTransformer m, TokenBatch data)
+    /// <summary>CPU session options of a benchmark: --threads, else TPEFT_THREADS, else every core.</summary>
+    private static SessionOptions BenchOptions(ParseResult p, Option<string> device, Option<int> threads)
     {
-        var optimizer = new AdamW(m.TrainableParameters, 0.9, 0.999, 1e-8, 0.0);
-        float scale = 1f / data.CountedTargets();
-        int step = 0;
-        return () =>
-        {
-            step++;
-            m.ZeroGrad();
-            m.ForwardBackward(data, scale, new StepContext(new Engine.TransPeft.RandomStream(1, (uint)step, 0), null, true));
-            GradientClipping.ClipGlobalNorm(m.TrainableParameters, 1.0);
-            optimizer.Update(1e-4);
-        };
+        var o = DeviceChoice.ForCommand(p, device, cpuOnly: "this command measures the CPU backend");
+        if (p.GetValue(threads) > 0) o = o with { Threads = p.GetValue(threads) };
+        s_threads = o.Threads > 0 ? o.Threads : Environment.ProcessorCount;
+        return o;
     }
+
+    /// <summary>The thread count of the command's session, for the report (one command per process).</summary>
+    private static int s_threads = Environment.ProcessorCount;
 
     private static void ReportRows(ModelConfig config, string preset, int b, int t, List<(string What, double[] Times, long Trainable)> rows, bool json)
     {
@@ -131,7 +126,7 @@ internal static class BenchCommand
             JsonOutput.Write(new JsonObject
             {
                 ["benchmark"] = "train", ["preset"] = preset, ["parameters"] = config.ParameterCount(), ["batch"] = b, ["seq"] = t,
-                ["threads"] = CpuParallel.Threads, ["optimizer"] = "adamw", ["device"] = "cpu",
+                ["threads"] = s_threads, ["optimizer"] = "adamw", ["device"] = "cpu",
                 ["results"] = new JsonArray(stats.Select(s => (JsonNode)new JsonObject
                 {
                     ["benchmark"] = s.What, ["trainable_parameters"] = s.Trainable, ["median_s"] = s.Median, ["min_s"] = s.Min, ["max_s"] = s.Max, ["tokens_per_s"] = s.Tps,
@@ -141,7 +136,7 @@ internal static class BenchCommand
             return;
         }
         var table = new Table().AddColumns("benchmark", "trainable", "batch x seq", "median s", "min..max s", "tokens/s")
-            .Title($"{preset}: {config.ParameterCount():N0} parameters, {CpuParallel.Threads} thread(s), AdamW");
+            .Title($"{preset}: {config.ParameterCount():N0} parameters, {s_threads} thread(s), AdamW");
         foreach (var s in stats)
             table.AddRow(s.What, $"{s.Trainable:N0}", $"{b} x {t}", $"{s.Median:F3}", $"{s.Min:F3}..{s.Max:F3}", $"[bold]{s.Tps:N0}[/]");
         AnsiConsole.Write(table);
@@ -170,13 +165,13 @@ internal static class BenchCommand
             JsonOutput.Write(new JsonObject
             {
                 ["benchmark"] = what, ["preset"] = preset, ["parameters"] = config.ParameterCount(), ["batch"] = b, ["seq"] = t,
-                ["threads"] = CpuParallel.Threads, ["median_s"] = median, ["min_s"] = sorted[0], ["max_s"] = sorted[^1], ["tokens_per_s"] = tps,
+                ["threads"] = s_threads, ["median_s"] = median, ["min_s"] = sorted[0], ["max_s"] = sorted[^1], ["tokens_per_s"] = tps,
                 ["machine"] = Environment.MachineName, ["cores"] = Environment.ProcessorCount, ["date_utc"] = DateTime.UtcNow.ToString("u"),
             });
             return;
         }
         var table = new Table().AddColumns("benchmark", "preset", "params", "batch x seq", "threads", "median s", "min..max s", "tokens/s");
-        table.AddRow(what, preset, $"{config.ParameterCount():N0}", $"{b} x {t}", $"{CpuParallel.Threads}", $"{median:F3}", $"{sorted[0]:F3}..{sorted[^1]:F3}", $"[bold]{tps:N0}[/]");
+        table.AddRow(what, preset, $"{config.ParameterCount():N0}", $"{b} x {t}", $"{s_threads}", $"{median:F3}", $"{sorted[0]:F3}..{sorted[^1]:F3}", $"[bold]{tps:N0}[/]");
         AnsiConsole.Write(table);
     }
 }

@@ -1,70 +1,52 @@
 using System.CommandLine;
-using System.Globalization;
+using TransPeft.Engine.Sessions;
 
 namespace TransPeft.Cli.Commands;
 
 /// <summary>
-/// Where a command computes, decided once from <c>--device auto|cpu|cuda[:N]</c>. This is the one place the CUDA
-/// backend plugs in: today the engine has only the CPU backend (src/TransPeft.Cuda is a placeholder), so
-/// <c>cpu</c> runs, <c>auto</c> runs on the CPU and says why, and <c>cuda</c> fails with a clear message instead of
-/// silently computing somewhere else. When the CUDA backend lands, <see cref="ProbeCuda"/> initialises it and
-/// the commands receive <see cref="Backend"/> = "cuda".
+/// Where a command computes, from <c>--device auto|cpu|cuda[:N]</c>, turned into the <see cref="SessionOptions"/>
+/// of the command's session (the engine starts the device). CPU threads come from TPEFT_THREADS: the engine reads
+/// no environment variable, the CLI does and passes the count on. <c>auto</c> says on stderr why it fell back to
+/// the CPU; an explicit <c>cuda</c> that cannot start fails with the reason instead of computing elsewhere.
 /// </summary>
-internal sealed record DeviceChoice(string Requested, string Backend, int? CudaOrdinal, string? FallbackReason)
+internal static class DeviceChoice
 {
-    /// <summary>The initialised CUDA backend when <see cref="Backend"/> is "cuda".</summary>
-    public Engine.Compute.Cuda.CudaBackend? Cuda { get; init; }
-    public bool IsCpu => Backend == "cpu";
-
-    /// <summary>A short description for logs and JSON: "cpu", "cpu (auto: ...)", "cuda:0".</summary>
-    public string Describe() => Backend == "cuda" ? $"cuda:{CudaOrdinal ?? 0}" : FallbackReason is null ? "cpu" : $"cpu (auto: {FallbackReason})";
-
-    /// <summary>Parses and resolves a --device value. Throws an <see cref="ArgumentException"/> naming the flag for bad values,
-    /// and an <see cref="InvalidOperationException"/> when CUDA is asked for but cannot be used.</summary>
-    public static DeviceChoice Resolve(string? spec)
-    {
-        string s = (spec ?? "auto").Trim().ToLowerInvariant();
-        if (s == "cpu") return new DeviceChoice(s, "cpu", null, null);
-        if (s == "auto")
-        {
-            var (backend, why) = ProbeCuda(0);
-            return backend is not null ? new DeviceChoice(s, "cuda", 0, null) { Cuda = backend } : new DeviceChoice(s, "cpu", null, why);
-        }
-        if (s == "cuda" || s.StartsWith("cuda:", StringComparison.Ordinal))
-        {
-            int n = 0;
-            if (s.Length > 4 && (!int.TryParse(s.AsSpan(5), NumberStyles.None, CultureInfo.InvariantCulture, out n)))
-                throw new ArgumentException($"--device: expected auto, cpu, cuda or cuda:N with N a device number, got '{spec}'");
-            var (backend, why) = ProbeCuda(n);
-            if (backend is null) throw new InvalidOperationException($"--device {s}: {why}; run with --device cpu (or auto)");
-            return new DeviceChoice(s, "cuda", n, null) { Cuda = backend };
-        }
-        throw new ArgumentException($"--device: expected auto, cpu, cuda or cuda:N, got '{spec}'");
-    }
-
-    /// <summary>Initialises the CUDA backend on device <paramref name="ordinal"/> (driver, GPU, NVRTC kernels, cuBLAS), or says why not.</summary>
-    private static (Engine.Compute.Cuda.CudaBackend? Backend, string Why) ProbeCuda(int ordinal) =>
-        Engine.Compute.Cuda.CudaBackend.TryCreate(ordinal, out var backend, out var reason) ? (backend, "") : (null, reason);
+    /// <summary>TPEFT_THREADS, else 0 (every core).</summary>
+    public static int Threads { get; } =
+        int.TryParse(Environment.GetEnvironmentVariable("TPEFT_THREADS"), out int n) && n > 0 ? n : 0;
 
     /// <summary>
-    /// Resolves the command's --device and reports a CPU fallback on stderr (stdout stays clean for --json and pipes).
-    /// Commands without a CUDA path (<paramref name="supportsCuda"/> false) run on the CPU under auto and refuse an explicit cuda.
+    /// The session options of a command. Throws an <see cref="ArgumentException"/> naming the flag for bad values.
+    /// Commands that compute on the CPU only (<paramref name="cpuOnly"/> says why: the CPU benchmarks, the activation
+    /// observer of analyze-update) run on the CPU under auto and refuse an explicit cuda.
     /// </summary>
-    public static DeviceChoice ForCommand(ParseResult p, Option<string> device, bool supportsCuda = false)
+    public static SessionOptions ForCommand(ParseResult p, Option<string> device, string? cpuOnly = null)
     {
-        var d = Resolve(p.GetValue(device));
-        if (d.FallbackReason is not null) Console.Error.WriteLine($"device: cpu ({d.FallbackReason})");
-        if (d.IsCpu || supportsCuda)
+        string requested = (p.GetValue(device) ?? "auto").Trim().ToLowerInvariant();
+        DeviceSpec spec;
+        try { spec = DeviceSpec.Parse(requested); }
+        catch (ArgumentException) { throw new ArgumentException($"--device: expected auto, cpu, cuda or cuda:N, got '{p.GetValue(device)}'"); }
+        if (cpuOnly is not null && spec.Kind != DeviceKind.Cpu)
         {
-            if (!d.IsCpu) Console.Error.WriteLine($"device: {d.Cuda!.Description}");
-            return d;
+            if (spec.Kind == DeviceKind.Auto)
+            {
+                Console.Error.WriteLine($"device: cpu ({cpuOnly})");
+                return new SessionOptions { Device = "cpu", Threads = Threads };
+            }
+            throw new InvalidOperationException($"--device {requested}: {cpuOnly}; run with --device cpu (or auto)");
         }
-        d.Cuda?.Dispose();
-        if (d.Requested == "auto")
-        {
-            Console.Error.WriteLine("device: cpu (a GPU works, but this command has no CUDA path yet)");
-            return new DeviceChoice("auto", "cpu", null, "this command has no CUDA path yet");
-        }
-        throw new InvalidOperationException($"--device {d.Requested}: this command has no CUDA path yet; run with --device cpu (or auto)");
+        return new SessionOptions { Device = requested, Threads = Threads };
+    }
+
+    /// <summary>Opens a session, turning an unavailable device into the flag's error, and reports where it runs on stderr
+    /// (stdout stays clean for --json and pipes).</summary>
+    public static InferenceSession Open(Func<InferenceSession> open, SessionOptions options)
+    {
+        InferenceSession session;
+        try { session = open(); }
+        catch (DeviceUnavailableException e) { throw new InvalidOperationException($"--device {options.Device}: {e.Reason}; run with --device cpu (or auto)", e); }
+        if (session.DeviceFallbackReason is { } why) Console.Error.WriteLine($"device: cpu ({why})");
+        else if (session.CudaDescription is { } gpu) Console.Error.WriteLine($"device: {gpu}");
+        return session;
     }
 }

@@ -45,7 +45,6 @@ internal static class EvalCommand
             { model, adapter, tokenizer, task, mode, labels, pattern, goldIsAnswer, maxNew, stop, limit, predictions, device, json };
         cmd.SetAction(p => CliErrors.Run(() =>
         {
-            var dev = DeviceChoice.ForCommand(p, device);
             string modelDir = p.GetValue(model)!, taskPath = p.GetValue(task)!;
             var records = EvalDataset.LoadJsonl(taskPath);
             if (p.GetValue(limit) is > 0 and var n && n < records.Count) records = records.Take(n).ToList();
@@ -54,21 +53,21 @@ internal static class EvalCommand
 
             var taskLabels = p.GetValue(labels) is { Length: > 0 } l ? l.ToList()
                 : m == "classify" && info is { Labels.Count: > 0 } ? info.Labels.Select(x => x.Completion).ToList() : null;
-            var baseModel = TransformerModel.Load(modelDir);
-            var lora = ModelInputs.LoadAdapter(p.GetValue(adapter), baseModel.Config);
-            var tok = ModelInputs.LoadTokenizer(p.GetValue(tokenizer), modelDir, required: true, "evaluation needs to encode the prompts")!;
+            using var session = ModelInputs.OpenSession(modelDir, p.GetValue(tokenizer), required: true, "evaluation needs to encode the prompts",
+                DeviceChoice.ForCommand(p, device), p.GetValue(adapter));
+            var tok = session.Tokenizer!;
             var options = new EvalOptions
             {
-                PrependBos = tok.AddBosToken && baseModel.Config.BosTokenId is not null,
+                PrependBos = tok.AddBosToken && session.Config.BosTokenId is not null,
                 Labels = taskLabels, AnswerPattern = p.GetValue(pattern), GoldIsAnswer = p.GetValue(goldIsAnswer),
                 MaxNewTokens = p.GetValue(maxNew), StopStrings = p.GetValue(stop) is { Length: > 0 } s ? s : null,
                 KeepPredictions = p.GetValue(predictions),
             };
-            var evaluator = new TaskEvaluator(baseModel, lora, tok.Tokenizer, options, taskPath);
+            var evaluator = new TaskEvaluator(session, ModelInputs.AdapterOf(p.GetValue(adapter)), options, taskPath);
             var header = new JsonObject
             {
                 ["mode"] = m, ["task"] = Path.GetFullPath(taskPath), ["model"] = Path.GetFullPath(modelDir),
-                ["adapter"] = p.GetValue(adapter) is { } a ? Path.GetFullPath(a) : null, ["device"] = dev.Describe(),
+                ["adapter"] = p.GetValue(adapter) is { } a ? Path.GetFullPath(a) : null, ["device"] = session.DeviceDescription,
             };
             bool asJson = p.GetValue(json);
             switch (m)

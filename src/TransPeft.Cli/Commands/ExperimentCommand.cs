@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.Runtime.InteropServices;
 using Spectre.Console;
 using TransPeft.Experiments;
-using TransPeft.Engine.Compute.Cpu;
 
 namespace TransPeft.Cli.Commands;
 
@@ -29,7 +28,7 @@ internal static class ExperimentCommand
         cmd.SetAction(p => CliErrors.Run(() =>
         {
             var chosen = ExperimentPresets.Get(p.GetValue(preset)!);
-            if (p.GetValue(threads) is > 0 and var n) CpuParallel.Threads = n;
+            int threadCount = p.GetValue(threads) is > 0 and var n ? n : DeviceChoice.Threads;
             string outDir = p.GetValue(outOpt) ?? Path.Combine("results", $"experiment-{chosen.Name}");
             var console = AnsiConsole.Console;
             using var cts = new CancellationTokenSource();
@@ -47,7 +46,7 @@ internal static class ExperimentCommand
             try
             {
                 var runner = new ExperimentRunner(chosen, outDir, new RegistryDataSource(chosen, p.GetValue(cache)), line => Console.Out.WriteLine(line));
-                var results = runner.Run(p.GetValue(restart), cts.Token);
+                var results = runner.Run(p.GetValue(restart), cts.Token, threadCount);
                 console.WriteLine();
                 ResultsTable.Print(results, console);
                 console.MarkupLineInterpolated($"report: [green]{runner.Layout.Report}[/]  results: [green]{runner.Layout.Results}[/]");

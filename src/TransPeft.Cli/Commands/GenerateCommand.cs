@@ -36,23 +36,22 @@ internal static class GenerateCommand
         });
         cmd.SetAction(p => CliErrors.Run(() =>
         {
-            var dev = DeviceChoice.ForCommand(p, device);
             string modelDir = p.GetValue(model)!;
-            var m = TransformerModel.Load(modelDir);
-            var lora = ModelInputs.LoadAdapter(p.GetValue(adapter), m.Config);
             string? text = p.GetValue(prompt);
-            var tok = ModelInputs.LoadTokenizer(p.GetValue(tokenizer), modelDir, required: text is not null, "--prompt needs to encode the text");
+            using var session = ModelInputs.OpenSession(modelDir, p.GetValue(tokenizer), required: text is not null, "--prompt needs to encode the text",
+                DeviceChoice.ForCommand(p, device), p.GetValue(adapter));
+            using var context = session.CreateContext(ModelInputs.AdapterOf(p.GetValue(adapter)));
+            var config = session.Config;
+            var tok = session.Tokenizer;
             int[] ids;
             if (text is not null)
             {
-                var encoded = tok!.Tokenizer.EncodeToIds(text).ToList();
-                if (tok.AddBosToken && tok.BosTokenId is { } bos) encoded.Insert(0, bos);
-                ids = [.. encoded];
+                ids = context.Encode(text);
                 if (ids.Length == 0) throw new ArgumentException("--prompt: the text encodes to no token; give a non-empty prompt");
             }
-            else ids = ParseIds(p.GetValue(promptIds)!, m.Config.VocabSize);
+            else ids = ParseIds(p.GetValue(promptIds)!, config.VocabSize);
 
-            var eos = m.Config.EosTokenIds.ToList();
+            var eos = config.EosTokenIds.ToList();
             if (tok?.EosTokenId is { } te && !eos.Contains(te)) eos.Add(te);
             var options = new GenerationOptions
             {
@@ -63,12 +62,12 @@ internal static class GenerateCommand
             if (options.StopStrings.Count > 0 && tok is null)
                 throw new ArgumentException($"--stop needs a tokenizer to decode the continuation, and {modelDir} has none; pass --tokenizer");
             GenerationResult result;
-            try { result = new Generator(m, lora, tok?.Tokenizer).Generate(ids, options); }
-            catch (ArgumentOutOfRangeException e) when (tok is not null && tok.VocabSize < m.Config.VocabSize)
+            try { result = context.Generate(ids, options); }
+            catch (ArgumentOutOfRangeException e) when (tok is not null && tok.VocabSize < config.VocabSize)
             {
                 // An embedding table larger than the tokenizer (padded vocabularies, or an untrained model) can emit ids with no text.
                 throw new ArgumentException($"the model emitted a token its tokenizer cannot decode ({e.Message.Split('(')[0].Trim()}): "
-                    + $"{tok.Source} has {tok.VocabSize} ids, the model's vocab_size is {m.Config.VocabSize}", e);
+                    + $"{tok.Source} has {tok.VocabSize} ids, the model's vocab_size is {config.VocabSize}", e);
             }
 
             if (p.GetValue(json))
@@ -78,7 +77,7 @@ internal static class GenerateCommand
                     ["prompt_ids"] = new JsonArray(ids.Select(i => (JsonNode)i).ToArray()),
                     ["ids"] = new JsonArray(result.TokenIds.Select(i => (JsonNode)i).ToArray()),
                     ["text"] = result.Text, ["new_tokens"] = result.TokenIds.Count, ["stop_reason"] = result.StopReason,
-                    ["tokens_per_s"] = result.TokensPerSecond, ["device"] = dev.Describe(),
+                    ["tokens_per_s"] = result.TokensPerSecond, ["device"] = session.DeviceDescription,
                 });
                 return 0;
             }

@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Spectre.Console;
-using TransPeft.Engine.Compute.Cpu;
 using TransPeft.Engine.Model;
 using TransPeft.Engine.Text;
 
@@ -37,27 +36,20 @@ internal static class ScoreCommand
             { model, adapter, tokenizer, data, format, batch, device, json };
         cmd.SetAction(p => CliErrors.Run(() =>
         {
-            var dev = DeviceChoice.ForCommand(p, device);
             string modelDir = p.GetValue(model)!, path = p.GetValue(data)!;
             int batchSize = p.GetValue(batch);
             if (batchSize <= 0) throw new ArgumentException($"--batch-size: expected a positive number of records, got {batchSize}");
             var fmt = ParseFormat(p.GetValue(format)!);
             if (!File.Exists(path)) throw new FileNotFoundException($"{path}: data file not found", path);
-            var detected = fmt == DatasetFormat.Auto ? DatasetLoader.Detect(path) : fmt;
+            var detected = fmt == DatasetFormat.Auto ? DatasetFormatNames.Detect(path) : fmt;
 
-            var m = TransformerModel.Load(modelDir);
-            var lora = ModelInputs.LoadAdapter(p.GetValue(adapter), m.Config);
-            var tok = ModelInputs.LoadTokenizer(p.GetValue(tokenizer), modelDir, required: detected != DatasetFormat.Tokenized, "text records need");
-            var dsTok = ModelInputs.ForDataset(tok, m.Config, modelDir);
-            int seqLen = m.Config.MaxPositionEmbeddings;
-            var (ds, report) = DatasetLoader.Load(path, detected, dsTok, seqLen, pack: false, cacheDir: null);
-            for (int i = 0; i < ds.Count; i++)
-                foreach (var id in ds.IdsOf(i))
-                    if (id >= m.Config.VocabSize)
-                        throw new ArgumentException($"{path}: record {i + 1} holds token id {id}, outside the model's vocab_size {m.Config.VocabSize}");
-
-            var (lossSum, counted) = Score(CpuTransformer.ForInference(m, lora), ds, batchSize, seqLen);
-            double mean = lossSum / counted;
+            using var session = ModelInputs.OpenSession(modelDir, p.GetValue(tokenizer), required: detected != DatasetFormat.Tokenized, "text records need",
+                DeviceChoice.ForCommand(p, device), p.GetValue(adapter));
+            var score = session.ScoreFile(path, detected, batchSize, ModelInputs.AdapterOf(p.GetValue(adapter)));
+            var report = score.Report;
+            long counted = score.Counted;
+            double mean = score.MeanLoss;
+            int seqLen = session.MaxSequenceLength;
             if (report.Truncated > 0)
                 Console.Error.WriteLine($"warning: {report.Truncated} record(s) longer than max_position_embeddings = {seqLen} were truncated to it");
             if (report.Skipped > 0)
@@ -67,35 +59,19 @@ internal static class ScoreCommand
             {
                 JsonOutput.Write(new JsonObject
                 {
-                    ["data"] = Path.GetFullPath(path), ["format"] = report.Format.Name(), ["records"] = ds.Count, ["skipped"] = report.Skipped,
+                    ["data"] = Path.GetFullPath(path), ["format"] = report.Format.Name(), ["records"] = score.Records, ["skipped"] = report.Skipped,
                     ["truncated"] = report.Truncated, ["tokens"] = counted, ["mean_loss"] = mean, ["perplexity"] = Math.Exp(mean),
-                    ["model"] = Path.GetFullPath(modelDir), ["adapter"] = p.GetValue(adapter) is { } a ? Path.GetFullPath(a) : null, ["device"] = dev.Describe(),
+                    ["model"] = Path.GetFullPath(modelDir), ["adapter"] = p.GetValue(adapter) is { } a ? Path.GetFullPath(a) : null, ["device"] = session.DeviceDescription,
                 });
                 return 0;
             }
             var table = new Table().AddColumns("data", "format", "records", "counted tokens", "mean loss", "perplexity");
-            table.AddRow(Markup.Escape(path), report.Format.Name(), $"{ds.Count:N0}", $"{counted:N0}",
+            table.AddRow(Markup.Escape(path), report.Format.Name(), $"{score.Records:N0}", $"{counted:N0}",
                 $"[bold]{mean.ToString("0.0000", CultureInfo.InvariantCulture)}[/]", Math.Exp(mean).ToString("0.00", CultureInfo.InvariantCulture));
             AnsiConsole.Write(table);
             return 0;
         }));
         return cmd;
-    }
-
-    /// <summary>Σ token NLL and the number of counted targets over the whole dataset, in batches of similar length.</summary>
-    internal static (double LossSum, long Counted) Score(CpuTransformer model, TokenizedDataset ds, int batchSize, int seqLen)
-    {
-        var order = Enumerable.Range(0, ds.Count).OrderBy(ds.LengthOf).ToArray();
-        double sum = 0;
-        long counted = 0;
-        for (int s = 0; s < order.Length; s += batchSize)
-        {
-            var idx = order.AsSpan(s, Math.Min(batchSize, order.Length - s));
-            var (ls, c) = model.Loss(BatchBuilder.Build(ds, idx, seqLen, padToSeqLen: false));
-            sum += ls; counted += c;
-        }
-        if (counted == 0) throw new ArgumentException($"{ds.Name}: no counted target token to score");
-        return (sum, counted);
     }
 
     internal static DatasetFormat ParseFormat(string s) =>

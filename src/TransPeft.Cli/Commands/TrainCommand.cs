@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json.Nodes;
 using Spectre.Console;
 using TransPeft.Experiments.Plots;
+using TransPeft.Engine.Sessions;
 using TransPeft.Engine.Training;
 
 namespace TransPeft.Cli.Commands;
@@ -51,7 +52,7 @@ internal static class TrainCommand
 
         cmd.SetAction(p => CliErrors.Run(() =>
         {
-            var dev = DeviceChoice.ForCommand(p, device, supportsCuda: true);
+            var sessionOptions = DeviceChoice.ForCommand(p, device);
             var overrides = TrainingFlags.Overrides(p, flags);
             if (p.GetValue(full))
             {
@@ -89,9 +90,11 @@ internal static class TrainCommand
             };
             Console.CancelKeyPress += onCancel;
             TrainingResult result;
+            // The session loads the base once on the chosen device; training goes through it (LoRA leaves its weights frozen).
+            using var session = DeviceChoice.Open(() => InferenceSession.Load(options.Model, sessionOptions), sessionOptions);
             try
             {
-                Log($"{(options.Method == TrainingMethod.Full ? "full fine-tuning" : "LoRA")} of {options.Model} on {options.Data} -> {options.Output} on the {dev.Backend}");
+                Log($"{(options.Method == TrainingMethod.Full ? "full fine-tuning" : "LoRA")} of {options.Model} on {options.Data} -> {options.Output} on {session.DeviceDescription}");
                 if (liveBar)
                 {
                     TrainingResult? r = null;
@@ -100,7 +103,7 @@ internal static class TrainCommand
                         .Start(ctx =>
                         {
                             var task = ctx.AddTask("loading data", maxValue: 1);
-                            r = TrainingRun.Execute(options, new TrainingProgressPrinter(task, text, 0), resumeFrom, cts.Token, Log, dev.Cuda);
+                            r = session.Train(options, new TrainingProgressPrinter(task, text, 0), resumeFrom, cts.Token, Log);
                         });
                     result = r!;
                 }
@@ -108,7 +111,7 @@ internal static class TrainCommand
                 {
                     int every = p.GetValue(logEvery);
                     var printer = new TrainingProgressPrinter(null, text, every > 0 ? every : AutoLogEvery(options));
-                    result = TrainingRun.Execute(options, printer, resumeFrom, cts.Token, Log, dev.Cuda);
+                    result = session.Train(options, printer, resumeFrom, cts.Token, Log);
                 }
             }
             finally { Console.CancelKeyPress -= onCancel; }
@@ -127,7 +130,7 @@ internal static class TrainCommand
                     ["output"] = options.Output, ["completed"] = result.Completed, ["interrupted"] = result.Interrupted,
                     ["step"] = result.Step, ["total_steps"] = result.TotalSteps, ["last_loss"] = result.LastLoss, ["last_val_loss"] = result.LastValLoss,
                     ["final_weights"] = result.FinalWeights, ["last_checkpoint"] = result.LastCheckpoint, ["metrics"] = metrics, ["loss_plot"] = plot,
-                    ["device"] = dev.Describe(), ["options"] = TrainingOptionsJson.ToJson(options),
+                    ["device"] = session.DeviceDescription, ["options"] = TrainingOptionsJson.ToJson(options),
                 });
             }
             else

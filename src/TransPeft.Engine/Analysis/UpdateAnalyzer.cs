@@ -16,6 +16,39 @@ public static class UpdateAnalyzer
     public static readonly IReadOnlyList<string> ModuleNames =
         ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "input_layernorm", "post_attention_layernorm"];
 
+    /// <summary>
+    /// Token batches of a data file for the activation comparison: text packed into sequences of
+    /// <paramref name="seqLen"/> tokens (any training format; pre-tokenized records need no tokenizer), grouped into
+    /// batches of equal-length sequences so no padding enters the statistics. At most <paramref name="maxBatches"/> (0 = all).
+    /// </summary>
+    public static IEnumerable<TokenBatch> ReadBatches(string path, Text.TokenizerInfo? tokenizer, ModelConfig config, string modelDir,
+        int seqLen, int batchSize, int maxBatches)
+    {
+        if (seqLen < 2 || seqLen > config.MaxPositionEmbeddings)
+            throw new ArgumentException($"sequence length: expected 2..{config.MaxPositionEmbeddings} (max_position_embeddings), got {seqLen}");
+        if (batchSize <= 0) throw new ArgumentException($"batch size: expected a positive number, got {batchSize}");
+        if (maxBatches < 0) throw new ArgumentException($"max batches: expected 0 (all) or a positive number, got {maxBatches}");
+        var (ds, _) = Text.DatasetLoader.Load(path, Text.DatasetFormat.Auto, Text.DatasetTokenizer.ForModel(tokenizer, config, modelDir), seqLen, pack: true, cacheDir: null);
+        return Batches(ds, batchSize, maxBatches);
+    }
+
+    private static IEnumerable<TokenBatch> Batches(Text.TokenizedDataset ds, int batchSize, int maxBatches)
+    {
+        int made = 0;
+        // Packed text is all seq_len long except possibly the last sequence, which gets a batch of its own.
+        foreach (var group in Enumerable.Range(0, ds.Count).GroupBy(ds.LengthOf).OrderByDescending(g => g.Key))
+        {
+            var idx = group.ToArray();
+            for (int s = 0; s < idx.Length; s += batchSize)
+            {
+                if (maxBatches > 0 && made >= maxBatches) yield break;
+                var rows = idx.AsSpan(s, Math.Min(batchSize, idx.Length - s)).ToArray();
+                yield return Text.BatchBuilder.Build(ds, rows, group.Key, padToSeqLen: false);
+                made++;
+            }
+        }
+    }
+
     public static UpdateAnalysis Analyze(TransformerModel oldModel, TransformerModel newModel, IEnumerable<TokenBatch>? data = null, AnalysisOptions? options = null)
     {
         options ??= new AnalysisOptions();

@@ -1,4 +1,5 @@
 using Microsoft.ML.Tokenizers;
+using TransPeft.Engine.Compute;
 using TransPeft.Engine.Compute.Cpu;
 using TransPeft.Engine.Inference;
 using TransPeft.Engine.Lora;
@@ -8,8 +9,8 @@ using TransPeft.Engine.Training;
 namespace TransPeft.Engine.Evaluation;
 
 /// <summary>
-/// Scores a model (optionally with a LoRA adapter, applied unmerged) on evaluation records, on the CPU backend,
-/// never perturbed (Trans-PEFT masks and drops exist only in training):
+/// Scores a model (optionally with a LoRA adapter, applied unmerged) on evaluation records, on any backend
+/// (through a session, or the CPU for a bare model), never perturbed (Trans-PEFT masks and drops exist only in training):
 /// <list type="bullet">
 /// <item><see cref="Classify"/>: each candidate label ranked by Σ log p(label tokens | prompt);</item>
 /// <item><see cref="ExactMatch"/>: greedy KV-cache generation, answer extraction, exact match;</item>
@@ -19,13 +20,36 @@ namespace TransPeft.Engine.Evaluation;
 /// special tokens (a bos_token_id first when <see cref="EvalOptions.PrependBos"/>), so the boundary between
 /// prompt and completion is exact. <paramref name="source"/> names the records' file in error messages.
 /// </summary>
-public sealed class TaskEvaluator(TransformerModel model, LoraAdapter? adapter, Tokenizer tokenizer, EvalOptions? options = null, string? source = null)
+public sealed class TaskEvaluator
 {
-    private readonly EvalOptions _options = Validated(options ?? new EvalOptions());
-    private readonly CpuTransformer _cpu = CpuTransformer.ForInference(model, adapter);
+    private readonly EvalOptions _options;
+    private readonly IInferenceModel _model;
+    private readonly Tokenizer tokenizer;
+    private readonly string? source;
+    private readonly int _threads;
+    private object? _scratch;
     private Generator? _generator;
 
-    public ModelConfig Config => model.Config;
+    /// <summary>Evaluation of a bare model (and adapter) on the CPU backend.</summary>
+    public TaskEvaluator(TransformerModel model, LoraAdapter? adapter, Tokenizer tokenizer, EvalOptions? options = null, string? source = null)
+        : this(CpuTransformer.ForInference(model, adapter), tokenizer, options, source, 0) { }
+
+    /// <summary>Evaluation through a session (its device and threads), with the base model or a loaded adapter.</summary>
+    public TaskEvaluator(Sessions.InferenceSession session, string? adapter, EvalOptions? options = null, string? source = null)
+        : this(session.BackendFor(adapter), session.Tokenizer?.Tokenizer
+            ?? throw new InvalidOperationException($"evaluation encodes text records, and {session.ModelPath ?? "the session's model"} has no tokenizer"),
+            options, source, session.Options.Threads) { }
+
+    private TaskEvaluator(IInferenceModel model, Tokenizer tokenizer, EvalOptions? options, string? source, int threads)
+    {
+        _options = Validated(options ?? new EvalOptions());
+        _model = model;
+        this.tokenizer = tokenizer;
+        this.source = source;
+        _threads = threads;
+    }
+
+    public ModelConfig Config => _model.Config;
 
     private static EvalOptions Validated(EvalOptions o) { o.Validate(); return o; }
 
@@ -68,8 +92,12 @@ public sealed class TaskEvaluator(TransformerModel model, LoraAdapter? adapter, 
     {
         int p = promptIds.Length;
         int longest = candidates.Max(c => c.Length);
-        var cache = new KvCache(Config, 1, p + longest - 1);
-        var promptLogits = _cpu.ForwardCached(cache, promptIds, 1, p);
+        var cache = _model.CreateCache(1, p + longest - 1);
+        int v = Config.VocabSize;
+        var promptLogits = new float[v];
+        var logits = new float[v];
+        var one = new int[1];
+        _model.Prefill(cache, promptIds, 1, p, promptLogits);
         var result = new double[candidates.Count];
         for (int k = 0; k < candidates.Count; k++)
         {
@@ -77,24 +105,22 @@ public sealed class TaskEvaluator(TransformerModel model, LoraAdapter? adapter, 
             cache.Length = p; // later positions are overwritten; attention never looks past Length
             double ll = LogSoftmaxAt(promptLogits, c[0]);
             for (int j = 1; j < c.Length; j++)
-                ll += LogSoftmaxAt(_cpu.ForwardCached(cache, [c[j - 1]], 1, 1), c[j]);
+            {
+                one[0] = c[j - 1];
+                _model.Decode(cache, one, logits);
+                ll += LogSoftmaxAt(logits, c[j]);
+            }
             result[k] = ll;
         }
         return result;
     }
 
     /// <summary>log softmax(z)[y] in double precision.</summary>
-    internal static double LogSoftmaxAt(ReadOnlySpan<float> z, int y)
-    {
-        double max = double.NegativeInfinity;
-        foreach (var v in z) max = Math.Max(max, v);
-        double sum = 0;
-        foreach (var v in z) sum += Math.Exp(v - max);
-        return z[y] - max - Math.Log(sum);
-    }
+    internal static double LogSoftmaxAt(ReadOnlySpan<float> z, int y) => Sampling.LogSoftmaxAt(z, y);
 
     public ClassificationResult Classify(IReadOnlyList<EvalRecord> records)
     {
+        using var threads = CpuParallel.Use(_threads);
         if (records.Count == 0) throw new ArgumentException("no records to classify");
         string labelSource = records.All(r => r.Labels is not null) ? "records"
             : _options.Labels is not null ? (records.Any(r => r.Labels is not null) ? "records, else task labels" : "task labels")
@@ -160,9 +186,10 @@ public sealed class TaskEvaluator(TransformerModel model, LoraAdapter? adapter, 
 
     public ExactMatchResult ExactMatch(IReadOnlyList<EvalRecord> records)
     {
+        using var threads = CpuParallel.Use(_threads);
         if (records.Count == 0) throw new ArgumentException("no records to evaluate");
         var extractor = new AnswerExtractor(_options.AnswerPattern);
-        _generator ??= new Generator(model, adapter, tokenizer);
+        _generator ??= new Generator(_model, tokenizer);
         var gen = new GenerationOptions
         {
             Greedy = true,
@@ -224,12 +251,13 @@ public sealed class TaskEvaluator(TransformerModel model, LoraAdapter? adapter, 
 
     public LossResult CompletionLoss(IReadOnlyList<EvalRecord> records)
     {
+        using var threads = CpuParallel.Use(_threads);
         if (records.Count == 0) throw new ArgumentException("no records to evaluate");
         double sum = 0;
         long tokens = 0;
         foreach (var batch in LossBatches(records))
         {
-            var (s, n) = _cpu.Loss(batch);
+            var (s, n) = _model.Loss(batch, ref _scratch);
             sum += s; tokens += n;
         }
         double mean = sum / tokens;

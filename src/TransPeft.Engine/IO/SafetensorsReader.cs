@@ -44,6 +44,12 @@ public sealed unsafe class SafetensorsReader : IDisposable
     {
         var fileInfo = new FileInfo(path);
         if (!fileInfo.Exists) throw new FileNotFoundException($"{path}: file not found", path);
+        // A symlink's own length is its target path's: the Hugging Face cache links snapshot files into blobs/.
+        if (fileInfo.LinkTarget is not null && fileInfo.ResolveLinkTarget(returnFinalTarget: true) is FileInfo target)
+        {
+            if (!target.Exists) throw new FileNotFoundException($"{path}: link to {target.FullName}, which does not exist", path);
+            fileInfo = target;
+        }
         long fileLength = fileInfo.Length;
         if (fileLength < 8)
             throw new SafetensorsFormatException(path, null, $"file is {fileLength} bytes, shorter than the 8-byte header length prefix");

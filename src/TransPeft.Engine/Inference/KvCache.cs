@@ -14,15 +14,27 @@ public sealed class KvCache
     internal float[][] K { get; }
     internal float[][] V { get; }
 
-    public KvCache(ModelConfig config, int batchSize, int capacity)
+    public KvCache(ModelConfig config, int batchSize, int capacity) : this(config, batchSize, capacity, hostStorage: true) { }
+
+    /// <param name="hostStorage">False for a backend that keeps keys and values elsewhere (its scratch): no host arrays.</param>
+    internal KvCache(ModelConfig config, int batchSize, int capacity, bool hostStorage)
     {
+        if (batchSize <= 0) throw new ArgumentOutOfRangeException(nameof(batchSize), $"KV cache batch size must be positive, got {batchSize}");
+        if (capacity <= 0) throw new ArgumentOutOfRangeException(nameof(capacity), $"KV cache capacity must be positive, got {capacity}");
         if (capacity > config.MaxPositionEmbeddings)
             throw new ArgumentOutOfRangeException(nameof(capacity), $"KV cache capacity {capacity} exceeds max_position_embeddings {config.MaxPositionEmbeddings}");
         BatchSize = batchSize; Capacity = capacity;
-        int size = batchSize * capacity * config.KvDim;
+        long size = (long)batchSize * capacity * config.KvDim;
+        if (size > Array.MaxLength) throw new ArgumentOutOfRangeException(nameof(capacity), $"KV cache of {batchSize} x {capacity} positions x {config.KvDim} values exceeds one array");
         K = new float[config.NumLayers][]; V = new float[config.NumLayers][];
+        if (!hostStorage) return;
         for (int l = 0; l < config.NumLayers; l++) { K[l] = new float[size]; V[l] = new float[size]; }
     }
 
+    /// <summary>The backend's per-request working memory (activations, last-position rows), kept with the cache so a
+    /// decode step reuses it and the shared model object holds no request state.</summary>
+    internal object? Scratch { get; set; }
+
+    /// <summary>Forgets every cached position (the memory is kept for the next request).</summary>
     public void Reset() => Length = 0;
 }

@@ -10,16 +10,33 @@ internal static class Sampling
         return best;
     }
 
+    /// <summary>log softmax(z)[y] in double precision.</summary>
+    public static double LogSoftmaxAt(ReadOnlySpan<float> z, int y)
+    {
+        double max = double.NegativeInfinity;
+        foreach (var v in z) max = Math.Max(max, v);
+        double sum = 0;
+        foreach (var v in z) sum += Math.Exp(v - max);
+        return z[y] - max - Math.Log(sum);
+    }
+
     /// <summary>Temperature, then top-k, then top-p (nucleus), then one draw from the renormalised distribution.</summary>
-    public static int Sample(ReadOnlySpan<float> logits, GenerationOptions o, Random rng)
+    public static int Sample(ReadOnlySpan<float> logits, GenerationOptions o, Random rng) =>
+        Sample(logits, o, rng, new int[logits.Length], new double[logits.Length]);
+
+    /// <summary>
+    /// <see cref="Sample(ReadOnlySpan{float}, GenerationOptions, Random)"/> with the caller's work arrays (length V each),
+    /// so a decode loop that keeps them allocates nothing per token.
+    /// </summary>
+    public static int Sample(ReadOnlySpan<float> logits, GenerationOptions o, Random rng, int[] idx, double[] p)
     {
         int v = logits.Length;
-        var idx = new int[v];
-        var p = new double[v];
         double max = double.NegativeInfinity;
         for (int i = 0; i < v; i++) max = Math.Max(max, logits[i]);
         for (int i = 0; i < v; i++) { idx[i] = i; p[i] = Math.Exp((logits[i] - max) / o.Temperature); }
-        Array.Sort(p, idx); Array.Reverse(p); Array.Reverse(idx);
+        var ps = p.AsSpan(0, v);
+        var ids = idx.AsSpan(0, v);
+        ps.Sort(ids); ps.Reverse(); ids.Reverse();
         int keep = o.TopK > 0 ? Math.Min(o.TopK, v) : v;
         double total = 0;
         for (int i = 0; i < keep; i++) total += p[i];

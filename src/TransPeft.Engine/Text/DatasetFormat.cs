@@ -17,13 +17,17 @@ public enum DatasetFormat
     Tokenized,
 }
 
-internal static class DatasetFormatNames
+/// <summary>The formats' names as flags and files spell them, and detection from a file.</summary>
+public static class DatasetFormatNames
 {
     public static readonly (string Name, DatasetFormat Format)[] All =
     [
         ("auto", DatasetFormat.Auto), ("text", DatasetFormat.Text), ("text-records", DatasetFormat.TextRecords),
         ("prompt-completion", DatasetFormat.PromptCompletion), ("alpaca", DatasetFormat.Alpaca), ("tokenized", DatasetFormat.Tokenized),
     ];
+
+    /// <summary>Format from the extension (.txt/.md = plain text), or from the first JSON record's fields.</summary>
+    public static DatasetFormat Detect(string path) => DatasetLoader.Detect(path);
 
     public static string Name(this DatasetFormat f) => All.First(x => x.Format == f).Name;
 

@@ -15,6 +15,25 @@ public sealed record DatasetTokenizer(Tokenizer Tokenizer, string Identity, int 
     /// <summary>The id written at pad positions (their labels are -100, so its value never matters to the loss).</summary>
     public int PadOrEos => PadId ?? EosId;
 
+    /// <summary>
+    /// The dataset tokenizer of a model, built one way for training, scoring and evaluation: EOS from the tokenizer
+    /// or the model config, BOS only when the tokenizer's model expects it, and an identity hashing the tokenizer
+    /// file. Without a tokenizer (<paramref name="tokenizer"/> null: a folder with only config.json and weights)
+    /// only pre-tokenized records can be read; text fails with a message saying so.
+    /// </summary>
+    public static DatasetTokenizer ForModel(TokenizerInfo? tokenizer, Model.ModelConfig config, string modelDir)
+    {
+        int? configEos = config.EosTokenIds.Length > 0 ? config.EosTokenIds[0] : null;
+        if (tokenizer is null)
+            return new DatasetTokenizer(new PreTokenizedOnlyTokenizer(modelDir), "none", configEos ?? 0);
+        if (tokenizer.VocabSize > config.VocabSize)
+            throw new ArgumentException($"tokenizer {tokenizer.Source} has {tokenizer.VocabSize} ids but the model's vocab_size is {config.VocabSize}: they do not belong together");
+        int eos = tokenizer.EosTokenId ?? configEos
+            ?? throw new ArgumentException($"{tokenizer.Source}: the tokenizer has no end-of-text token and {modelDir}/config.json no eos_token_id");
+        var identity = HashFiles("tokenizer", File.Exists(tokenizer.Source) ? [tokenizer.Source] : []) + "|" + tokenizer.Source;
+        return new DatasetTokenizer(tokenizer.Tokenizer, identity, eos, tokenizer.AddBosToken ? tokenizer.BosTokenId : null);
+    }
+
     internal int[] Encode(string text) => text.Length == 0 ? [] : [.. Tokenizer.EncodeToIds(text)];
 
     /// <summary>A stable identity for a tokenizer loaded from files: a label plus the SHA-256 of their bytes.</summary>

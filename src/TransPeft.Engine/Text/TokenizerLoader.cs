@@ -34,6 +34,11 @@ public static class TokenizerLoader
         return LoadNamed(folderOrName);
     }
 
+    /// <summary>True when <paramref name="dir"/> holds a tokenizer file this loader reads.</summary>
+    public static bool HasTokenizer(string dir) =>
+        File.Exists(Path.Combine(dir, CompactFileName)) || File.Exists(Path.Combine(dir, TokenizerJsonFileName))
+        || File.Exists(Path.Combine(dir, SentencePieceFileName));
+
     internal static TokenizerInfo LoadFolder(string dir)
     {
         if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"{dir}: tokenizer folder not found");

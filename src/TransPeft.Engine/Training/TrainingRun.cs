@@ -22,17 +22,30 @@ public static class TrainingRun
     {
         options.Validate();
         string modelDir = options.Model ?? throw new TrainingConfigException("training options", "model", "a base model folder (--model)");
-        string outDir = options.Output ?? throw new TrainingConfigException("training options", "output", "an output folder (--out)");
         var model = TransformerModel.Load(modelDir);
+        return Execute(options, model, modelDir, LoadTokenizer(options, modelDir), progress, resumeFrom, cancel, log, cuda);
+    }
+
+    /// <summary>
+    /// The tokenizer named by the options, else the model folder's; null when the folder has none, which is
+    /// fine for pre-tokenized data ({"input_ids", "labels"}): a folder with only config.json and weights trains.
+    /// </summary>
+    internal static TokenizerInfo? LoadTokenizer(TrainingOptions options, string modelDir)
+    {
+        if (options.Tokenizer is not null) return TokenizerLoader.Load(options.Tokenizer);
+        return TokenizerLoader.HasTokenizer(modelDir) ? TokenizerLoader.Load(modelDir) : null;
+    }
+
+    /// <summary>Training on weights already loaded (a session's): full fine-tuning updates <paramref name="model"/> in place.</summary>
+    internal static TrainingResult Execute(TrainingOptions options, TransformerModel model, string modelDir, TokenizerInfo? tok,
+        IProgress<TrainingProgress>? progress, string? resumeFrom, CancellationToken cancel, Action<string>? log, Compute.Cuda.CudaBackend? cuda)
+    {
+        options.Validate();
+        string outDir = options.Output ?? throw new TrainingConfigException("training options", "output", "an output folder (--out)");
         var config = model.Config;
-        var tok = TokenizerLoader.Load(options.Tokenizer ?? modelDir);
-        if (tok.VocabSize > config.VocabSize)
-            throw new TrainingConfigException("training options", "tokenizer",
-                $"a tokenizer whose ids fit the model's vocab_size {config.VocabSize}; {tok.Source} has {tok.VocabSize} ids");
-        int eos = tok.EosTokenId ?? (config.EosTokenIds.Length > 0 ? config.EosTokenIds[0]
-            : throw new TrainingConfigException(tok.Source, "eos_token", "an end-of-text token (or eos_token_id in config.json)"));
-        var identity = DatasetTokenizer.HashFiles("tokenizer", File.Exists(tok.Source) ? [tok.Source] : []) + "|" + tok.Source;
-        var datasetTokenizer = new DatasetTokenizer(tok.Tokenizer, identity, eos, tok.AddBosToken ? tok.BosTokenId : null);
+        DatasetTokenizer datasetTokenizer;
+        try { datasetTokenizer = DatasetTokenizer.ForModel(tok, config, modelDir); }
+        catch (ArgumentException e) { throw new TrainingConfigException("training options", "tokenizer", $"a tokenizer that fits the model ({e.Message})"); }
         var (data, trainReport, valReport) = TrainingData.Load(options, datasetTokenizer);
         log?.Invoke($"data: {trainReport}" + (valReport is null ? "" : $"; validation: {valReport}"));
 
@@ -46,7 +59,7 @@ public static class TrainingRun
             saveWeights = dir =>
             {
                 model.Save(dir);
-                CopyTokenizerFiles(tok.Source, modelDir, dir);
+                if (tok is not null) CopyTokenizerFiles(tok.Source, modelDir, dir);
             };
         }
         else

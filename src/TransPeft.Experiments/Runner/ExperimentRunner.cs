@@ -66,7 +66,14 @@ internal sealed class ExperimentRunner
 
     /// <summary>Runs (or continues) the experiment. Throws <see cref="OperationCanceledException"/> when cancelled;
     /// everything finished so far is kept and the next run continues from there.</summary>
-    public ExperimentResults Run(bool restart = false, CancellationToken cancel = default)
+    /// <param name="threads">CPU threads for every stage (0 = every core); the run stays on the calling thread.</param>
+    public ExperimentResults Run(bool restart = false, CancellationToken cancel = default, int threads = 0)
+    {
+        using var _ = CpuParallel.Use(threads);
+        return RunStages(restart, cancel);
+    }
+
+    private ExperimentResults RunStages(bool restart, CancellationToken cancel)
     {
         _preset.Validate();
         _cancel = cancel;

@@ -146,3 +146,35 @@ public class CliTrainCommandTests
             Assert.Contains(flag, help.Stdout);
     }
 }
+
+/// <summary>Token ids need no tokenizer: a folder with only config.json and weights trains and scores on pre-tokenized records.</summary>
+public class CliTokenIdsWithoutTokenizerTests
+{
+    [Fact]
+    public void TrainAndScoreWorkOnAModelFolderWithOnlyConfigAndWeights()
+    {
+        var root = TpeftProcess.TempDir();
+        var bare = Path.Combine(root, "bare");
+        Assert.Equal(0, TpeftProcess.Run("init", "--out", bare, "--preset", "micro", "--vocab-size", "64", "--seed", "1").ExitCode);
+        Assert.Equal(new[] { "config.json", "model.safetensors" }, Directory.GetFiles(bare).Select(f => Path.GetFileName(f)).Order().ToArray());
+        var rng = new Random(3);
+        string data = Path.Combine(root, "tok.jsonl");
+        File.WriteAllLines(data, Enumerable.Range(0, 12).Select(_ =>
+            new JsonObject { ["input_ids"] = new JsonArray(Enumerable.Range(0, 10).Select(_ => (JsonNode)rng.Next(64)).ToArray()) }.ToJsonString()));
+        var env = CliFixtures.CacheEnv(root);
+        var run = TpeftProcess.RunIn(env, "train", "--model", bare, "--data", data, "--out", Path.Combine(root, "run"), "--steps", "2",
+            "--batch-size", "2", "--seq-len", "10", "--device", "cpu", "--json");
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        var adapterDir = (string)JsonNode.Parse(run.Stdout)!["final_weights"]!;
+        Assert.True(File.Exists(Path.Combine(adapterDir, LoraAdapter.WeightsFileName)));
+        var score = TpeftProcess.Run("score", "--model", bare, "--adapter", adapterDir, "--data", data, "--json");
+        Assert.True(score.ExitCode == 0, score.Stderr);
+        Assert.Equal(12 * 9, (int)JsonNode.Parse(score.Stdout)!["tokens"]!); // every token but each record's first is a target
+
+        // Text still needs a tokenizer, and the message says what to do.
+        string text = CliFixtures.TextRecords(Path.Combine(root, "text.jsonl"), 4, 1);
+        var refused = TpeftProcess.RunIn(env, "train", "--model", bare, "--data", text, "--out", Path.Combine(root, "run2"), "--steps", "1", "--device", "cpu");
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains("has no tokenizer, so only pre-tokenized records", refused.Stderr);
+    }
+}

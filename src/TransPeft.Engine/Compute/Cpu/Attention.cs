@@ -24,53 +24,70 @@ internal static unsafe class Attention
     public static void Forward<T>(T[] outp, T[] lse, T[] q, T[] k, T[] v, int b, int tq, int tkCap, int qPos0,
         int nh, int nkv, int d) where T : unmanaged, IFloatingPointIeee754<T>
     {
+        int maxKeys = qPos0 + tq;
+        bool parallel = (long)b * nh * tq * maxKeys * d > 100_000;
+        if (!CpuParallel.Splits(b * nh, parallel))
+        {
+            for (int bh = 0; bh < b * nh; bh++) ForwardHead(outp, lse, q, k, v, bh, tq, tkCap, qPos0, nh, nkv, d);
+            return;
+        }
+        ForwardParallel(outp, lse, q, k, v, b, tq, tkCap, qPos0, nh, nkv, d);
+    }
+
+    // The lambda lives in its own method: its closure would otherwise be allocated on every call, split or not.
+    private static void ForwardParallel<T>(T[] outp, T[] lse, T[] q, T[] k, T[] v, int b, int tq, int tkCap, int qPos0,
+        int nh, int nkv, int d) where T : unmanaged, IFloatingPointIeee754<T> =>
+        CpuParallel.For(b * nh, bh => ForwardHead(outp, lse, q, k, v, bh, tq, tkCap, qPos0, nh, nkv, d));
+
+    /// <summary>One (row, query head) of <see cref="Forward"/>.</summary>
+    private static void ForwardHead<T>(T[] outp, T[] lse, T[] q, T[] k, T[] v, int bh, int tq, int tkCap, int qPos0,
+        int nh, int nkv, int d) where T : unmanaged, IFloatingPointIeee754<T>
+    {
         int group = nh / nkv;
         T scale = T.One / T.Sqrt(T.CreateChecked(d));
         int maxKeys = qPos0 + tq;
-        CpuParallel.For(b * nh, bh =>
+        int bi = bh / nh, h = bh % nh, g = h / group;
+        // Sized by the cache capacity, not the keys seen so far: decode steps then rent from one pool bucket (no allocation).
+        T[] sBuf = ArrayPool<T>.Shared.Rent(Math.Min(QB, tq) * Math.Max(maxKeys, tkCap));
+        try
         {
-            int bi = bh / nh, h = bh % nh, g = h / group;
-            T[] sBuf = ArrayPool<T>.Shared.Rent(Math.Min(QB, tq) * maxKeys);
-            try
+            fixed (T* s = sBuf, pq = q, pk = k, pv = v, po = outp)
             {
-                fixed (T* s = sBuf, pq = q, pk = k, pv = v, po = outp)
+                T* kBase = pk + ((long)bi * tkCap * nkv + g) * d, vBase = pv + ((long)bi * tkCap * nkv + g) * d;
+                for (int i0 = 0; i0 < tq; i0 += QB)
                 {
-                    T* kBase = pk + ((long)bi * tkCap * nkv + g) * d, vBase = pv + ((long)bi * tkCap * nkv + g) * d;
-                    for (int i0 = 0; i0 < tq; i0 += QB)
+                    int rows = Math.Min(QB, tq - i0), keys = qPos0 + i0 + rows;
+                    long qOff = ((long)(bi * tq + i0) * nh + h) * d;
+                    // S[rows, keys] = scale · Q_blk · Kᵀ
+                    Gemm.Run(rows, keys, d, pq + qOff, nh * d, 1, kBase, 1, nkv * d, s, keys, false, scale, parallel: false);
+                    // P = exp(S − rowmax) with the invisible keys at −∞ (so exp gives 0): one Exp over the block.
+                    for (int r = 0; r < rows; r++)
                     {
-                        int rows = Math.Min(QB, tq - i0), keys = qPos0 + i0 + rows;
-                        long qOff = ((long)(bi * tq + i0) * nh + h) * d;
-                        // S[rows, keys] = scale · Q_blk · Kᵀ
-                        Gemm.Run(rows, keys, d, pq + qOff, nh * d, 1, kBase, 1, nkv * d, s, keys, false, scale, parallel: false);
-                        // P = exp(S − rowmax) with the invisible keys at −∞ (so exp gives 0): one Exp over the block.
-                        for (int r = 0; r < rows; r++)
-                        {
-                            int visible = qPos0 + i0 + r + 1;
-                            var row = new Span<T>(s + (long)r * keys, keys);
-                            T max = TensorPrimitives.Max<T>(row[..visible]);
-                            TensorPrimitives.Subtract(row[..visible], max, row[..visible]);
-                            row[visible..].Fill(T.NegativeInfinity);
-                            lse[(bi * nh + h) * tq + i0 + r] = max;
-                        }
-                        var block = new Span<T>(s, rows * keys);
-                        TensorPrimitives.Exp<T>(block, block);
-                        // O_blk = P · V[0..keys), then each row divided by its Σ P (d values instead of keys).
-                        Gemm.Run(rows, d, keys, s, keys, 1, vBase, nkv * d, 1, po + qOff, nh * d, false, T.One, parallel: false);
-                        for (int r = 0; r < rows; r++)
-                        {
-                            T sum = TensorPrimitives.Sum<T>(block.Slice(r * keys, qPos0 + i0 + r + 1));
-                            lse[(bi * nh + h) * tq + i0 + r] += T.Log(sum);
-                            var o = new Span<T>(po + qOff + (long)r * nh * d, d);
-                            TensorPrimitives.Multiply(o, T.One / sum, o);
-                        }
+                        int visible = qPos0 + i0 + r + 1;
+                        var row = new Span<T>(s + (long)r * keys, keys);
+                        T max = TensorPrimitives.Max<T>(row[..visible]);
+                        TensorPrimitives.Subtract(row[..visible], max, row[..visible]);
+                        row[visible..].Fill(T.NegativeInfinity);
+                        lse[(bi * nh + h) * tq + i0 + r] = max;
+                    }
+                    var block = new Span<T>(s, rows * keys);
+                    TensorPrimitives.Exp<T>(block, block);
+                    // O_blk = P · V[0..keys), then each row divided by its Σ P (d values instead of keys).
+                    Gemm.Run(rows, d, keys, s, keys, 1, vBase, nkv * d, 1, po + qOff, nh * d, false, T.One, parallel: false);
+                    for (int r = 0; r < rows; r++)
+                    {
+                        T sum = TensorPrimitives.Sum<T>(block.Slice(r * keys, qPos0 + i0 + r + 1));
+                        lse[(bi * nh + h) * tq + i0 + r] += T.Log(sum);
+                        var o = new Span<T>(po + qOff + (long)r * nh * d, d);
+                        TensorPrimitives.Multiply(o, T.One / sum, o);
                     }
                 }
             }
-            finally
-            {
-                ArrayPool<T>.Shared.Return(sBuf);
-            }
-        }, parallel: (long)b * nh * tq * maxKeys * d > 100_000);
+        }
+        finally
+        {
+            ArrayPool<T>.Shared.Return(sBuf);
+        }
     }
 
     /// <summary>

@@ -13,6 +13,8 @@ internal sealed class CpuActivations
     public int B { get; }
     public int T { get; }
     public int N => B * T;
+    /// <summary>Largest LoRA rank the per-module t buffers hold.</summary>
+    public int MaxRank { get; }
 
     /// <summary>Residual stream xs[l] = input of layer l, xs[L] = input of the final norm. [N, C] each.</summary>
     public float[][] Xs { get; }
@@ -37,7 +39,7 @@ internal sealed class CpuActivations
 
     public CpuActivations(ModelConfig c, int b, int t, int maxRank)
     {
-        B = b; T = t;
+        B = b; T = t; MaxRank = maxRank;
         int n = b * t, h = c.HiddenSize, q = c.QDim, kv = c.KvDim, i = c.IntermediateSize;
         Xs = new float[c.NumLayers + 1][];
         for (int l = 0; l <= c.NumLayers; l++) Xs[l] = new float[n * h];

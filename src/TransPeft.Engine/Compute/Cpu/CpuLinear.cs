@@ -43,20 +43,21 @@ internal static unsafe class CpuLinear
     }
 
     /// <summary>
-    /// dx[N,in] += dy·W (+ LoRA path); dW, db, dA, dB accumulated when their parameter has a gradient buffer.
+    /// dx[N,in] += dy·W (+ LoRA path); dW, db, dA, dB accumulated when their parameter has a gradient buffer
+    /// (dW and db only when <paramref name="baseGrads"/>: a LoRA backend keeps the base frozen whatever buffers it has).
     /// dx = null skips the input gradient (nothing upstream learns).
     /// </summary>
     public static void Backward(float[]? dx, float[] dy, float[] x, int n, Parameter w, Parameter? bias, LoraModule? lora,
-        float[]? loraT, float[] scratchIn, float[] scratchR, in StepContext ctx)
+        float[]? loraT, float[] scratchIn, float[] scratchR, in StepContext ctx, bool baseGrads = true)
     {
         int inDim = w.Shape[1], outDim = w.Shape[0];
         fixed (float* pdx = dx, pdy = dy, px = x, pw = w.Data)
         {
-            if (w.Grad is { } gw)
+            if (baseGrads && w.Grad is { } gw)
                 fixed (float* pgw = gw) Gemm.MatmulTN(pgw, pdy, px, n, outDim, inDim, accumulate: true, 1f);
             if (dx is not null) Gemm.MatmulNN(pdx, pdy, pw, n, outDim, inDim, accumulate: true, 1f);
         }
-        if (bias?.Grad is { } gb)
+        if (baseGrads && bias?.Grad is { } gb)
             for (int i = 0; i < n; i++)
                 TensorPrimitives.Add(gb, dy.AsSpan(i * outDim, outDim), gb);
         if (lora is null) return;

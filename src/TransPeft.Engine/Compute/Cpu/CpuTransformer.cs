@@ -18,7 +18,7 @@ namespace TransPeft.Engine.Compute.Cpu;
 /// Gradients: with a LoRA adapter only its A/B get gradients (base weights frozen, no weight-gradient
 /// GEMMs); with <c>fullFineTune</c> every base weight does.
 /// </summary>
-internal sealed unsafe class CpuTransformer : ITrainableModel
+internal sealed unsafe class CpuTransformer : ITrainableModel, IInferenceModel
 {
     public TransformerModel Model { get; }
     public LoraAdapter? Adapter { get; }
@@ -33,36 +33,25 @@ internal sealed unsafe class CpuTransformer : ITrainableModel
 
     /// <summary>A forward-only view for evaluation, generation and analysis: it leaves every gradient buffer
     /// as it is, so it can share weights with a model that a trainer is updating.</summary>
-    public static CpuTransformer ForInference(TransformerModel model, LoraAdapter? adapter = null) =>
-        new(model, adapter, fullFineTune: false, maxPositions: 0, manageGradients: false);
+    public static CpuTransformer ForInference(TransformerModel model, LoraAdapter? adapter = null, int maxPositions = 0) =>
+        new(model, adapter, fullFineTune: false, maxPositions, manageGradients: false);
 
     public CpuTransformer(TransformerModel model, LoraAdapter? adapter = null, bool fullFineTune = false, int maxPositions = 0)
         : this(model, adapter, fullFineTune, maxPositions, manageGradients: true) { }
 
     private CpuTransformer(TransformerModel model, LoraAdapter? adapter, bool fullFineTune, int maxPositions, bool manageGradients)
     {
-        if (adapter is not null && adapter.NumLayers != model.Config.NumLayers)
-            throw new ArgumentException($"adapter has {adapter.NumLayers} layers, the model {model.Config.NumLayers}");
+        ModelRules.CheckAdapter(model.Config, adapter);
         Model = model; Adapter = adapter; FullFineTune = fullFineTune;
         _rope = new Rope<float>(model.Config, maxPositions > 0 ? maxPositions : model.Config.MaxPositionEmbeddings);
         _maxRank = adapter?.Modules().Max(m => m.Rank) ?? 0;
         _inferenceOnly = !manageGradients;
-        if (!manageGradients)
-        {
-            TrainableParameters = [];
-        }
-        else if (fullFineTune)
-        {
-            foreach (var p in model.Parameters()) p.EnableGrad();
-            TrainableParameters = model.Parameters().ToList();
-        }
-        else
-        {
-            foreach (var p in model.Parameters()) p.DisableGrad();
-            if (adapter is not null) foreach (var p in adapter.Parameters()) p.EnableGrad();
-            TrainableParameters = adapter?.Parameters().ToList() ?? [];
-        }
+        TrainableParameters = manageGradients ? ModelRules.TrainableParameters(model, adapter, fullFineTune) : [];
     }
+
+    /// <summary>A base weight's gradient buffer when this model trains the base, else null: in LoRA mode the base is
+    /// frozen whatever buffers another model object on the same weights may have switched on.</summary>
+    private float[]? BaseGrad(Parameter p) => FullFineTune ? p.Grad : null;
 
     public int MaxPositions => _rope.MaxPositions;
 
@@ -84,19 +73,24 @@ internal sealed unsafe class CpuTransformer : ITrainableModel
     /// <summary>Runs the layers and the final norm over ids [B,T]; activations stay in <see cref="_acts"/>.</summary>
     private CpuActivations ForwardBody(int[] ids, int b, int t, in StepContext ctx)
     {
+        ModelRules.CheckBatch(Config, MaxPositions, ids.Length, b, t);
+        ModelRules.CheckTokens(Config, ids);
+        return ForwardBody(Acts(b, t), ids, ctx, null, 0);
+    }
+
+    /// <summary>Embedding, the layers and the final norm into <paramref name="a"/> (shape [a.B, a.T]); with a KV cache the
+    /// rows sit at positions pos0 .. pos0+T-1 and attend over the cache.</summary>
+    private CpuActivations ForwardBody(CpuActivations a, int[] ids, in StepContext ctx, Inference.KvCache? cache, int pos0)
+    {
         var c = Config;
-        if (ids.Length != b * t) throw new ArgumentException($"expected {b}x{t} = {b * t} token ids, got {ids.Length}");
-        if (t > _rope.MaxPositions) throw new ArgumentException($"sequence length {t} exceeds max_position_embeddings {_rope.MaxPositions}");
-        CheckSlidingWindow(t);
-        var a = Acts(b, t);
-        int n = b * t, h = c.HiddenSize;
+        int n = a.N, h = c.HiddenSize;
         Embedding.Forward(a.Xs[0], ids, Model.Embed.Data, n, h, c.VocabSize);
-        for (int l = 0; l < c.NumLayers; l++) LayerForward(l, a, ctx);
+        for (int l = 0; l < c.NumLayers; l++) LayerForward(l, a, ctx, cache, pos0);
         RmsNorm.Forward(a.FinalNormOut, a.FinalRstd, a.Xs[c.NumLayers], Model.FinalNorm.Data, n, h, c.RmsNormEps);
         return a;
     }
 
-    private void LayerForward(int l, CpuActivations a, in StepContext ctx)
+    private void LayerForward(int l, CpuActivations a, in StepContext ctx, Inference.KvCache? cache, int pos0)
     {
         var c = Config;
         var w = Model.Layers[l];
@@ -108,9 +102,21 @@ internal sealed unsafe class CpuTransformer : ITrainableModel
         ProjForward(la.Q, la.N1, n, l, Projection.Q, la, a, ctx);
         ProjForward(la.K, la.N1, n, l, Projection.K, la, a, ctx);
         ProjForward(la.V, la.N1, n, l, Projection.V, la, a, ctx);
-        _rope.Forward(la.Q, a.B, a.T, c.NumHeads, 0);
-        _rope.Forward(la.K, a.B, a.T, c.NumKvHeads, 0);
-        Attention.Forward(la.Att, la.Lse, la.Q, la.K, la.V, a.B, a.T, a.T, 0, c.NumHeads, c.NumKvHeads, c.HeadDim);
+        _rope.Forward(la.Q, a.B, a.T, c.NumHeads, pos0);
+        _rope.Forward(la.K, a.B, a.T, c.NumKvHeads, pos0);
+        if (cache is null)
+            Attention.Forward(la.Att, la.Lse, la.Q, la.K, la.V, a.B, a.T, a.T, 0, c.NumHeads, c.NumKvHeads, c.HeadDim);
+        else
+        {
+            // Incremental decoding: append this step's keys/values to the cache, attend over everything cached.
+            int kvd = c.KvDim;
+            for (int bi = 0; bi < a.B; bi++)
+            {
+                la.K.AsSpan(bi * a.T * kvd, a.T * kvd).CopyTo(cache.K[l].AsSpan((bi * cache.Capacity + pos0) * kvd));
+                la.V.AsSpan(bi * a.T * kvd, a.T * kvd).CopyTo(cache.V[l].AsSpan((bi * cache.Capacity + pos0) * kvd));
+            }
+            Attention.Forward(la.Att, la.Lse, la.Q, cache.K[l], cache.V[l], a.B, a.T, cache.Capacity, pos0, c.NumHeads, c.NumKvHeads, c.HeadDim);
+        }
         ProjForward(a.Proj, la.Att, n, l, Projection.O, la, a, ctx);
         TensorPrimitives.Add(x, a.Proj, la.H);
         _observer?.OnAttention(l, a.Proj, la.H);
@@ -152,11 +158,17 @@ internal sealed unsafe class CpuTransformer : ITrainableModel
     {
         var ctx = new StepContext(default, perturbation, Training: false);
         var a = ForwardBody(ids, b, t, ctx);
-        int n = b * t, h = Config.HiddenSize, v = Config.VocabSize;
-        var logits = new float[n * v];
-        fixed (float* pl = logits, px = a.FinalNormOut, ph = Model.Head.Data)
-            Gemm.MatmulNT(pl, px, ph, n, h, v, accumulate: false, 1f);
+        var logits = new float[b * t * Config.VocabSize];
+        Head(logits, a.FinalNormOut, b * t);
         return logits;
+    }
+
+    /// <summary>logits[N, V] = x[N, C]·headᵀ.</summary>
+    private void Head(Span<float> logits, ReadOnlySpan<float> x, int n)
+    {
+        int h = Config.HiddenSize, v = Config.VocabSize;
+        fixed (float* pl = logits, px = x, ph = Model.Head.Data)
+            Gemm.MatmulNT(pl, px, ph, n, h, v, accumulate: false, 1f);
     }
 
     /// <summary>Set only for the duration of <see cref="ForwardObserved"/>.</summary>
@@ -173,73 +185,73 @@ internal sealed unsafe class CpuTransformer : ITrainableModel
         finally { _observer = null; }
     }
 
-    private CpuActivations? _decodeActs, _prefillActs;
+    // ---------------------------------------------------------------- inference (IInferenceModel)
+
+    public Inference.KvCache CreateCache(int batchSize, int capacity) => new(Config, batchSize, capacity);
+
+    public void Prefill(Inference.KvCache cache, ReadOnlySpan<int> ids, int b, int t, Span<float> lastLogits) =>
+        Extend(cache, ids, b, t, lastLogits);
+
+    public void Decode(Inference.KvCache cache, ReadOnlySpan<int> ids, Span<float> logits) =>
+        Extend(cache, ids, cache.BatchSize, 1, logits);
 
     /// <summary>
-    /// Incremental forward with a KV cache: runs ids [B, T] at positions cache.Length .. cache.Length+T-1,
-    /// appends their keys/values, and returns the logits of the LAST position of each row, [B, V].
-    /// Gives the same logits as a full recompute of the whole prefix (tested).
+    /// Incremental forward with a caller-owned KV cache: runs ids [B, T] at positions cache.Length .. cache.Length+T-1
+    /// through the same layer recipe as training (<see cref="LayerForward"/>), appends their keys/values, and writes
+    /// the logits of the LAST position of each row into <paramref name="lastLogits"/> [B, V]. Every buffer lives in
+    /// the cache's scratch, sized on first use, so a decode step (T = 1) allocates no arrays. Gives the same logits
+    /// as a full recompute of the whole prefix (tested).
     /// </summary>
-    public float[] ForwardCached(Inference.KvCache cache, int[] ids, int b, int t)
+    private void Extend(Inference.KvCache cache, ReadOnlySpan<int> ids, int b, int t, Span<float> lastLogits)
     {
         var c = Config;
         if (b != cache.BatchSize) throw new ArgumentException($"batch {b} does not match the cache's {cache.BatchSize}");
         int pos0 = cache.Length;
+        ModelRules.CheckBatch(c, MaxPositions, ids.Length, b, t, pos0);
+        ModelRules.CheckTokens(c, ids);
         if (pos0 + t > cache.Capacity) throw new ArgumentException($"cache holds {cache.Capacity} positions; {pos0} used, {t} more requested");
-        if (pos0 + t > _rope.MaxPositions) throw new ArgumentException($"position {pos0 + t - 1} exceeds max_position_embeddings {_rope.MaxPositions}");
-        CheckSlidingWindow(pos0 + t);
-        ref var slot = ref (t == 1 ? ref _decodeActs : ref _prefillActs);
-        if (slot is null || slot.B != b || slot.T != t) slot = new CpuActivations(c, b, t, _maxRank);
-        var a = slot;
-        int n = b * t, h = c.HiddenSize, kvd = c.KvDim;
-        var ctx = StepContext.Eval;
-        Embedding.Forward(a.Xs[0], ids, Model.Embed.Data, n, h, c.VocabSize);
-        for (int l = 0; l < c.NumLayers; l++)
-        {
-            var w = Model.Layers[l];
-            var la = a.Layers[l];
-            float[] x = a.Xs[l], xNext = a.Xs[l + 1];
-            RmsNorm.Forward(la.N1, la.Rstd1, x, w.InputNorm.Data, n, h, c.RmsNormEps);
-            ProjForward(la.Q, la.N1, n, l, Projection.Q, la, a, ctx);
-            ProjForward(la.K, la.N1, n, l, Projection.K, la, a, ctx);
-            ProjForward(la.V, la.N1, n, l, Projection.V, la, a, ctx);
-            _rope.Forward(la.Q, b, t, c.NumHeads, pos0);
-            _rope.Forward(la.K, b, t, c.NumKvHeads, pos0);
-            for (int bi = 0; bi < b; bi++)
-            {
-                la.K.AsSpan(bi * t * kvd, t * kvd).CopyTo(cache.K[l].AsSpan((bi * cache.Capacity + pos0) * kvd));
-                la.V.AsSpan(bi * t * kvd, t * kvd).CopyTo(cache.V[l].AsSpan((bi * cache.Capacity + pos0) * kvd));
-            }
-            Attention.Forward(la.Att, la.Lse, la.Q, cache.K[l], cache.V[l], b, t, cache.Capacity, pos0, c.NumHeads, c.NumKvHeads, c.HeadDim);
-            ProjForward(a.Proj, la.Att, n, l, Projection.O, la, a, ctx);
-            TensorPrimitives.Add(x, a.Proj, la.H);
-            RmsNorm.Forward(la.N2, la.Rstd2, la.H, w.PostNorm.Data, n, h, c.RmsNormEps);
-            ProjForward(la.G, la.N2, n, l, Projection.Gate, la, a, ctx);
-            ProjForward(la.U, la.N2, n, l, Projection.Up, la, a, ctx);
-            SwiGlu.Forward(la.A, la.G, la.U, null, n * c.IntermediateSize);
-            ProjForward(a.Proj, la.A, n, l, Projection.Down, la, a, ctx);
-            TensorPrimitives.Add(la.H, a.Proj, xNext);
-        }
+        if (lastLogits.Length != b * c.VocabSize) throw new ArgumentException($"expected room for {b}x{c.VocabSize} logits, got {lastLogits.Length}");
+        var s = cache.Scratch as CpuDecodeScratch ?? new CpuDecodeScratch();
+        cache.Scratch = s;
+        var a = s.Activations(c, b, t, _maxRank);
+        ids.CopyTo(s.Ids(b * t));
+        ForwardBody(a, s.IdsBuffer, StepContext.Eval, cache, pos0);
         cache.Length = pos0 + t;
-        // Final norm and head on the last position of each row only.
-        var last = new float[b * h];
-        for (int bi = 0; bi < b; bi++) a.Xs[c.NumLayers].AsSpan((bi * t + t - 1) * h, h).CopyTo(last.AsSpan(bi * h));
-        var normed = new float[b * h];
-        RmsNorm.Forward(normed, new float[b], last, Model.FinalNorm.Data, b, h, c.RmsNormEps);
-        var logits = new float[b * c.VocabSize];
-        fixed (float* pl = logits, px = normed, ph = Model.Head.Data)
-            Gemm.MatmulNT(pl, px, ph, b, h, c.VocabSize, accumulate: false, 1f);
+        // The final norm ran on every row; the head only on the last position of each row.
+        int h = c.HiddenSize;
+        var last = s.Last(b * h);
+        for (int bi = 0; bi < b; bi++) a.FinalNormOut.AsSpan((bi * t + t - 1) * h, h).CopyTo(last.AsSpan(bi * h));
+        Head(lastLogits, last.AsSpan(0, b * h), b);
+    }
+
+    /// <summary>Prefill into a fresh logits array (tests and callers that want an array).</summary>
+    public float[] ForwardCached(Inference.KvCache cache, int[] ids, int b, int t)
+    {
+        var logits = new float[b * Config.VocabSize];
+        Extend(cache, ids, b, t, logits);
         return logits;
     }
 
     /// <summary>
-    /// Mistral's sliding-window attention is not implemented: within the window it equals full causal attention,
-    /// so sequences up to the window are exact and longer ones are refused rather than computed differently.
+    /// Full forward over ids [B, T] with no cache: logits [B*T, V] and/or the final-norm hidden states [B*T, C]
+    /// (either span may be empty to skip it). <paramref name="scratch"/> is the caller's (one per context), so
+    /// concurrent callers on one model share nothing mutable.
     /// </summary>
-    private void CheckSlidingWindow(int positions)
+    public void Forward(ReadOnlySpan<int> ids, int b, int t, Span<float> logits, Span<float> hidden, ref object? scratch)
     {
-        if (Config.SlidingWindow is int w && positions > w)
-            throw new ArgumentException($"{positions} positions exceed the model's sliding_window {w}; sliding-window attention is not implemented (sequences up to the window are exact)");
+        var c = Config;
+        ModelRules.CheckBatch(c, MaxPositions, ids.Length, b, t);
+        ModelRules.CheckTokens(c, ids);
+        int n = b * t;
+        if (!logits.IsEmpty && logits.Length != n * c.VocabSize) throw new ArgumentException($"expected room for {n}x{c.VocabSize} logits, got {logits.Length}");
+        if (!hidden.IsEmpty && hidden.Length != n * c.HiddenSize) throw new ArgumentException($"expected room for {n}x{c.HiddenSize} hidden values, got {hidden.Length}");
+        var s = scratch as CpuDecodeScratch ?? new CpuDecodeScratch();
+        scratch = s;
+        var a = s.Activations(c, b, t, _maxRank);
+        ids.CopyTo(s.Ids(n));
+        ForwardBody(a, s.IdsBuffer, StepContext.Eval, null, 0);
+        if (!hidden.IsEmpty) a.FinalNormOut.AsSpan(0, n * c.HiddenSize).CopyTo(hidden);
+        if (!logits.IsEmpty) Head(logits, a.FinalNormOut, n);
     }
 
     /// <summary>Shifted targets: target[b,t] = labels[b,t+1], and -100 at the last position of each row.</summary>
@@ -258,7 +270,19 @@ internal sealed unsafe class CpuTransformer : ITrainableModel
     public (double LossSum, int Counted) Loss(TokenBatch batch)
     {
         var a = ForwardBody(batch.InputIds, batch.BatchSize, batch.SeqLen, StepContext.Eval);
-        return HeadLoss(a, ShiftedTargets(batch), null, null);
+        return HeadLoss(a, ShiftedTargets(batch), null, null, LogitsChunk(ref _logitsChunk, a.N));
+    }
+
+    /// <summary><see cref="Loss(TokenBatch)"/> with the caller's working memory (concurrent callers share nothing mutable).</summary>
+    public (double LossSum, int Counted) Loss(TokenBatch batch, ref object? scratch)
+    {
+        int b = batch.BatchSize, t = batch.SeqLen;
+        ModelRules.CheckBatch(Config, MaxPositions, batch.InputIds.Length, b, t);
+        ModelRules.CheckTokens(Config, batch.InputIds);
+        var s = scratch as CpuDecodeScratch ?? new CpuDecodeScratch();
+        scratch = s;
+        var a = ForwardBody(s.Activations(Config, b, t, _maxRank), batch.InputIds, StepContext.Eval, null, 0);
+        return HeadLoss(a, ShiftedTargets(batch), null, null, LogitsChunk(ref s.LogitsChunk, a.N));
     }
 
     public (double LossSum, int Counted) ForwardBackward(TokenBatch batch, float lossScale, in StepContext context)
@@ -267,7 +291,7 @@ internal sealed unsafe class CpuTransformer : ITrainableModel
         var a = ForwardBody(batch.InputIds, batch.BatchSize, batch.SeqLen, context);
         var targets = ShiftedTargets(batch);
         Array.Clear(a.DN);
-        var result = HeadLoss(a, targets, lossScale, a.DN);
+        var result = HeadLoss(a, targets, lossScale, a.DN, LogitsChunk(ref _logitsChunk, a.N));
         Backward(a, batch.InputIds, context);
         return result;
     }
@@ -279,17 +303,23 @@ internal sealed unsafe class CpuTransformer : ITrainableModel
     private int HeadChunkRows => Math.Max(128, (1 << 24) / Config.VocabSize);
     private float[]? _logitsChunk;
 
+    /// <summary>The logits buffer of one head chunk for <paramref name="n"/> rows, (re)made in <paramref name="slot"/>.</summary>
+    private float[] LogitsChunk(ref float[]? slot, int n)
+    {
+        int need = Math.Min(HeadChunkRows, n) * Config.VocabSize;
+        if (slot is null || slot.Length < need) slot = new float[need];
+        return slot;
+    }
+
     /// <summary>
     /// LM head + cross-entropy in row chunks: logits of a chunk are computed, turned into dlogits in place,
     /// and immediately multiplied back (dxf += dlogits·H, dH += dlogitsᵀ·xf), so the full [N, V] matrix never exists.
     /// </summary>
-    private (double, int) HeadLoss(CpuActivations a, int[] targets, float? lossScale, float[]? dxf)
+    private (double, int) HeadLoss(CpuActivations a, int[] targets, float? lossScale, float[]? dxf, float[] logits)
     {
         int n = a.N, h = Config.HiddenSize, v = Config.VocabSize;
         var head = Model.Head;
         int chunkRows = Math.Min(HeadChunkRows, n);
-        if (_logitsChunk is null || _logitsChunk.Length < chunkRows * v) _logitsChunk = new float[chunkRows * v];
-        var logits = _logitsChunk;
         double total = 0;
         int counted = 0;
         for (int r0 = 0; r0 < n; r0 += chunkRows)
@@ -306,7 +336,7 @@ internal sealed unsafe class CpuTransformer : ITrainableModel
             fixed (float* pl = logits, px = a.FinalNormOut, ph = head.Data, pd = dxf)
             {
                 Gemm.MatmulNN(pd + (long)r0 * h, pl, ph, rows, v, h, accumulate: true, 1f);
-                if (head.Grad is { } gh)
+                if (BaseGrad(head) is { } gh)
                     fixed (float* pg = gh) Gemm.MatmulTN(pg, pl, px + (long)r0 * h, rows, v, h, accumulate: true, 1f);
             }
         }
@@ -322,9 +352,9 @@ internal sealed unsafe class CpuTransformer : ITrainableModel
         int n = a.N, h = c.HiddenSize;
         var dx = a.DX;
         Array.Clear(dx);
-        RmsNorm.Backward(dx, Model.FinalNorm.Grad, a.DN, a.Xs[c.NumLayers], Model.FinalNorm.Data, a.FinalRstd, n, h);
+        RmsNorm.Backward(dx, BaseGrad(Model.FinalNorm), a.DN, a.Xs[c.NumLayers], Model.FinalNorm.Data, a.FinalRstd, n, h);
         for (int l = c.NumLayers - 1; l >= 0; l--) LayerBackward(l, a, ctx);
-        if (Model.Embed.Grad is { } ge) Embedding.Backward(ge, dx, ids, n, h);
+        if (BaseGrad(Model.Embed) is { } ge) Embedding.Backward(ge, dx, ids, n, h);
     }
 
     /// <summary>On entry a.DX = d loss / d xs[l+1]; on exit a.DX = d loss / d xs[l].</summary>
@@ -346,7 +376,7 @@ internal sealed unsafe class CpuTransformer : ITrainableModel
             Array.Clear(a.DN);
             ProjBackward(a.DN, a.DG, la.N2, n, l, Projection.Gate, la, a, ctx);
             ProjBackward(a.DN, a.DU, la.N2, n, l, Projection.Up, la, a, ctx);
-            RmsNorm.Backward(dx, w.PostNorm.Grad, a.DN, la.H, w.PostNorm.Data, la.Rstd2, n, h);
+            RmsNorm.Backward(dx, BaseGrad(w.PostNorm), a.DN, la.H, w.PostNorm.Data, la.Rstd2, n, h);
         }
         // Now dx = d loss / d h. h = x + o_proj(att).
         Array.Clear(a.DAtt);
@@ -355,17 +385,17 @@ internal sealed unsafe class CpuTransformer : ITrainableModel
         _rope.Backward(a.DQ, a.B, a.T, c.NumHeads, 0);
         _rope.Backward(a.DK, a.B, a.T, c.NumKvHeads, 0);
         // Layer 0's input gradient only feeds the embedding and the first norm's weight: skip it when neither learns.
-        float[]? dn = l > 0 || Model.Embed.Grad is not null || w.InputNorm.Grad is not null ? a.DN : null;
+        float[]? dn = l > 0 || BaseGrad(Model.Embed) is not null || BaseGrad(w.InputNorm) is not null ? a.DN : null;
         if (dn is not null) Array.Clear(dn);
         ProjBackward(dn, a.DQ, la.N1, n, l, Projection.Q, la, a, ctx);
         ProjBackward(dn, a.DK, la.N1, n, l, Projection.K, la, a, ctx);
         ProjBackward(dn, a.DV, la.N1, n, l, Projection.V, la, a, ctx);
-        if (dn is not null) RmsNorm.Backward(dx, w.InputNorm.Grad, dn, a.Xs[l], w.InputNorm.Data, la.Rstd1, n, h);
+        if (dn is not null) RmsNorm.Backward(dx, BaseGrad(w.InputNorm), dn, a.Xs[l], w.InputNorm.Data, la.Rstd1, n, h);
     }
 
     private void ProjBackward(float[]? dIn, float[] dOut, float[] x, int n, int l, Projection p, LayerActivations la, CpuActivations a, in StepContext ctx)
     {
         var w = Model.Layers[l];
-        CpuLinear.Backward(dIn, dOut, x, n, w.Weight(p), w.Bias(p), Lora(l, p), la.LoraT[(int)p], a.ScratchIn, a.ScratchR, ctx);
+        CpuLinear.Backward(dIn, dOut, x, n, w.Weight(p), w.Bias(p), Lora(l, p), la.LoraT[(int)p], a.ScratchIn, a.ScratchR, ctx, FullFineTune);
     }
 }

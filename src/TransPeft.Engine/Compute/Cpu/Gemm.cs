@@ -80,7 +80,10 @@ internal static unsafe class Gemm
                 for (int kk = 0; kk < k; kk++) bt[j * k + kk] = b[(long)kk * bRs + (long)j * bCs];
             const int rowsPerTask = 64;
             var job = new NarrowJob<T>(m, n, k, a, aRs, bt, c, ldc, accumulate, alpha, rowsPerTask);
-            CpuParallel.For((m + rowsPerTask - 1) / rowsPerTask, job.Run, parallel: parallel && 2L * m * n * k > 1_000_000);
+            int blocks = (m + rowsPerTask - 1) / rowsPerTask;
+            // The job is a struct: only a split across threads boxes it into a delegate (decode allocates nothing).
+            if (CpuParallel.Splits(blocks, parallel && 2L * m * n * k > 1_000_000)) CpuParallel.For(blocks, job.Run);
+            else for (int i = 0; i < blocks; i++) job.Run(i);
         }
         finally
         {
@@ -88,7 +91,7 @@ internal static unsafe class Gemm
         }
     }
 
-    private sealed class NarrowJob<T>(int m, int n, int k, T* a, int aRs, T[] bt, T* c, int ldc, bool accumulate, T alpha, int rows)
+    private readonly struct NarrowJob<T>(int m, int n, int k, T* a, int aRs, T[] bt, T* c, int ldc, bool accumulate, T alpha, int rows)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         public void Run(int block)
@@ -155,9 +158,12 @@ internal static unsafe class Gemm
                 for (int slab = 0; slab < slabs; slab++)
                 {
                     job.Slab = slab;
-                    if (!job.DirectB) CpuParallel.For(slivers, job.PackSliver, parallel: par && (long)KC * n > 65_536);
-                    else if (n % nr != 0) job.PackSliver(slivers - 1);
-                    CpuParallel.For(tiles, job.RunTile, parallel: par);
+                    // The job is a struct: only a split across threads boxes it into a delegate (decode allocates nothing).
+                    if (job.DirectB) { if (n % nr != 0) job.PackSliver(slivers - 1); }
+                    else if (CpuParallel.Splits(slivers, par && (long)KC * n > 65_536)) CpuParallel.For(slivers, job.PackSliver);
+                    else for (int j = 0; j < slivers; j++) job.PackSliver(j);
+                    if (CpuParallel.Splits(tiles, par)) CpuParallel.For(tiles, job.RunTile);
+                    else for (int t = 0; t < tiles; t++) job.RunTile(t);
                 }
             }
         }
@@ -167,7 +173,7 @@ internal static unsafe class Gemm
         }
     }
 
-    private sealed class Job<T>(int m, int n, int k, T* a, int aRs, int aCs, T* b, int bRs, int bCs,
+    private struct Job<T>(int m, int n, int k, T* a, int aRs, int aCs, T* b, int bRs, int bCs,
         T* c, int cRs, int cCs, bool accumulate, T alpha, int nr, T* packedB, int mcBlock)
         where T : unmanaged, IFloatingPointIeee754<T>
     {

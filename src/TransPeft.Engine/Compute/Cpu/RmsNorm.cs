@@ -14,17 +14,28 @@ internal static class RmsNorm
     public static void Forward<T>(T[] outp, T[] rstd, T[] inp, T[] weight, int n, int c, double eps)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        T cT = T.CreateChecked(c), epsT = T.CreateChecked(eps);
-        CpuParallel.For(n, i =>
+        T epsT = T.CreateChecked(eps);
+        if (!CpuParallel.Splits(n, (long)n * c > 32_768))
         {
-            var x = inp.AsSpan(i * c, c);
-            T ms = TensorPrimitives.SumOfSquares<T>(x) / cT;
-            T r = T.One / T.Sqrt(ms + epsT);
-            rstd[i] = r;
-            var y = outp.AsSpan(i * c, c);
-            TensorPrimitives.Multiply(x, r, y);
-            TensorPrimitives.Multiply(y, weight, y);
-        }, parallel: (long)n * c > 32_768);
+            for (int i = 0; i < n; i++) ForwardRow(outp, rstd, inp, weight, i, c, epsT);
+            return;
+        }
+        ForwardParallel(outp, rstd, inp, weight, n, c, epsT);
+    }
+
+    // The lambda lives in its own method: its closure would otherwise be allocated on every call, split or not.
+    private static void ForwardParallel<T>(T[] outp, T[] rstd, T[] inp, T[] weight, int n, int c, T eps) where T : unmanaged, IFloatingPointIeee754<T> =>
+        CpuParallel.For(n, i => ForwardRow(outp, rstd, inp, weight, i, c, eps));
+
+    private static void ForwardRow<T>(T[] outp, T[] rstd, T[] inp, T[] weight, int i, int c, T eps) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var x = inp.AsSpan(i * c, c);
+        T ms = TensorPrimitives.SumOfSquares<T>(x) / T.CreateChecked(c);
+        T r = T.One / T.Sqrt(ms + eps);
+        rstd[i] = r;
+        var y = outp.AsSpan(i * c, c);
+        TensorPrimitives.Multiply(x, r, y);
+        TensorPrimitives.Multiply(y, weight, y);
     }
 
     /// <summary>dinp[N,C] += dx; dweight[C] += dw when not null (frozen weights get no gradient).</summary>

@@ -68,22 +68,33 @@ internal sealed class Rope<T> where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (pos0 + t > MaxPositions)
             throw new ArgumentOutOfRangeException(nameof(t), $"position {pos0 + t - 1} is beyond the RoPE table ({MaxPositions} positions)");
-        int d = HeadDim, half = d / 2;
-        CpuParallel.For(b * t, row =>
+        if (!CpuParallel.Splits(b * t, (long)b * t * HeadDim * heads > 65_536))
         {
-            int pos = pos0 + row % t;
-            var cos = _cos.AsSpan(pos * half, half);
-            var sin = _sin.AsSpan(pos * half, half);
-            for (int h = 0; h < heads; h++)
+            for (int row = 0; row < b * t; row++) RotateRow(x, row, t, heads, pos0, inverse);
+            return;
+        }
+        RotateParallel(x, b, t, heads, pos0, inverse);
+    }
+
+    // The lambda lives in its own method: its closure would otherwise be allocated on every call, split or not.
+    private void RotateParallel(T[] x, int b, int t, int heads, int pos0, bool inverse) =>
+        CpuParallel.For(b * t, row => RotateRow(x, row, t, heads, pos0, inverse));
+
+    private void RotateRow(T[] x, int row, int t, int heads, int pos0, bool inverse)
+    {
+        int d = HeadDim, half = d / 2;
+        int pos = pos0 + row % t;
+        var cos = _cos.AsSpan(pos * half, half);
+        var sin = _sin.AsSpan(pos * half, half);
+        for (int h = 0; h < heads; h++)
+        {
+            var v = x.AsSpan((row * heads + h) * d, d);
+            for (int j = 0; j < half; j++)
             {
-                var v = x.AsSpan((row * heads + h) * d, d);
-                for (int j = 0; j < half; j++)
-                {
-                    T x1 = v[j], x2 = v[j + half], c = cos[j], s = inverse ? -sin[j] : sin[j];
-                    v[j] = x1 * c - x2 * s;
-                    v[j + half] = x2 * c + x1 * s;
-                }
+                T x1 = v[j], x2 = v[j + half], c = cos[j], s = inverse ? -sin[j] : sin[j];
+                v[j] = x1 * c - x2 * s;
+                v[j + half] = x2 * c + x1 * s;
             }
-        }, parallel: (long)b * t * heads * d > 65_536);
+        }
     }
 }

@@ -16,20 +16,32 @@ internal static class SwiGlu
     /// <summary>a[N*I] from gate[N*I], up[N*I]; mask (0/1, same size) or null.</summary>
     public static void Forward<T>(T[] a, T[] gate, T[] up, T[]? mask, int count) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        CpuParallel.For((count + Chunk - 1) / Chunk, ci =>
+        int chunks = (count + Chunk - 1) / Chunk;
+        if (!CpuParallel.Splits(chunks, count > Chunk))
         {
-            Span<T> s = stackalloc T[Piece];
-            int end = Math.Min(count, (ci + 1) * Chunk);
-            for (int i = ci * Chunk; i < end; i += Piece)
-            {
-                int len = Math.Min(Piece, end - i);
-                var g = gate.AsSpan(i, len); var dst = a.AsSpan(i, len); var sg = s[..len];
-                TensorPrimitives.Sigmoid<T>(g, sg);
-                TensorPrimitives.Multiply<T>(g, sg, dst);
-                TensorPrimitives.Multiply<T>(dst, up.AsSpan(i, len), dst);
-                if (mask is not null) TensorPrimitives.Multiply<T>(dst, mask.AsSpan(i, len), dst);
-            }
-        }, parallel: count > Chunk);
+            for (int ci = 0; ci < chunks; ci++) ForwardChunk(a, gate, up, mask, count, ci);
+            return;
+        }
+        ForwardParallel(a, gate, up, mask, count, chunks);
+    }
+
+    // The lambda lives in its own method: its closure would otherwise be allocated on every call, split or not.
+    private static void ForwardParallel<T>(T[] a, T[] gate, T[] up, T[]? mask, int count, int chunks) where T : unmanaged, IFloatingPointIeee754<T> =>
+        CpuParallel.For(chunks, ci => ForwardChunk(a, gate, up, mask, count, ci));
+
+    private static void ForwardChunk<T>(T[] a, T[] gate, T[] up, T[]? mask, int count, int ci) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        Span<T> s = stackalloc T[Piece];
+        int end = Math.Min(count, (ci + 1) * Chunk);
+        for (int i = ci * Chunk; i < end; i += Piece)
+        {
+            int len = Math.Min(Piece, end - i);
+            var g = gate.AsSpan(i, len); var dst = a.AsSpan(i, len); var sg = s[..len];
+            TensorPrimitives.Sigmoid<T>(g, sg);
+            TensorPrimitives.Multiply<T>(g, sg, dst);
+            TensorPrimitives.Multiply<T>(dst, up.AsSpan(i, len), dst);
+            if (mask is not null) TensorPrimitives.Multiply<T>(dst, mask.AsSpan(i, len), dst);
+        }
     }
 
     /// <summary>dgate = ∂/∂g, dup = ∂/∂u of Σ da·a (written, not accumulated).</summary>

@@ -93,8 +93,7 @@ internal sealed class CudaTransformer : ITrainableModel, IDisposable
         CudaTransformerOptions? options, bool ownsDevice, bool manageGradients)
     {
         var c = model.Config;
-        if (adapter is not null && adapter.NumLayers != c.NumLayers)
-            throw new ArgumentException($"adapter has {adapter.NumLayers} layers, the model {c.NumLayers}");
+        ModelRules.CheckAdapter(c, adapter);
         LaunchPlanner.AttentionFor(c.HeadDim); // throws NotSupportedException for a head_dim no kernel handles
         _device = device;
         _ownsDevice = ownsDevice;
@@ -108,18 +107,7 @@ internal sealed class CudaTransformer : ITrainableModel, IDisposable
         _eps = (float)c.RmsNormEps;
         _attentionScale = 1f / MathF.Sqrt(c.HeadDim); // as Compute/Cpu/Attention.cs computes it in fp32
 
-        if (!manageGradients) TrainableParameters = [];
-        else if (fullFineTune)
-        {
-            foreach (var p in model.Parameters()) p.EnableGrad();
-            TrainableParameters = model.Parameters().ToList();
-        }
-        else
-        {
-            foreach (var p in model.Parameters()) p.DisableGrad();
-            if (adapter is not null) foreach (var p in adapter.Parameters()) p.EnableGrad();
-            TrainableParameters = adapter?.Parameters().ToList() ?? [];
-        }
+        TrainableParameters = manageGradients ? ModelRules.TrainableParameters(model, adapter, fullFineTune) : [];
 
         _lora = new LoraModule?[c.NumLayers, ProjectionNames.All.Length];
         _loraRanks = new int[c.NumLayers, ProjectionNames.All.Length];
@@ -279,24 +267,15 @@ internal sealed class CudaTransformer : ITrainableModel, IDisposable
         }
     }
 
-    private void CheckShape(int idsLength, int b, int t)
-    {
-        if (b <= 0 || t <= 0) throw new ArgumentException($"batch {b} x {t}: both must be positive");
-        if (idsLength != b * t) throw new ArgumentException($"expected {b}x{t} = {b * t} token ids, got {idsLength}");
-        if (t > MaxPositions) throw new ArgumentException($"sequence length {t} exceeds max_position_embeddings {MaxPositions}");
-    }
+    private void CheckShape(int idsLength, int b, int t) => ModelRules.CheckBatch(Config, MaxPositions, idsLength, b, t);
 
     /// <summary>Validates ids (and labels), writes the ids and the shifted targets into the host staging arrays and uploads
     /// them. Returns the number of counted targets.</summary>
     private int UploadBatch(int[] ids, int[]? labels, int b, int t)
     {
         int n = b * t, v = Config.VocabSize, counted = 0;
-        for (int i = 0; i < n; i++)
-        {
-            int id = ids[i];
-            if ((uint)id >= (uint)v) throw new ArgumentOutOfRangeException(nameof(ids), $"token id {id} at position {i} is outside the vocabulary [0, {v})");
-            _idsHost[i] = id;
-        }
+        ModelRules.CheckTokens(Config, ids.AsSpan(0, n));
+        ids.AsSpan(0, n).CopyTo(_idsHost);
         _device.Upload<int>(A(_acts!.Ids), _idsHost.AsSpan(0, n));
         if (labels is null) return 0;
         for (int r = 0; r < b; r++)

@@ -1,7 +1,7 @@
 using System.Buffers;
 using Microsoft.ML.Tokenizers;
 
-namespace TransPeft.Cli.Commands;
+namespace TransPeft.Engine.Text;
 
 /// <summary>
 /// Stands in for a tokenizer when a model folder has none (e.g. one written by `tpeft init`): pre-tokenized
@@ -11,7 +11,7 @@ namespace TransPeft.Cli.Commands;
 internal sealed class PreTokenizedOnlyTokenizer(string modelDir) : Tokenizer
 {
     private InvalidOperationException Missing() => new(
-        $"{modelDir} has no tokenizer, so only pre-tokenized records ({{\"input_ids\", \"labels\"}}) can be used; pass --tokenizer for text");
+        $"{modelDir} has no tokenizer, so only pre-tokenized records ({{\"input_ids\", \"labels\"}}) can be used; give a tokenizer (--tokenizer) for text");
 
     protected override EncodeResults<EncodedToken> EncodeToTokens(string? text, ReadOnlySpan<char> textSpan, EncodeSettings settings) => throw Missing();
 

@@ -1,0 +1,209 @@
+using TransPeft.Engine.Compute;
+using TransPeft.Engine.Compute.Cpu;
+using TransPeft.Engine.Compute.Cuda;
+using TransPeft.Engine.Lora;
+using TransPeft.Engine.Model;
+using TransPeft.Engine.Text;
+using TransPeft.Engine.Training;
+
+namespace TransPeft.Engine.Sessions;
+
+/// <summary>
+/// A base model loaded once on one device, and the adapters served over it: the one way in for hosts, the CLI
+/// and the benchmarks. Shaped like ONNX Runtime's InferenceSession (options fixed at creation), ONNX Runtime
+/// GenAI's Model + Adapters (adapters loaded and unloaded by name), and LLamaSharp's LLamaWeights (one copy of
+/// the weights shared by many contexts).
+/// <para>
+/// Threading: the session and its weights are immutable once loaded and may be used from any number of threads.
+/// Per-request state (KV cache, working memory, adapter choice, sampling state) lives in an
+/// <see cref="InferenceContext"/>: one per concurrent request (or per thread), each used by one thread at a time.
+/// <see cref="Adapters"/> is thread-safe; a request keeps the adapter it started with.
+/// </para>
+/// </summary>
+public sealed class InferenceSession : IDisposable
+{
+    private readonly CudaBackend? _cuda;
+    private readonly bool _ownsCuda;
+    private readonly Lazy<IInferenceModel> _base;
+    private readonly List<AdapterEntry> _retired = [];
+    private readonly object _retiredGate = new();
+    private bool _disposed;
+
+    private InferenceSession(TransformerModel model, string? modelPath, TokenizerInfo? tokenizer, SessionOptions options, CudaBackend? cuda, bool ownsCuda, string? fallback)
+    {
+        Model = model;
+        ModelPath = modelPath;
+        Tokenizer = tokenizer;
+        Options = options;
+        _cuda = cuda;
+        _ownsCuda = ownsCuda;
+        DeviceFallbackReason = fallback;
+        int maxModel = model.Config.MaxPositionEmbeddings;
+        if (options.MaxSequenceLength > maxModel)
+            throw new ArgumentException($"SessionOptions.MaxSequenceLength: {options.MaxSequenceLength} exceeds the model's max_position_embeddings {maxModel}");
+        MaxSequenceLength = options.MaxSequenceLength > 0 ? options.MaxSequenceLength : maxModel;
+        Adapters = new AdapterSet(this);
+        _base = new Lazy<IInferenceModel>(() => CreateBackend(null));
+    }
+
+    /// <summary>
+    /// Loads config.json, the weights and (when present) the tokenizer from a model folder or a Hugging Face cache
+    /// entry (see <see cref="ModelLocation"/>), and starts the device <paramref name="options"/> names.
+    /// </summary>
+    /// <param name="tokenizer">A tokenizer to use instead of the folder's (null: the folder's, when it has one).</param>
+    public static InferenceSession Load(string path, SessionOptions? options = null, TokenizerInfo? tokenizer = null)
+    {
+        options ??= new SessionOptions();
+        options.Validate();
+        string dir = ModelLocation.Resolve(path);
+        var model = TransformerModel.Load(dir);
+        tokenizer ??= TokenizerLoader.HasTokenizer(dir) ? TokenizerLoader.Load(dir) : null;
+        return Create(model, dir, tokenizer, options, null);
+    }
+
+    /// <summary>A session over weights the host already holds (made by <see cref="TransformerModel.CreateRandom"/>, trained, ...).</summary>
+    public static InferenceSession FromModel(TransformerModel model, SessionOptions? options = null, TokenizerInfo? tokenizer = null)
+    {
+        options ??= new SessionOptions();
+        options.Validate();
+        return Create(model, null, tokenizer, options, null);
+    }
+
+    /// <summary>A session on a CUDA backend the host started and owns (several sessions may share it).</summary>
+    public static InferenceSession FromModel(TransformerModel model, CudaBackend cuda, SessionOptions? options = null, TokenizerInfo? tokenizer = null)
+    {
+        options = (options ?? new SessionOptions()) with { Device = $"cuda:{cuda.Context.Ordinal}" };
+        options.Validate();
+        return Create(model, null, tokenizer, options, cuda);
+    }
+
+    private static InferenceSession Create(TransformerModel model, string? dir, TokenizerInfo? tokenizer, SessionOptions options, CudaBackend? given)
+    {
+        var spec = DeviceSpec.Parse(options.Device);
+        if (given is not null) return Checked(new InferenceSession(model, dir, tokenizer, options, given, ownsCuda: false, null));
+        switch (spec.Kind)
+        {
+            case DeviceKind.Cpu:
+                return Checked(new InferenceSession(model, dir, tokenizer, options, null, false, null));
+            case DeviceKind.CudaEmulated:
+                // The emulator device (issue #13) plugs in here: CudaBackend gets a factory that loads
+                // options.EmulatorLibrary (kernels/*.cu compiled for the host outside the engine) instead of the driver.
+                throw new NotSupportedException(options.EmulatorLibrary is null
+                    ? "device cuda-emulated: set SessionOptions.EmulatorLibrary to the host-compiled kernel library"
+                    : $"device cuda-emulated: this build has no kernel emulator device to load {options.EmulatorLibrary}");
+            default:
+                var compiler = options.KernelCacheDir is { } cacheDir ? new global::TransPeft.Cuda.Compile.KernelCompiler(cacheDir) : null;
+                if (CudaBackend.TryCreate(spec.Ordinal, out var cuda, out var why, compiler))
+                    return Checked(new InferenceSession(model, dir, tokenizer, options, cuda, ownsCuda: true, null));
+                if (spec.Kind == DeviceKind.Auto) return Checked(new InferenceSession(model, dir, tokenizer, options, null, false, why));
+                throw new DeviceUnavailableException(spec.ToString(), why);
+        }
+    }
+
+    private static InferenceSession Checked(InferenceSession s)
+    {
+        if (s.Options.DType == SessionDType.BFloat16 && s._cuda is null)
+        { s.Dispose(); throw new NotSupportedException("SessionOptions.DType BFloat16: the CPU backend computes in fp32; use Auto or Float32, or a CUDA device"); }
+        if (s.Options.DType == SessionDType.Float32 && s._cuda is not null)
+        { s.Dispose(); throw new NotSupportedException("SessionOptions.DType Float32: the CUDA backend computes in bf16; use Auto or BFloat16, or the CPU device"); }
+        return s;
+    }
+
+    public TransformerModel Model { get; }
+    public ModelConfig Config => Model.Config;
+    /// <summary>The folder the weights came from (the snapshot folder for a Hugging Face cache entry); null for <see cref="FromModel(TransformerModel, SessionOptions?, TokenizerInfo?)"/>.</summary>
+    public string? ModelPath { get; }
+    /// <summary>The model folder's tokenizer; null when it has none (token ids still work everywhere).</summary>
+    public TokenizerInfo? Tokenizer { get; }
+    public SessionOptions Options { get; }
+    public AdapterSet Adapters { get; }
+    /// <summary>Most positions a sequence may reach in this session.</summary>
+    public int MaxSequenceLength { get; }
+    public bool IsCuda => _cuda is not null;
+    /// <summary>Under device "auto", why the session runs on the CPU (null otherwise).</summary>
+    public string? DeviceFallbackReason { get; }
+    /// <summary>"cpu", "cuda:0", or "cpu (auto: ...)".</summary>
+    public string DeviceDescription => _cuda is not null ? $"cuda:{_cuda.Context.Ordinal}" : DeviceFallbackReason is null ? "cpu" : $"cpu (auto: {DeviceFallbackReason})";
+    /// <summary>The CUDA backend's one-line description (GPU, architecture, versions); null on the CPU.</summary>
+    public string? CudaDescription => _cuda?.Description;
+
+    /// <summary>A context for one request at a time: <paramref name="adapter"/> names a loaded adapter, or null for the base model.</summary>
+    public InferenceContext CreateContext(string? adapter = null)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (adapter is not null) Adapters.Resolve(adapter);
+        return new InferenceContext(this, adapter);
+    }
+
+    /// <summary>The backend model of the base or a loaded adapter.</summary>
+    internal IInferenceModel BackendFor(string? adapter) => adapter is null ? _base.Value : Adapters.Resolve(adapter).Backend;
+
+    internal IInferenceModel CreateBackend(LoraAdapter? adapter)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_cuda is null) return CpuTransformer.ForInference(Model, adapter, MaxSequenceLength);
+        return new CudaRecomputeInference(_cuda.CreateInference(Model, adapter, new CudaTransformerOptions { MaxPositions = MaxSequenceLength }));
+    }
+
+    /// <summary>An unloaded adapter's backend is released with the session (a running request may still hold it).</summary>
+    internal void Retire(AdapterEntry entry)
+    {
+        if (!entry.HasBackend) return;
+        lock (_retiredGate) _retired.Add(entry);
+    }
+
+    /// <summary>The loss of a model (or an adapter) on a data file; see <see cref="InferenceContext.ScoreFile"/>.</summary>
+    public DatasetScore ScoreFile(string path, DatasetFormat format = DatasetFormat.Auto, int batchSize = 8, string? adapter = null)
+    {
+        using var ctx = CreateContext(adapter);
+        return ctx.ScoreFile(path, format, batchSize);
+    }
+
+    /// <summary>
+    /// Trains on this session's weights and device (<see cref="TrainingRun"/>'s pipeline: data, trainer, checkpoints).
+    /// LoRA training leaves the session's weights untouched (their gradient state included), so the session can
+    /// keep serving while it trains; full fine-tuning trains a copy. <c>options.Model</c> defaults to the session's folder.
+    /// </summary>
+    public TrainingResult Train(TrainingOptions options, IProgress<TrainingProgress>? progress = null, string? resumeFrom = null,
+        CancellationToken cancel = default, Action<string>? log = null)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        string modelDir = options.Model ?? ModelPath
+            ?? throw new TrainingConfigException("training options", "model", "a model folder (the session was made from memory, and checkpoints record the base folder)");
+        options = options with { Model = modelDir };
+        var tok = options.Tokenizer is not null ? TokenizerLoader.Load(options.Tokenizer) : Tokenizer;
+        var weights = options.Method == TrainingMethod.Full ? Model.Clone() : Model;
+        using var _ = CpuParallel.Use(Options.Threads);
+        return TrainingRun.Execute(options, weights, modelDir, tok, progress, resumeFrom, cancel, log, _cuda);
+    }
+
+    /// <summary>
+    /// A step-by-step trainer on this session's device: LoRA with <paramref name="adapter"/> (base frozen and shared),
+    /// or full fine-tuning of a copy of the weights when <paramref name="adapter"/> is null and
+    /// <paramref name="fullFineTune"/> is set.
+    /// </summary>
+    public TrainingContext CreateTrainingContext(LoraAdapter? adapter, bool fullFineTune = false, TrainingStepOptions? options = null)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (adapter is null == !fullFineTune)
+            throw new ArgumentException(fullFineTune ? "full fine-tuning trains the base weights: pass no adapter" : "LoRA training needs an adapter (or set fullFineTune)");
+        ModelRules.CheckAdapter(Config, adapter);
+        var weights = fullFineTune ? Model.Clone() : Model;
+        int maxPositions = MaxSequenceLength;
+        ITrainableModel model = _cuda is null
+            ? new CpuTransformer(weights, adapter, fullFineTune, maxPositions)
+            : _cuda.CreateTransformer(weights, adapter, fullFineTune, new CudaTransformerOptions { MaxPositions = maxPositions });
+        return new TrainingContext(model, weights, adapter, options ?? new TrainingStepOptions(), Options.Threads);
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        if (_base.IsValueCreated) (_base.Value as IDisposable)?.Dispose();
+        foreach (var name in Adapters.Names)
+            if (Adapters.Resolve(name) is { HasBackend: true } e) (e.Backend as IDisposable)?.Dispose();
+        lock (_retiredGate) foreach (var e in _retired) (e.Backend as IDisposable)?.Dispose();
+        if (_ownsCuda) _cuda?.Dispose();
+    }
+}

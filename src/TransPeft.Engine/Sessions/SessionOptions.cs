@@ -1,0 +1,56 @@
+namespace TransPeft.Engine.Sessions;
+
+/// <summary>Number format of the weights and activations a session computes in.</summary>
+public enum SessionDType
+{
+    /// <summary>The device's own: fp32 on the CPU, bf16 (fp32 accumulation) on CUDA.</summary>
+    Auto,
+    /// <summary>fp32 throughout (the CPU backend).</summary>
+    Float32,
+    /// <summary>bf16 weights and activations with fp32 accumulation (the CUDA backend).</summary>
+    BFloat16,
+}
+
+/// <summary>
+/// Everything a session decides once, as ONNX Runtime's SessionOptions: where it computes and with how many
+/// threads, in which number format, and the largest request it accepts. Nothing here is process-wide: two
+/// sessions with different options can run side by side.
+/// </summary>
+public sealed record SessionOptions
+{
+    /// <summary>
+    /// "cpu", "cuda" or "cuda:N" (GPU N), "auto" (the first GPU when the CUDA backend can start, else the CPU), or
+    /// "cuda-emulated" (the CUDA backend's code on kernels compiled for the host; needs <see cref="EmulatorLibrary"/>).
+    /// </summary>
+    public string Device { get; init; } = "cpu";
+
+    /// <summary>
+    /// For "cuda-emulated": the path of the shared library holding kernels/*.cu compiled for the host. The engine
+    /// starts no process, so building that library (g++) is the host's or the tool's job; the engine only loads it.
+    /// </summary>
+    public string? EmulatorLibrary { get; init; }
+
+    /// <summary>Folder for compiled CUDA kernels (cubin cache); null: the CUDA layer's default.</summary>
+    public string? KernelCacheDir { get; init; }
+
+    /// <summary>CPU threads for this session's calls (0 = every core).</summary>
+    public int Threads { get; init; }
+
+    public SessionDType DType { get; init; } = SessionDType.Auto;
+
+    /// <summary>Most sequences one call may carry (forward, score).</summary>
+    public int MaxBatchSize { get; init; } = 64;
+
+    /// <summary>Most positions one sequence may reach, prompt and generated tokens together (0 = the model's
+    /// max_position_embeddings). Smaller values shrink the per-context KV cache and RoPE tables.</summary>
+    public int MaxSequenceLength { get; init; }
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the option that is out of range.</summary>
+    public void Validate()
+    {
+        if (Threads < 0) throw new ArgumentException($"SessionOptions.Threads: expected 0 (every core) or a positive count, got {Threads}");
+        if (MaxBatchSize <= 0) throw new ArgumentException($"SessionOptions.MaxBatchSize: expected a positive number, got {MaxBatchSize}");
+        if (MaxSequenceLength < 0) throw new ArgumentException($"SessionOptions.MaxSequenceLength: expected 0 (the model's maximum) or a positive number, got {MaxSequenceLength}");
+        DeviceSpec.Parse(Device);
+    }
+}
