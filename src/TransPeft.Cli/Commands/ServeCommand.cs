@@ -1,7 +1,6 @@
 using System.CommandLine;
 using TransPeft.Cli.Serve;
 using TransPeft.Engine.Inference;
-using TransPeft.Engine.Model;
 
 namespace TransPeft.Cli.Commands;
 
@@ -33,7 +32,7 @@ internal static class ServeCommand
             { model, adapters, tokenizer, host, port, device, maxBatch, maxBatchTokens, apiKey, grace, name };
         cmd.SetAction(p => CliErrors.Run(() =>
         {
-            var dev = DeviceChoice.ForCommand(p, device);
+            var sessionOptions = DeviceChoice.ForCommand(p, device, cpuOnly: "batched mixed-adapter serving runs on the CPU backend (the CUDA kernels are not wired into it yet)");
             string modelDir = p.GetValue(model)!;
             var batcher = new BatcherOptions { MaxBatchRequests = p.GetValue(maxBatch), MaxBatchTokens = p.GetValue(maxBatchTokens) };
             try { batcher.Validate(); }
@@ -44,11 +43,10 @@ internal static class ServeCommand
             if (!(graceSeconds >= 0)) throw new ArgumentException($"--shutdown-grace: expected seconds >= 0, got {graceSeconds}");
             var starting = ParseAdapters(p.GetValue(adapters) ?? []);
 
-            var m = TransformerModel.Load(modelDir);
-            var tok = ModelInputs.LoadTokenizer(p.GetValue(tokenizer), modelDir, required: false, "serving text prompts needs");
+            var session = ModelInputs.OpenSession(modelDir, p.GetValue(tokenizer), required: false, "serving text prompts needs", sessionOptions);
             var metrics = new ServeMetrics();
             string baseName = p.GetValue(name) ?? Path.GetFileName(Path.GetFullPath(modelDir).TrimEnd(Path.DirectorySeparatorChar));
-            var engine = new BatchedServeEngine(m, baseName, tok, ChatFormat.Detect(ChatFormat.ReadTemplate(modelDir)), batcher, metrics);
+            var engine = new BatchedServeEngine(session, baseName, ChatFormat.Detect(ChatFormat.ReadTemplate(session.ModelPath ?? modelDir)), batcher, metrics);
             foreach (var (adapterName, dir) in starting)
             {
                 if (adapterName == baseName) throw new ArgumentException($"--adapter {adapterName}={dir}: the name is the base model's; pick another");
@@ -60,9 +58,10 @@ internal static class ServeCommand
             {
                 Host = p.GetValue(host)!, Port = listenPort, ApiKey = p.GetValue(apiKey), ShutdownGrace = TimeSpan.FromSeconds(graceSeconds),
             };
-            Console.Error.WriteLine($"device: {dev.Describe()}");
+            Console.Error.WriteLine($"device: {session.DeviceDescription}");
             var app = new ServeApp(engine, settings, metrics);
-            return app.RunAsync(line => Console.Error.WriteLine(line)).GetAwaiter().GetResult();
+            try { return app.RunAsync(line => Console.Error.WriteLine(line)).GetAwaiter().GetResult(); }
+            finally { engine.DisposeAsync().AsTask().GetAwaiter().GetResult(); }
         }));
         return cmd;
     }

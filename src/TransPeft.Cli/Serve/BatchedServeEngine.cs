@@ -1,6 +1,6 @@
 using System.Runtime.CompilerServices;
 using TransPeft.Engine.Inference;
-using TransPeft.Engine.Model;
+using TransPeft.Engine.Sessions;
 using TransPeft.Engine.Text;
 
 namespace TransPeft.Cli.Serve;
@@ -11,10 +11,10 @@ internal sealed class BatchedServeEngine : IServeEngine
     private readonly BatchedGenerator _generator;
     private readonly TokenizerInfo? _tokenizer;
 
-    public BatchedServeEngine(TransformerModel model, string name, TokenizerInfo? tokenizer, ChatFormat? chat, BatcherOptions options, ServeMetrics metrics)
+    public BatchedServeEngine(InferenceSession session, string name, ChatFormat? chat, BatcherOptions options, ServeMetrics metrics)
     {
-        _generator = new BatchedGenerator(model, options);
-        _tokenizer = tokenizer;
+        _generator = new BatchedGenerator(session, options);
+        _tokenizer = session.Tokenizer;
         BaseModelName = name;
         Chat = chat;
         _generator.Batcher.StepCompleted += s => metrics.BatchSize.Observe(s.Requests);
@@ -30,6 +30,8 @@ internal sealed class BatchedServeEngine : IServeEngine
     public (int Running, int Waiting) Load => (_generator.Batcher.RunningCount, _generator.Batcher.WaitingCount);
 
     public TimeSpan LoadAdapter(string name, string dir, bool replace) => _generator.Adapters.Load(name, dir, replace).Elapsed;
+
+    public InferenceSession Session => _generator.Session;
 
     public bool UnloadAdapter(string name) => _generator.Adapters.Unload(name);
 
@@ -64,6 +66,7 @@ internal sealed class BatchedServeEngine : IServeEngine
     public ValueTask DisposeAsync()
     {
         _generator.Batcher.CancelAll();
+        _generator.Session.Dispose();
         return ValueTask.CompletedTask;
     }
 

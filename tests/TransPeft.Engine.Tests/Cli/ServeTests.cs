@@ -8,6 +8,7 @@ using TransPeft.Cli.Serve;
 using TransPeft.Engine.Inference;
 using TransPeft.Engine.Lora;
 using TransPeft.Engine.Model;
+using TransPeft.Engine.Sessions;
 using TransPeft.Engine.Tests.Support;
 
 namespace TransPeft.Engine.Tests.Cli;
@@ -36,7 +37,7 @@ public sealed class ServeTests : IAsyncLifetime
             _adapterDirs.Add(d);
         }
         var metrics = new ServeMetrics();
-        var engine = new BatchedServeEngine(_model, "base", null, null, new BatcherOptions { MaxBatchRequests = 6, MaxBatchTokens = 24 }, metrics);
+        var engine = new BatchedServeEngine(InferenceSession.FromModel(_model), "base", null, new BatcherOptions { MaxBatchRequests = 6, MaxBatchTokens = 24 }, metrics);
         for (int i = 0; i < 3; i++) engine.LoadAdapter($"a{i}", _adapterDirs[i], replace: false);
         var app = new ServeApp(engine, new ServeSettings { Port = 0, ApiKey = Key, ShutdownGrace = TimeSpan.FromSeconds(5) }, metrics);
         var started = new TaskCompletionSource<string>();

@@ -1,5 +1,6 @@
 using TransPeft.Engine.Inference;
 using TransPeft.Engine.Lora;
+using TransPeft.Engine.Sessions;
 using TransPeft.Engine.Tests.IO;
 using TransPeft.Engine.Tests.Support;
 
@@ -23,7 +24,8 @@ public class BatchedGeneratorTests
     {
         var model = TinyModels.Model(7);
         var adapters = new[] { TinyModels.TrainedAdapter(model.Config, 21), TinyModels.TrainedAdapter(model.Config, 22), TinyModels.TrainedAdapter(model.Config, 23) };
-        var gen = new BatchedGenerator(model, new BatcherOptions { MaxBatchRequests = 5, MaxBatchTokens = 12 });
+        using var session = InferenceSession.FromModel(model);
+        var gen = new BatchedGenerator(session, new BatcherOptions { MaxBatchRequests = 5, MaxBatchTokens = 12 });
         for (int i = 0; i < adapters.Length; i++) gen.Adapters.Add($"a{i}", adapters[i]);
         var loop = Task.Run(() => gen.RunAsync());
         var jobs = Enumerable.Range(0, 10).Select(i =>
@@ -62,11 +64,12 @@ public class BatchedGeneratorTests
         string firstDir = Path.Combine(dir.Path, "first"), secondDir = Path.Combine(dir.Path, "second");
         first.Save(firstDir);
         second.Save(secondDir);
-        var gen = new BatchedGenerator(model);
+        using var session = InferenceSession.FromModel(model);
+        var gen = new BatchedGenerator(session);
         var greedy = new GenerationOptions { MaxNewTokens = 6, Greedy = true, EosTokenIds = [] };
         var prompt = TinyModels.RandomIds(5, model.Config.VocabSize, 3);
 
-        var load = gen.Adapters.Load("tenant", firstDir);
+        var load = gen.Adapters.Load("tenant", firstDir, replace: false);
         Assert.False(load.InPlace);
         Assert.True(load.Elapsed > TimeSpan.Zero);
         var before = gen.Submit(prompt, "tenant", greedy);
@@ -77,7 +80,7 @@ public class BatchedGeneratorTests
         Assert.True(swap.InPlace);
         Assert.Throws<ArgumentException>(() => gen.Adapters.Load("tenant", firstDir));
         var after = gen.Submit(prompt, "tenant", greedy);
-        gen.Adapters.Load("other", firstDir);
+        gen.Adapters.Load("other", firstDir, replace: false);
         var other = gen.Submit(prompt, "other", greedy);
         Assert.True(gen.Adapters.Unload("other")); // other keeps running with the adapter it started with
         Assert.Throws<KeyNotFoundException>(() => gen.Submit(prompt, "other", greedy));
@@ -101,7 +104,8 @@ public class BatchedGeneratorTests
     public void BadRequestsAreRefusedWithTheirReason()
     {
         var model = TinyModels.Model(9);
-        var gen = new BatchedGenerator(model, maxSequenceLength: 16);
+        using var session = InferenceSession.FromModel(model, new SessionOptions { MaxSequenceLength = 16 });
+        var gen = new BatchedGenerator(session);
         var greedy = new GenerationOptions { Greedy = true };
         Assert.Contains("leaves no room", Assert.Throws<ArgumentException>(() => gen.Submit(new int[16], null, greedy)).Message);
         Assert.Contains("outside the vocabulary", Assert.Throws<ArgumentOutOfRangeException>(() => gen.Submit([1, 999], null, greedy)).Message);

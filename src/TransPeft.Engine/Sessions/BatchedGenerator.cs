@@ -1,13 +1,14 @@
-using System.Runtime.CompilerServices;
+using TransPeft.Engine.Compute;
 using TransPeft.Engine.Compute.Cpu;
+using TransPeft.Engine.Inference;
 using TransPeft.Engine.Model;
 
-namespace TransPeft.Engine.Inference;
+namespace TransPeft.Engine.Sessions;
 
 /// <summary>One request's state in a <see cref="BatchedGenerator"/>: its adapter, KV cache and sampler.</summary>
 public sealed class BatchSequence
 {
-    internal BatchSequence(ServedAdapter? served, KvCache cache, GenerationOptions options, int promptLength)
+    internal BatchSequence(AdapterEntry? served, KvCache cache, GenerationOptions options, int promptLength)
     {
         Served = served;
         Cache = cache;
@@ -19,7 +20,7 @@ public sealed class BatchSequence
     /// <summary>The adapter the request runs with (null: the base model).</summary>
     public string? Adapter => Served?.Name;
 
-    internal ServedAdapter? Served { get; }
+    internal AdapterEntry? Served { get; }
     internal KvCache Cache { get; }
     internal GenerationOptions Options { get; }
     internal Random Rng { get; }
@@ -27,42 +28,40 @@ public sealed class BatchSequence
 }
 
 /// <summary>
-/// Many requests over one base model, each with its own adapter or none, generated together by continuous batching
-/// (<see cref="ContinuousBatcher{TSequence}"/>) on the CPU backend. Each step prefills the prompt chunks of new
-/// requests one sequence at a time (through the single-adapter KV-cached forward) and decodes every running request
-/// in ONE mixed-adapter step (<see cref="CpuMixedDecoder"/>: base GEMMs over all rows, LoRA per adapter segment),
-/// rows sorted by adapter. A request gets exactly the tokens it gets alone (greedy; sampled with the same seed too).
-/// Adapters are loaded, replaced (hot swap in place for the same shape) and unloaded through <see cref="Adapters"/>
-/// while requests run.
-/// <para>Threading: <see cref="Submit"/> from any thread; <see cref="RunAsync"/> (or <see cref="Step"/>) on one.</para>
+/// Many requests over one session's base model, each with its own adapter or none, generated together by continuous
+/// batching (<see cref="ContinuousBatcher{TSequence}"/>) on the CPU backend. Each step prefills the prompt chunks of
+/// new requests one sequence at a time (the adapter's own backend, <see cref="IInferenceModel.Prefill"/>) and decodes
+/// every running request in ONE mixed-adapter step (<see cref="CpuMixedDecoder"/>: the base weights streamed once for
+/// all rows, LoRA per adapter segment, rows sorted by adapter). A request gets exactly the tokens it gets alone
+/// (greedy; sampled with the same seed too). Adapters come from the session's <see cref="AdapterSet"/> and may be
+/// loaded, replaced (in place for the same shape) and unloaded while requests run.
+/// <para>Threading: <see cref="Submit"/> from any thread; <see cref="RunAsync"/> (or the batcher's Step) on one.</para>
 /// </summary>
 public sealed class BatchedGenerator
 {
-    private readonly TransformerModel _model;
+    private readonly InferenceSession _session;
     private readonly CpuMixedDecoder _decoder;
-    private readonly CpuTransformer _base;
-    private readonly ConditionalWeakTable<ServedAdapter, CpuTransformer> _prefill = [];
     private float[] _logits = [];
+    private float[] _prefillLogits = [];
 
-    public BatchedGenerator(TransformerModel model, BatcherOptions? options = null, int maxSequenceLength = 0)
+    /// <summary>A batched generator over a CPU <paramref name="session"/> (the CUDA mixed-adapter path is not wired yet).</summary>
+    public BatchedGenerator(InferenceSession session, BatcherOptions? options = null)
     {
-        _model = model;
-        int maxModel = model.Config.MaxPositionEmbeddings;
-        if (maxSequenceLength > maxModel)
-            throw new ArgumentOutOfRangeException(nameof(maxSequenceLength), $"max sequence length {maxSequenceLength} exceeds the model's max_position_embeddings {maxModel}");
-        MaxSequenceLength = maxSequenceLength > 0 ? maxSequenceLength : maxModel;
-        Adapters = new AdapterRegistry(model.Config);
-        _decoder = new CpuMixedDecoder(model, MaxSequenceLength);
-        _base = CpuTransformer.ForInference(model);
+        if (session.IsCuda)
+            throw new NotSupportedException("batched mixed-adapter generation runs on the CPU backend; the CUDA kernels (kernels/lora_multi.cu) are not wired into a CUDA decode step yet");
+        _session = session;
+        _decoder = new CpuMixedDecoder(session.Model, session.MaxSequenceLength);
         Batcher = new ContinuousBatcher<BatchSequence>(Step, options);
     }
 
-    public ModelConfig Config => _model.Config;
-    public AdapterRegistry Adapters { get; }
+    public ModelConfig Config => _session.Config;
+    public InferenceSession Session => _session;
+    /// <summary>The session's adapters: the names requests may use.</summary>
+    public AdapterSet Adapters => _session.Adapters;
     /// <summary>The scheduler (limits, queue lengths, <see cref="ContinuousBatcher{TSequence}.StepCompleted"/>).</summary>
     public ContinuousBatcher<BatchSequence> Batcher { get; }
     /// <summary>Most positions a request may reach, prompt and generated tokens together.</summary>
-    public int MaxSequenceLength { get; }
+    public int MaxSequenceLength => _session.MaxSequenceLength;
 
     /// <summary>
     /// Queues a request. <paramref name="adapter"/> names a loaded adapter, or null for the base model. Stops at
@@ -81,7 +80,7 @@ public sealed class BatchedGenerator
         var served = adapter is null ? null : Adapters.Resolve(adapter);
         int maxNew = Math.Min(Math.Max(options.MaxNewTokens, 1), MaxSequenceLength - prompt.Count);
         // The last generated token is never fed back, so the cache needs prompt + maxNew - 1 positions.
-        var cache = new KvCache(Config, 1, prompt.Count + maxNew - 1);
+        var cache = Backend(served).CreateCache(1, prompt.Count + maxNew - 1);
         var sequence = new BatchSequence(served, cache, options, prompt.Count);
         var request = new BatchRequest<BatchSequence>(sequence, prompt, maxNew, options.EosTokenIds ?? Config.EosTokenIds, cancel);
         Batcher.Submit(request);
@@ -95,7 +94,9 @@ public sealed class BatchedGenerator
     private void Step(ReadOnlySpan<BatchRow<BatchSequence>> rows, Span<int> next)
     {
         int v = Config.VocabSize;
-        lock (Adapters.StepGate)
+        if (_prefillLogits.Length < v) _prefillLogits = new float[v];
+        using var threads = CpuParallel.Use(_session.Options.Threads);
+        lock (Adapters.SwapGate)
         {
             var decodeRows = new List<int>();
             for (int i = 0; i < rows.Length; i++)
@@ -103,15 +104,15 @@ public sealed class BatchedGenerator
                 var row = rows[i];
                 if (row.Position >= row.Sequence.PromptLength) { decodeRows.Add(i); continue; }
                 // A prompt chunk: the sequence's own single-adapter cached forward (one sequence, T tokens).
-                var logits = PrefillModel(row.Sequence.Served).ForwardCached(row.Sequence.Cache, row.Tokens.ToArray(), 1, row.Tokens.Length);
-                if (row.Sample) next[i] = Pick(logits, row.Sequence);
+                Backend(row.Sequence.Served).Prefill(row.Sequence.Cache, row.Tokens.Span, 1, row.Tokens.Length, _prefillLogits.AsSpan(0, v));
+                if (row.Sample) next[i] = Pick(_prefillLogits.AsSpan(0, v), row.Sequence);
             }
             if (decodeRows.Count == 0) return;
 
             // Sort decode rows by adapter so each adapter is one segment of the mixed step.
-            var adapters = new List<ServedAdapter>();
-            var slotOf = new Dictionary<ServedAdapter, int>(ReferenceEqualityComparer.Instance);
-            int SlotOf(ServedAdapter? s)
+            var adapters = new List<AdapterEntry>();
+            var slotOf = new Dictionary<AdapterEntry, int>(ReferenceEqualityComparer.Instance);
+            int SlotOf(AdapterEntry? s)
             {
                 if (s is null) return -1;
                 if (!slotOf.TryGetValue(s, out int k)) { k = adapters.Count; adapters.Add(s); slotOf[s] = k; }
@@ -138,8 +139,7 @@ public sealed class BatchedGenerator
         }
     }
 
-    private CpuTransformer PrefillModel(ServedAdapter? served) =>
-        served is null ? _base : _prefill.GetValue(served, s => CpuTransformer.ForInference(_model, s.Adapter));
+    private IInferenceModel Backend(AdapterEntry? served) => served?.Backend ?? _session.BackendFor(null);
 
     private static int Pick(ReadOnlySpan<float> logits, BatchSequence s) =>
         s.Options.Greedy ? Sampling.ArgMax(logits) : Sampling.Sample(logits, s.Options, s.Rng);
