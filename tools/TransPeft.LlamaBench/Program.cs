@@ -5,21 +5,21 @@ using TransPeft.Engine.Inference;
 using TransPeft.Engine.Lora;
 using LoraAdapter = TransPeft.Engine.Lora.LoraAdapter;
 using TransPeft.Engine.Model;
+using TransPeft.Engine.Sessions;
 using TransPeft.LlamaBench;
 
-// Usage: TransPeft.LlamaBench [tiny|small] [threads]. The engine uses every core the runtime sees: run with
-// DOTNET_PROCESSOR_COUNT=<threads> so both engines get the same thread count.
+// Usage: TransPeft.LlamaBench [tiny|small] [threads] [init-std]: both engines get the same thread count (the
+// engine through SessionOptions.Threads).
 string shape = args.Length > 0 ? args[0] : "tiny";
-int threads = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : Environment.ProcessorCount;
-if (Environment.ProcessorCount != threads)
-    Console.Error.WriteLine($"warning: the engine sees {Environment.ProcessorCount} cores, llama.cpp gets {threads} threads; set DOTNET_PROCESSOR_COUNT={threads}");
+int threads = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 1;
+double initStd = args.Length > 2 ? double.Parse(args[2], CultureInfo.InvariantCulture) : 0.1;
 NativeLibraryConfig.All.WithLogCallback((_, _) => { });
 
 var config = ModelPresets.Get(shape);
 string dir = Path.Combine(Path.GetTempPath(), $"tpeft-llamabench-{shape}");
 Directory.CreateDirectory(dir);
-// initStd 0.1: logits with clear winners, so greedy tokens do not hinge on last-bit rounding differences.
-var model = TransformerModel.CreateRandom(config, seed: 1, initStd: 0.1);
+// initStd 0.1 (default): logits with clear winners, so greedy tokens do not hinge on last-bit rounding differences.
+var model = TransformerModel.CreateRandom(config, seed: 1, initStd: initStd);
 model.Save(dir);
 string gguf = Path.Combine(dir, "model-f32.gguf");
 GgufExport.Write(dir, gguf);
@@ -30,7 +30,9 @@ int[] prompt = Enumerable.Range(0, promptLen).Select(i => (i * 37 + 5) % config.
 var greedy = new GenerationOptions { Greedy = true, MaxNewTokens = newTokens, EosTokenIds = [] };
 
 // 1. Same greedy tokens before timing anything.
-var engineTokens = new Generator(model).Generate(prompt, greedy).TokenIds.ToArray();
+using var session = InferenceSession.FromModel(model, new SessionOptions { Threads = threads });
+using var context = session.CreateContext();
+var engineTokens = context.Generate(prompt, greedy).TokenIds.ToArray();
 using var llama = new LlamaRunner(gguf, threads, promptLen + newTokens + 8);
 var llamaTokens = llama.Greedy(prompt, newTokens);
 int agree = 0;
@@ -39,7 +41,7 @@ Console.WriteLine($"greedy tokens agree: {agree}/{newTokens}{(agree < newTokens 
 if (agree < newTokens) { Console.Error.WriteLine("the engines disagree: no timing"); return 1; }
 
 // 2. Batch 1: time to first token and per-token latency, the engine stepping its batcher on this thread.
-var engineGen = new BatchedGenerator(model);
+var engineGen = new BatchedGenerator(session);
 (double Ttft, double[] PerToken) EngineOnce()
 {
     var stamps = new double[newTokens];
@@ -72,7 +74,7 @@ void Latency(string name, Func<(double, double[])> once)
 }
 Console.WriteLine("| shape | engine | threads | TTFT p50 ms (prompt 32) | per-token p50 ms | per-token p99 ms | tokens/s at p50 |");
 Console.WriteLine("|---|---|---|---|---|---|---|");
-Latency("TransPeft.Engine", EngineOnce);
+Latency("TransPeft.Engine (BatchedGenerator, 1 request)", EngineOnce);
 Latency("llama.cpp (LLamaSharp 0.30.0)", LlamaOnce);
 
 // 3. Adapter load time: an r=16 all-linear adapter from its folder (files in the page cache), and a hot swap in place.
@@ -87,7 +89,7 @@ for (int i = 0; i < 32; i++)
 }
 var loads = new List<double>();
 var swaps = new List<double>();
-for (int i = 0; i < 32; i++) loads.Add(engineGen.Adapters.Load($"a{i}", adapterDirs[i]).Elapsed.TotalMilliseconds);
+for (int i = 0; i < 32; i++) loads.Add(engineGen.Adapters.Load($"a{i}", adapterDirs[i], replace: false).Elapsed.TotalMilliseconds);
 for (int i = 0; i < 8; i++) swaps.Add(engineGen.Adapters.Load("a0", adapterDirs[i + 1], replace: true).Elapsed.TotalMilliseconds);
 long adapterParams = LoraAdapter.Create(config, loraConfig, 0).ParameterCount;
 Console.WriteLine();
@@ -95,8 +97,7 @@ Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
     $"adapter load ({shape}, r=16 all-linear, {adapterParams / 1e6:0.00}M parameters): p50 {Pct(loads, 0.5):0.0} ms, max {loads.Max():0.0} ms over 32 loads; hot swap in place p50 {Pct(swaps, 0.5):0.0} ms"));
 
 // 4. Throughput of 32 concurrent requests on 1, 8 and 32 distinct adapters (mixed-adapter decode steps).
-var batchGen = new BatchedGenerator(model, new BatcherOptions { MaxBatchRequests = 32, MaxBatchTokens = 32 * promptLen + 32 });
-for (int i = 0; i < 32; i++) batchGen.Adapters.Load($"a{i}", adapterDirs[i]);
+var batchGen = new BatchedGenerator(session, new BatcherOptions { MaxBatchRequests = 32, MaxBatchTokens = 32 * promptLen + 32 });
 const int batchNew = 32;
 double Throughput(int distinct)
 {
