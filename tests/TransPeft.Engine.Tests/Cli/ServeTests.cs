@@ -250,12 +250,27 @@ public sealed class ServeTests : IAsyncLifetime
         Assert.True(url is not null, log.ToString());
         var rest = p.StandardError.ReadToEndAsync();
         using var http = new HttpClient { BaseAddress = new Uri(url), Timeout = TimeSpan.FromSeconds(60) };
-        var inFlight = http.PostAsync("/v1/completions", new StringContent("""{"model":"a0","prompt":[1,2,3],"max_tokens":40,"temperature":0}"""));
-        await Task.Delay(300);
+        // A streamed request that has produced its first token is in flight when SIGTERM arrives.
+        using var req = new HttpRequestMessage(HttpMethod.Post, "/v1/completions")
+        { Content = new StringContent("""{"model":"a0","prompt":[1,2,3],"max_tokens":60,"temperature":0,"stream":true}""") };
+        using var resp = await http.SendAsync(req, HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, resp.StatusCode);
+        using var reader = new StreamReader(await resp.Content.ReadAsStreamAsync());
+        var ids = new List<int>();
+        string? first;
+        while ((first = await reader.ReadLineAsync()) is "") { }
+        foreach (var t in JsonNode.Parse(first![6..])!["choices"]![0]!["token_ids"]!.AsArray()) ids.Add((int)t!);
         using (var kill = Process.Start("kill", ["-TERM", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])) await kill.WaitForExitAsync();
-        using var done = await inFlight;
-        Assert.Equal(HttpStatusCode.OK, done.StatusCode);
-        Assert.Equal(40, JsonNode.Parse(await done.Content.ReadAsStringAsync())!["choices"]![0]!["token_ids"]!.AsArray().Count);
+        string? ev;
+        bool doneSeen = false;
+        while ((ev = await reader.ReadLineAsync()) is not null)
+        {
+            if (ev.Length == 0) continue;
+            if (ev == "data: [DONE]") { doneSeen = true; break; }
+            foreach (var t in JsonNode.Parse(ev[6..])!["choices"]![0]!["token_ids"]!.AsArray()) ids.Add((int)t!);
+        }
+        Assert.True(doneSeen, "the stream in flight was cut instead of finished");
+        Assert.Equal(60, ids.Count);
         await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
         Assert.True(p.ExitCode == 0, log + await rest);
         Assert.Contains("shutting down", await rest);
