@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # TransPeft.Engine: one entry point for building, testing, the demo and benchmarks.
 #   ./build.sh demo         the main job: `tpeft experiment` (default preset cpu; args pass through, e.g. --preset cpu-sweep)
-#   ./build.sh test         restore, build, install what the checks need, run every test
+#   ./build.sh test         restore, build, install what the checks need, run every test, pack, run samples/
+#   ./build.sh pack         TransPeft.Engine and TransPeft.Cuda packages into artifacts/packages
 #   ./build.sh build        Release build of the solution
 #   ./build.sh bench        CPU benchmarks against libtorch (TorchSharp-cpu), table printed last
 #   ./build.sh gpu-package  everything a GPU machine without .NET needs, in one folder/archive
@@ -11,6 +12,22 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPE
 cmd="${1:-build}"; shift || true
 
 tpeft() { dotnet "src/TransPeft.Cli/bin/Release/net10.0/tpeft.dll" "$@"; }
+
+# TransPeft.Engine and TransPeft.Cuda NuGet packages (with symbols) into artifacts/packages.
+pack_packages() {
+  rm -f artifacts/packages/TransPeft.*.nupkg artifacts/packages/TransPeft.*.snupkg
+  for p in src/TransPeft.Cuda src/TransPeft.Engine; do
+    dotnet pack "$p" -c Release -nologo -v quiet -o artifacts/packages
+  done
+}
+
+# samples/TransPeft.Sample restores the packages from that folder (its own package cache, cleared of earlier
+# TransPeft builds of the same version) and serves requests with two adapters from several threads.
+pack_and_run_sample() {
+  pack_packages
+  rm -rf samples/.packages/transpeft.engine samples/.packages/transpeft.cuda
+  (cd samples && dotnet run --project TransPeft.Sample -c Release -- --threads 4 --requests 24)
+}
 
 case "$cmd" in
   build)
@@ -32,7 +49,12 @@ case "$cmd" in
     awk '/(Passed|Failed)!/ { for (i=1;i<=NF;i++) { gsub(",","",$(i+1)); if ($i=="Failed:") f+=$(i+1); if ($i=="Passed:") p+=$(i+1); if ($i=="Skipped:") s+=$(i+1) } }
          END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
     rm -f "$log"
-    exit "$rc"
+    [ "$rc" -eq 0 ] || exit "$rc"
+    # The packages a host consumes, and the sample host built from them (local folder feed) and run on a tiny model.
+    pack_and_run_sample
+    ;;
+  pack)
+    pack_packages
     ;;
   demo)
     dotnet build src/TransPeft.Cli -c Release -nologo -v quiet
@@ -51,7 +73,7 @@ case "$cmd" in
     tools/gpu-package.sh "$@"
     ;;
   *)
-    echo "usage: ./build.sh build|test|demo|bench|gpu-package [args...]" >&2
+    echo "usage: ./build.sh build|test|pack|demo|bench|gpu-package [args...]" >&2
     exit 2
     ;;
 esac

@@ -53,12 +53,13 @@ internal static class EvalCommand
 
             var taskLabels = p.GetValue(labels) is { Length: > 0 } l ? l.ToList()
                 : m == "classify" && info is { Labels.Count: > 0 } ? info.Labels.Select(x => x.Completion).ToList() : null;
-            using var session = ModelInputs.OpenSession(modelDir, p.GetValue(tokenizer), required: true, "evaluation needs to encode the prompts",
-                DeviceChoice.ForCommand(p, device), p.GetValue(adapter));
-            var tok = session.Tokenizer!;
+            // Pre-tokenized records (prompt_ids, completion_ids, label_ids) need no tokenizer.
+            using var session = ModelInputs.OpenSession(modelDir, p.GetValue(tokenizer), required: !records.All(r => r.Tokenized),
+                "text records need to encode the prompts", DeviceChoice.ForCommand(p, device), p.GetValue(adapter));
+            var tok = session.Tokenizer;
             var options = new EvalOptions
             {
-                PrependBos = tok.AddBosToken && session.Config.BosTokenId is not null,
+                PrependBos = tok is { AddBosToken: true } && session.Config.BosTokenId is not null,
                 Labels = taskLabels, AnswerPattern = p.GetValue(pattern), GoldIsAnswer = p.GetValue(goldIsAnswer),
                 MaxNewTokens = p.GetValue(maxNew), StopStrings = p.GetValue(stop) is { Length: > 0 } s ? s : null,
                 KeepPredictions = p.GetValue(predictions),

@@ -24,7 +24,7 @@ public sealed class TaskEvaluator
 {
     private readonly EvalOptions _options;
     private readonly IInferenceModel _model;
-    private readonly Tokenizer tokenizer;
+    private readonly Tokenizer? tokenizer;
     private readonly string? source;
     private readonly int _threads;
     private object? _scratch;
@@ -34,13 +34,12 @@ public sealed class TaskEvaluator
     public TaskEvaluator(TransformerModel model, LoraAdapter? adapter, Tokenizer tokenizer, EvalOptions? options = null, string? source = null)
         : this(CpuTransformer.ForInference(model, adapter), tokenizer, options, source, 0) { }
 
-    /// <summary>Evaluation through a session (its device and threads), with the base model or a loaded adapter.</summary>
+    /// <summary>Evaluation through a session (its device and threads), with the base model or a loaded adapter. Without a
+    /// tokenizer in the session only pre-tokenized records (<see cref="EvalRecord.Tokenized"/>) can be evaluated.</summary>
     public TaskEvaluator(Sessions.InferenceSession session, string? adapter, EvalOptions? options = null, string? source = null)
-        : this(session.BackendFor(adapter), session.Tokenizer?.Tokenizer
-            ?? throw new InvalidOperationException($"evaluation encodes text records, and {session.ModelPath ?? "the session's model"} has no tokenizer"),
-            options, source, session.Options.Threads) { }
+        : this(session.BackendFor(adapter), session.Tokenizer?.Tokenizer, options, source, session.Options.Threads) { }
 
-    private TaskEvaluator(IInferenceModel model, Tokenizer tokenizer, EvalOptions? options, string? source, int threads)
+    private TaskEvaluator(IInferenceModel model, Tokenizer? tokenizer, EvalOptions? options, string? source, int threads)
     {
         _options = Validated(options ?? new EvalOptions());
         _model = model;
@@ -57,14 +56,27 @@ public sealed class TaskEvaluator
 
     internal int[] Encode(string text) => tokenizer switch
     {
+        null => throw new InvalidOperationException("text records need a tokenizer; this evaluator has none (pre-tokenized records: prompt_ids, completion_ids, label_ids)"),
         // SentencePiece tokenizers add BOS (and maybe EOS) by default; a completion encoded on its own must not get one.
         SentencePieceTokenizer sp => sp.EncodeToIds(text, addBeginningOfSentence: false, addEndOfSentence: false).ToArray(),
         _ => tokenizer.EncodeToIds(text).ToArray(),
     };
 
+    /// <summary>The ids of a record's text: encoded, or read back from a tokenized record's id spelling.</summary>
+    private int[] Tokens(EvalRecord r, string text, string field)
+    {
+        if (!r.Tokenized) return Encode(text);
+        var parts = text.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        var ids = new int[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+            if (!int.TryParse(parts[i], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out ids[i]) || ids[i] >= Config.VocabSize)
+                throw new EvalDataException(r.Where(source), field, $"token ids below the model's vocab_size {Config.VocabSize}, got \"{text}\"");
+        return ids;
+    }
+
     internal int[] EncodePrompt(EvalRecord r)
     {
-        var ids = Encode(r.Prompt);
+        var ids = Tokens(r, r.Prompt, "prompt_ids");
         if (_options.PrependBos)
         {
             int bos = Config.BosTokenId ?? throw new ArgumentException("PrependBos is set but the model's config.json has no bos_token_id");
@@ -167,7 +179,7 @@ public sealed class TaskEvaluator
 
     private int[] EncodeLabel(EvalRecord r, string label)
     {
-        var ids = Encode(label);
+        var ids = Tokens(r, label, "label_ids");
         if (ids.Length == 0) throw new EvalDataException(r.Where(source), "labels", $"labels that encode to at least one token; \"{label}\" encodes to none");
         return ids;
     }
@@ -188,6 +200,8 @@ public sealed class TaskEvaluator
     {
         using var threads = CpuParallel.Use(_threads);
         if (records.Count == 0) throw new ArgumentException("no records to evaluate");
+        if (records.Any(r => r.Tokenized) || tokenizer is null)
+            throw new ArgumentException($"{source ?? "records"}: exact-match evaluation compares generated text, so it needs text records and a tokenizer; pre-tokenized records support loss and classification");
         var extractor = new AnswerExtractor(_options.AnswerPattern);
         _generator ??= new Generator(_model, tokenizer);
         var gen = new GenerationOptions
@@ -226,7 +240,7 @@ public sealed class TaskEvaluator
         foreach (var r in records)
         {
             var p = EncodePrompt(r);
-            var c = Encode(r.Completion);
+            var c = Tokens(r, r.Completion, "completion_ids");
             if (c.Length == 0) throw new EvalDataException(r.Where(source), "completion", "text that encodes to at least one token");
             CheckLength(r, p.Length + c.Length, "prompt + completion");
             seqs.Add(([.. p, .. c], p.Length));

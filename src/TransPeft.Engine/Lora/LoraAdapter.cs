@@ -41,6 +41,10 @@ public sealed class LoraAdapter
 
     internal IEnumerable<Parameter> Parameters() => Modules().SelectMany(m => new[] { m.A, m.B });
 
+    /// <summary>Every A and B matrix by its PEFT name (…q_proj.lora_A.weight), writable: hosts and tools may
+    /// inspect or set values (A is [r, in], B is [out, r], row-major).</summary>
+    public IEnumerable<(string Name, Memory<float> Values)> Tensors() => Parameters().Select(p => (p.Name, (Memory<float>)p.Data));
+
     public int ModuleCount => Modules().Count();
     public long ParameterCount => Parameters().Sum(p => (long)p.Length);
 

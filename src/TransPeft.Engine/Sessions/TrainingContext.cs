@@ -65,6 +65,23 @@ public sealed class TrainingContext : IDisposable
         return sum / n;
     }
 
+    /// <summary>Zeroes the gradients and computes those of the mean loss over the batch's counted targets, without
+    /// clipping or updating (gradient checks against another implementation). Returns the mean loss.</summary>
+    public double ComputeGradients(TokenBatch batch)
+    {
+        using var _ = CpuParallel.Use(_threads);
+        int counted = batch.CountedTargets();
+        if (counted == 0) throw new ArgumentException("the batch has no counted target (every label is -100)");
+        _model.ZeroGrad();
+        var (sum, n) = _model.ForwardBackward(batch, 1f / counted, new StepContext(new RandomStream((ulong)_options.Seed, _step + 1, 0), null, true));
+        return sum / n;
+    }
+
+    /// <summary>The trainable tensors' gradients by Hugging Face / PEFT name, as the last step or
+    /// <see cref="ComputeGradients"/> left them (on CUDA, copied back to the host each step).</summary>
+    public IEnumerable<(string Name, ReadOnlyMemory<float> Gradient)> Gradients() =>
+        _model.TrainableParameters.Select(p => (p.Name, (ReadOnlyMemory<float>)(p.Grad ?? [])));
+
     /// <summary>Mean loss over the batch's counted targets with the current weights (no update).</summary>
     public double Loss(TokenBatch batch)
     {

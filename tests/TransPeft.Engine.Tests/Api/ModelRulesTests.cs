@@ -76,3 +76,30 @@ public sealed class ModelRulesTests
         Assert.Contains(lora.TrainableParameters, p => p.Grad!.Any(g => g != 0));
     }
 }
+
+/// <summary>The CUDA backend behind the inference contract (by recomputation), run on the emulated device in exact mode.</summary>
+public sealed class CudaInferenceContractTests
+{
+    [Fact]
+    public void Greedy_generation_and_scoring_on_the_CUDA_contract_match_the_CPU()
+    {
+        var c = BackendParityTests.Config();
+        var model = BackendParityTests.Model(c, 7);
+        var adapter = BackendParityTests.Adapter(c, 8);
+        var cpu = CpuTransformer.ForInference(model, adapter);
+        using var gpu = new CudaRecomputeInference(CudaTransformer.ForInference(new EmulatedDevice(exactBf16: true), model, adapter, ownsDevice: true));
+        var prompt = TinyModels.RandomIds(5, c.VocabSize, 3);
+        var options = new global::TransPeft.Engine.Inference.GenerationOptions { Greedy = true, MaxNewTokens = 8, EosTokenIds = [] };
+        var want = new global::TransPeft.Engine.Inference.Generator(cpu, null).Generate(prompt, options);
+        var got = new global::TransPeft.Engine.Inference.Generator(gpu, null).Generate(prompt, options);
+        Assert.Equal(want.TokenIds, got.TokenIds);
+
+        var batch = TokenBatch.FromIds(1, 6, TinyModels.RandomIds(6, c.VocabSize, 4));
+        object? s1 = null, s2 = null;
+        var (l1, n1) = cpu.Loss(batch, ref s1);
+        var (l2, n2) = gpu.Loss(batch, ref s2);
+        Assert.Equal(n1, n2);
+        Assert.Equal(l1, l2, 3);
+        Assert.Throws<NotSupportedException>(() => gpu.Forward(batch.InputIds, 1, 6, default, new float[6 * c.HiddenSize], ref s2));
+    }
+}

@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using TorchSharp;
-using TransPeft.Engine.Compute.Cpu;
 using TransPeft.Engine.Lora;
 using TransPeft.Engine.Model;
+using TransPeft.Engine.Sessions;
 using TransPeft.Engine.Training;
 using static TorchSharp.torch;
 
@@ -27,10 +27,9 @@ internal static class CompareCommand
 
     public static int Run(Options o)
     {
-        CpuParallel.Threads = o.Threads;
         torch.set_num_interop_threads(1);
         torch.set_num_threads(o.Threads);
-        Console.WriteLine($"threads: engine {CpuParallel.Threads}, libtorch {torch.get_num_threads()}; warmup {o.Warmup}, reps {o.Reps} (alternating)");
+        Console.WriteLine($"threads: engine {o.Threads}, libtorch {torch.get_num_threads()}; warmup {o.Warmup}, reps {o.Reps} (alternating)");
         var rows = new List<Row>();
         foreach (var name in o.Sizes)
         {
@@ -53,8 +52,8 @@ internal static class CompareCommand
         var adapter = LoraAdapter.Create(cfg, loraCfg, seed: 99);
         // B starts at zero in real training; give it values so the parity check exercises the LoRA path.
         var rng = new Random(7);
-        foreach (var p in adapter.Parameters().Where(p => p.Name.Contains(".lora_B.")))
-            for (int i = 0; i < p.Length; i++) p.Data[i] = (float)((rng.NextDouble() * 2 - 1) * 0.02);
+        foreach (var (name, values) in adapter.Tensors().Where(t => t.Name.Contains(".lora_B.")))
+            foreach (ref var x in values.Span) x = (float)((rng.NextDouble() * 2 - 1) * 0.02);
         adapter.Save(adapterDir);
         Console.WriteLine($"\n== {size.Name}: hidden {cfg.HiddenSize}, {cfg.NumLayers} layers, {cfg.NumHeads}/{cfg.NumKvHeads} heads, " +
                           $"intermediate {cfg.IntermediateSize}, vocab {cfg.VocabSize}: {model.ParameterCount / 1e6:F2}M params; " +
@@ -64,47 +63,44 @@ internal static class CompareCommand
         var idRng = new Random(5);
         for (int i = 0; i < ids.Length; i++) ids[i] = idRng.Next(cfg.VocabSize);
         var batch = TokenBatch.FromIds(size.Batch, size.SeqLen, ids);
-        float lossScale = 1f / batch.CountedTargets();
-        var trainCtx = new StepContext(default, null, Training: true);
         using var tIds = torch.tensor(ids.Select(i => (long)i).ToArray(), [size.Batch, size.SeqLen]);
 
-        // Separate engine weights per mode: the CpuTransformer constructor sets which parameters carry gradients.
-        var loraModel = TransformerModel.Load(modelDir);
-        var loraAdapter = LoraAdapter.Load(adapterDir, cfg);
-        var fullModel = TransformerModel.Load(modelDir);
+        // The engine through its public session API: one session on the saved weights, the adapter served by name,
+        // and training contexts for the steps (LoRA over the shared frozen base; full fine-tuning on a copy).
+        using var session = InferenceSession.Load(modelDir, new SessionOptions { Threads = o.Threads, MaxBatchSize = size.Batch });
+        var loraAdapter = session.Adapters.Load("lora", adapterDir);
+        using var engBase = session.CreateContext();
+        using var engLoraEval = session.CreateContext("lora");
         using var tm = new TorchLlama(modelDir, adapterDir, (float)loraCfg.Scaling, size.SeqLen);
+        // As torch.optim.AdamW(weight_decay 0.01) in TorchStep: no clipping on either side.
+        const double lr = 1e-4;
+        var step = new TrainingStepOptions { LearningRate = lr, WeightDecay = 0.01, MaxGradNorm = 0 };
+        using var engLora = session.CreateTrainingContext(loraAdapter, options: step);
+        using var engFull = session.CreateTrainingContext(null, fullFineTune: true, options: step);
 
         // ---- parity
-        var engBase = new CpuTransformer(loraModel);
-        var engLora = new CpuTransformer(loraModel, loraAdapter);
         Parity.CheckLoss("base loss", engBase, tm, batch, tIds, useLora: false);
-        Parity.CheckLoss("LoRA loss", engLora, tm, batch, tIds, useLora: true);
-        Parity.CheckGradients("LoRA grads", engLora, tm, batch, tIds, useLora: true, lossScale, trainCtx);
-        var engFull = new CpuTransformer(fullModel, null, fullFineTune: true);
-        Parity.CheckGradients("full grads", engFull, tm, batch, tIds, useLora: false, lossScale, trainCtx);
+        Parity.CheckLoss("LoRA loss", engLoraEval, tm, batch, tIds, useLora: true);
+        Parity.CheckGradients("LoRA grads", engLora, tm, batch, tIds, useLora: true);
+        Parity.CheckGradients("full grads", engFull, tm, batch, tIds, useLora: false);
 
         // ---- timing
-        const float lr = 1e-4f;
-        engBase = new CpuTransformer(loraModel); // a fresh instance leaves the LoRA one's gradients alone
         var fwd = Alternate("forward", o,
             () => engBase.Loss(batch),
             () => { using var _ = torch.no_grad(); tm.UseLora = false; using var l = tm.Loss(tIds); l.item<float>(); });
         yield return new Row(size.Name, "forward", size.Tokens, fwd.Engine, fwd.Torch);
 
-        engLora = new CpuTransformer(loraModel, loraAdapter);
-        var engLoraOpt = new EngineAdamW(engLora.TrainableParameters, lr);
         tm.SetTrainable(lora: true);
-        var loraOpt = MakeTorchAdamW(tm.LoraParameters, lr);
+        var loraOpt = MakeTorchAdamW(tm.LoraParameters, (float)lr);
         var lora = Alternate("LoRA step", o,
-            () => { engLora.ZeroGrad(); engLora.ForwardBackward(batch, lossScale, trainCtx); engLoraOpt.Step(); },
+            () => engLora.Step(batch),
             () => TorchStep(tm, loraOpt, tIds, useLora: true));
         yield return new Row(size.Name, "LoRA step", size.Tokens, lora.Engine, lora.Torch);
 
-        var engFullOpt = new EngineAdamW(engFull.TrainableParameters, lr);
         tm.SetTrainable(lora: false);
-        var fullOpt = MakeTorchAdamW(tm.BaseParameters, lr);
+        var fullOpt = MakeTorchAdamW(tm.BaseParameters, (float)lr);
         var full = Alternate("full step", o,
-            () => { engFull.ZeroGrad(); engFull.ForwardBackward(batch, lossScale, trainCtx); engFullOpt.Step(); },
+            () => engFull.Step(batch),
             () => TorchStep(tm, fullOpt, tIds, useLora: false));
         yield return new Row(size.Name, "full step", size.Tokens, full.Engine, full.Torch);
     }

@@ -1,5 +1,5 @@
 using TorchSharp;
-using TransPeft.Engine.Compute.Cpu;
+using TransPeft.Engine.Sessions;
 using TransPeft.Engine.Training;
 using static TorchSharp.torch;
 
@@ -14,7 +14,7 @@ internal static class Parity
 {
     public const double LossTolerance = 1e-4, GradTolerance = 1e-3;
 
-    public static void CheckLoss(string what, CpuTransformer engine, TorchLlama tm, TokenBatch batch, Tensor ids, bool useLora)
+    public static void CheckLoss(string what, InferenceContext engine, TorchLlama tm, TokenBatch batch, Tensor ids, bool useLora)
     {
         var (sum, counted) = engine.Loss(batch);
         double e = sum / counted;
@@ -31,11 +31,9 @@ internal static class Parity
             throw new InvalidOperationException($"{what}: engine and libtorch disagree ({e} vs {t}, rel {rel:E2} > {LossTolerance:E0}); timings would compare different computations");
     }
 
-    public static void CheckGradients(string what, CpuTransformer engine, TorchLlama tm, TokenBatch batch, Tensor ids,
-        bool useLora, float lossScale, StepContext ctx)
+    public static void CheckGradients(string what, TrainingContext engine, TorchLlama tm, TokenBatch batch, Tensor ids, bool useLora)
     {
-        engine.ZeroGrad();
-        engine.ForwardBackward(batch, lossScale, ctx);
+        engine.ComputeGradients(batch);
         tm.SetTrainable(useLora);
         tm.UseLora = useLora;
         using (var scope = torch.NewDisposeScope())
@@ -45,18 +43,20 @@ internal static class Parity
         }
         double worst = 0;
         string worstName = "";
-        foreach (var p in engine.TrainableParameters)
+        int tensors = 0;
+        foreach (var (name, grad) in engine.Gradients())
         {
-            var tg = tm.Named(p.Name).grad ?? throw new InvalidOperationException($"{what}: libtorch computed no gradient for {p.Name}");
+            var tg = tm.Named(name).grad ?? throw new InvalidOperationException($"{what}: libtorch computed no gradient for {name}");
             var t = tg.data<float>().ToArray();
+            var g = grad.Span;
             double diff = 0, norm = 0;
-            for (int i = 0; i < t.Length; i++) { double d = p.Grad![i] - t[i]; diff += d * d; norm += (double)t[i] * t[i]; }
+            for (int i = 0; i < t.Length; i++) { double d = g[i] - t[i]; diff += d * d; norm += (double)t[i] * t[i]; }
             double rel = Math.Sqrt(diff) / Math.Max(Math.Sqrt(norm), 1e-30);
-            if (rel > worst || worstName == "") { worst = rel; worstName = p.Name; }
+            if (rel > worst || worstName == "") { worst = rel; worstName = name; }
+            tensors++;
         }
         foreach (var p in tm.BaseParameters.Concat(tm.LoraParameters)) { p.grad?.Dispose(); p.grad = null; }
-        engine.ZeroGrad();
-        Console.WriteLine($"  parity {what,-11} {engine.TrainableParameters.Count} tensors, worst rel L2 {worst:E2} ({worstName})");
+        Console.WriteLine($"  parity {what,-11} {tensors} tensors, worst rel L2 {worst:E2} ({worstName})");
         if (!(worst <= GradTolerance))
             throw new InvalidOperationException($"{what}: gradient of {worstName} differs by {worst:E2} relative L2 (> {GradTolerance:E0})");
     }

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 using BenchmarkDotNet.Attributes;
-using TransPeft.Engine.Compute.Cpu;
+using TransPeft.Engine.Compute.Cpu; // CpuKernels: the engine's public kernel-profiling surface
 
 namespace TransPeft.Bench.Micro;
 
@@ -42,7 +42,6 @@ public unsafe class GemmBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        MicroCommand.ApplyThreads();
         long nx = (long)Case.N * Case.In, nw = (long)Case.Out * Case.In, ny = (long)Case.N * Case.Out;
         _x = Alloc(nx); _w = Alloc(nw); _y = Alloc(ny);
     }
@@ -56,16 +55,18 @@ public unsafe class GemmBenchmarks
     }
 
     [Benchmark]
-    public void Gemm()
+    public void Gemm() => MicroCommand.WithThreads(RunGemm);
+
+    private void RunGemm()
     {
         var c = Case;
         switch (c.Layout)
         {
-            case "NT": TransPeft.Engine.Compute.Cpu.Gemm.MatmulNT(_y, _x, _w, c.N, c.In, c.Out, false, 1f); break;
+            case "NT": CpuKernels.MatmulNT(_y, _x, _w, c.N, c.In, c.Out, false, 1f); break;
             // dx[N,In] = dy[N,Out]·W[Out,In]: _y plays dy, _x receives dx.
-            case "NN": TransPeft.Engine.Compute.Cpu.Gemm.MatmulNN(_x, _y, _w, c.N, c.Out, c.In, false, 1f); break;
+            case "NN": CpuKernels.MatmulNN(_x, _y, _w, c.N, c.Out, c.In, false, 1f); break;
             // dW[Out,In] += dy[N,Out]ᵀ·x[N,In]: accumulate as the training step does.
-            default: TransPeft.Engine.Compute.Cpu.Gemm.MatmulTN(_w, _y, _x, c.N, c.Out, c.In, true, 1f); break;
+            default: CpuKernels.MatmulTN(_w, _y, _x, c.N, c.Out, c.In, true, 1f); break;
         }
     }
 
@@ -90,19 +91,18 @@ public class AttentionBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        MicroCommand.ApplyThreads();
         var rng = new Random(2);
         float[] R(int n) { var a = new float[n]; for (int i = 0; i < n; i++) a[i] = (float)(rng.NextDouble() - 0.5); return a; }
         int nq = B * T * Heads * D, nkv = B * T * KvHeads * D;
         _q = R(nq); _k = R(nkv); _v = R(nkv); _do = R(nq);
         _o = new float[nq]; _lse = new float[B * Heads * T];
         _dq = new float[nq]; _dk = new float[nkv]; _dv = new float[nkv];
-        Attention.Forward(_o, _lse, _q, _k, _v, B, T, T, 0, Heads, KvHeads, D);
+        CpuKernels.AttentionForward(_o, _lse, _q, _k, _v, B, T, Heads, KvHeads, D);
     }
 
-    [Benchmark] public void AttentionForward() => Attention.Forward(_o, _lse, _q, _k, _v, B, T, T, 0, Heads, KvHeads, D);
+    [Benchmark] public void AttentionForward() => MicroCommand.WithThreads(() => CpuKernels.AttentionForward(_o, _lse, _q, _k, _v, B, T, Heads, KvHeads, D));
 
-    [Benchmark] public void AttentionBackward() => Attention.Backward(_dq, _dk, _dv, _do, _q, _k, _v, _o, _lse, B, T, Heads, KvHeads, D);
+    [Benchmark] public void AttentionBackward() => MicroCommand.WithThreads(() => CpuKernels.AttentionBackward(_dq, _dk, _dv, _do, _q, _k, _v, _o, _lse, B, T, Heads, KvHeads, D));
 }
 
 public class SwiGluBenchmarks
@@ -113,15 +113,14 @@ public class SwiGluBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        MicroCommand.ApplyThreads();
         var rng = new Random(3);
         float[] R() { var a = new float[Count]; for (int i = 0; i < Count; i++) a[i] = (float)(rng.NextDouble() * 4 - 2); return a; }
         _g = R(); _u = R(); _da = R(); _a = new float[Count]; _dg = new float[Count]; _du = new float[Count];
     }
 
     /// <summary>Reads g, u; writes a: 12 bytes per element.</summary>
-    [Benchmark] public void SwiGluForward() => SwiGlu.Forward(_a, _g, _u, null, Count);
+    [Benchmark] public void SwiGluForward() => MicroCommand.WithThreads(() => CpuKernels.SwiGluForward(_a, _g, _u, null, Count));
 
     /// <summary>Reads da, g, u; writes dg, du: 20 bytes per element.</summary>
-    [Benchmark] public void SwiGluBackward() => SwiGlu.Backward(_dg, _du, _da, _g, _u, null, Count);
+    [Benchmark] public void SwiGluBackward() => MicroCommand.WithThreads(() => CpuKernels.SwiGluBackward(_dg, _du, _da, _g, _u, null, Count));
 }

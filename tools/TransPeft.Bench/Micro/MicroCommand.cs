@@ -3,7 +3,6 @@ using BenchmarkDotNet.Jobs;
 using BenchmarkDotNet.Reports;
 using BenchmarkDotNet.Running;
 using BenchmarkDotNet.Toolchains.InProcess.Emit;
-using TransPeft.Engine.Compute.Cpu;
 
 namespace TransPeft.Bench.Micro;
 
@@ -15,12 +14,12 @@ internal static class MicroCommand
 {
     private static int _threads = Environment.ProcessorCount;
 
-    public static void ApplyThreads() => CpuParallel.Threads = _threads;
+    /// <summary>Runs a kernel call with the command's thread count (BenchmarkDotNet calls the benchmarks in process).</summary>
+    public static void WithThreads(Action kernel) => TransPeft.Engine.Compute.Cpu.CpuKernels.WithThreads(_threads, kernel);
 
     public static int Run(int threads, string? filter, bool quick, string[] bdnArgs)
     {
         _threads = threads;
-        ApplyThreads();
         double peak = PeakFlops.Peak(threads);
         Console.WriteLine($"measured fp32 FMA peak with {threads} thread(s): {peak:F1} GFLOP/s");
 
