@@ -18,6 +18,7 @@ internal static class CommandCatalog
         AnalyzeUpdateCommand.Create(),
         DataCommand.Create(),
         BenchCommand.Create(),
+        ServeCommand.Create(),
         KernelsCommand.Create(),
         ProfileCommand.Create(),
         ExperimentCommand.Create(),

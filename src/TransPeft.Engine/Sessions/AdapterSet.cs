@@ -4,9 +4,15 @@ using TransPeft.Engine.Lora;
 namespace TransPeft.Engine.Sessions;
 
 /// <summary>
-/// The adapters a session serves, by name (ONNX Runtime GenAI's Adapters): load and unload while requests run.
-/// A request resolves its adapter name once when it starts and keeps that adapter until it ends, so unloading
+/// The adapters a session serves, by name (ONNX Runtime GenAI's Adapters): load, replace and unload while requests
+/// run. A request resolves its adapter name once when it starts and keeps that adapter until it ends, so unloading
 /// never pulls weights from under a running request. Thread-safe.
+/// <para>Replacing (<see cref="Load(string, string, bool)"/> with replace) an adapter of the same shape (same modules,
+/// ranks and scaling) on a CPU session is a hot swap in place: the new weights are copied into the served buffers
+/// between two steps of a <see cref="BatchedGenerator"/> (which holds <see cref="SwapGate"/> per step), so its running
+/// requests continue with the new weights from their next token and nothing is reallocated. (A context generating
+/// on its own thread does not take that gate: swap in place only under a batched generator, or unload and load.)
+/// Any other replacement is a new entry: running requests finish with the old weights.</para>
 /// </summary>
 public sealed class AdapterSet
 {
@@ -23,6 +29,60 @@ public sealed class AdapterSet
         var adapter = LoraAdapter.Load(dir, _session.Config);
         Add(name, adapter, dir);
         return adapter;
+    }
+
+    /// <summary>
+    /// Loads a PEFT adapter folder under <paramref name="name"/>, or with <paramref name="replace"/> replaces the adapter of
+    /// that name (in place when the shapes agree, see the class remarks), and says how long it took (reading and checking
+    /// the files, plus the copy into place).
+    /// </summary>
+    public AdapterLoadResult Load(string name, string dir, bool replace)
+    {
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        if (!replace) { Load(name, dir); return new AdapterLoadResult(name, sw.Elapsed, InPlace: false); }
+        if (string.IsNullOrWhiteSpace(name)) throw new ArgumentException("adapter name: expected a non-empty name");
+        var adapter = LoraAdapter.Load(dir, _session.Config);
+        Model.ModelRules.CheckAdapter(_session.Config, adapter);
+        lock (_gate)
+        {
+            if (_entries.TryGetValue(name, out var old))
+            {
+                if (!_session.IsCuda && SameShape(old.Adapter, adapter))
+                {
+                    lock (SwapGate) CopyInto(old.Adapter, adapter);
+                    return new AdapterLoadResult(name, sw.Elapsed, InPlace: true);
+                }
+                _session.Retire(old);
+            }
+            _entries = new Dictionary<string, AdapterEntry>(_entries, StringComparer.Ordinal) { [name] = new AdapterEntry(name, adapter, dir, _session) };
+        }
+        return new AdapterLoadResult(name, sw.Elapsed, InPlace: false);
+    }
+
+    /// <summary>Held by a <see cref="BatchedGenerator"/> for each step and by an in-place swap for its copy.</summary>
+    internal object SwapGate { get; } = new();
+
+    private static bool SameShape(LoraAdapter a, LoraAdapter b)
+    {
+        if (a.NumLayers != b.NumLayers) return false;
+        for (int l = 0; l < a.NumLayers; l++)
+            foreach (var p in Model.ProjectionNames.All)
+            {
+                LoraModule? x = a[l, p], y = b[l, p];
+                if (x is null != y is null) return false;
+                if (x is not null && (x.Rank != y!.Rank || x.Scaling != y.Scaling)) return false;
+            }
+        return true;
+    }
+
+    private static void CopyInto(LoraAdapter served, LoraAdapter fresh)
+    {
+        foreach (var m in fresh.Modules())
+        {
+            var target = served[m.Layer, m.Projection]!;
+            m.A.Data.CopyTo(target.A.Data, 0);
+            m.B.Data.CopyTo(target.B.Data, 0);
+        }
     }
 
     /// <summary>Serves an adapter the host already holds (made by <see cref="LoraAdapter.Create"/> or trained) under <paramref name="name"/>.</summary>
@@ -64,10 +124,20 @@ public sealed class AdapterSet
     /// <summary>The folder an adapter was loaded from (null when added from memory).</summary>
     public string? SourceOf(string name) => Resolve(name).Source;
 
+    /// <summary>Served names and the folders they came from (null when added from memory), sorted by name.</summary>
+    public IReadOnlyList<(string Name, string? Source)> List() =>
+        [.. _entries.Values.OrderBy(e => e.Name, StringComparer.Ordinal).Select(e => (e.Name, e.Source))];
+
     internal AdapterEntry Resolve(string name) =>
         _entries.TryGetValue(name, out var e) ? e
         : throw new KeyNotFoundException($"adapter '{name}' is not loaded (loaded: {(_entries.Count == 0 ? "none" : string.Join(", ", Names))})");
 }
+
+/// <summary>How an adapter came to be served, and how long it took.</summary>
+/// <param name="Name">The name requests use.</param>
+/// <param name="Elapsed">Wall time: reading and checking the files, plus the copy into place for a hot swap.</param>
+/// <param name="InPlace">True when a replacement had the same shape and was copied into the served adapter's buffers.</param>
+public readonly record struct AdapterLoadResult(string Name, TimeSpan Elapsed, bool InPlace);
 
 /// <summary>One served adapter and its backend model object (made on first use).</summary>
 internal sealed class AdapterEntry(string name, LoraAdapter adapter, string? source, InferenceSession session)

@@ -180,6 +180,41 @@ internal sealed class CudaOps(IComputeDevice device)
         Device.PopRange();
     }
 
+    // ------------------------------------------------------------------ lora_multi.cu (many adapters, inference)
+
+    /// <summary>t[N,rmax] (fp32) = x[N,in]·A_pool[slot(n)]ᵀ per row; rows of slot −1 are not written. Decode batches.</summary>
+    public void BgmvShrink(DevicePtr t, DevicePtr x, DevicePtr aPool, DevicePtr rowSlot, int n, int inDim, int rmax)
+    {
+        Device.PushRange("bgmv_shrink");
+        Run(KernelId.BgmvShrink, LaunchPlanner.BlockPerRow(n, 128), [t, x, aPool, rowSlot, I32(n), I32(inDim), I32(rmax)]);
+        Device.PopRange();
+    }
+
+    /// <summary>y[N,out] += scaling[slot]·t·B_pool[slot]ᵀ per row (bf16 y); rows of slot −1 keep y.</summary>
+    public void BgmvExpand(DevicePtr y, DevicePtr t, DevicePtr bPool, DevicePtr scaling, DevicePtr rowSlot, int n, int outDim, int rmax)
+    {
+        Device.PushRange("bgmv_expand");
+        Run(KernelId.BgmvExpand, Plan.GridStride((long)n * outDim), [y, t, bPool, scaling, rowSlot, I32(n), I32(outDim), I32(rmax)]);
+        Device.PopRange();
+    }
+
+    /// <summary>As <see cref="BgmvShrink"/> over segments (seg_start [nseg+1], seg_slot [nseg], i32 on the device);
+    /// <paramref name="longestSegment"/> sizes the grid.</summary>
+    public void SgmvShrink(DevicePtr t, DevicePtr x, DevicePtr aPool, DevicePtr segStart, DevicePtr segSlot, int segments, int longestSegment, int inDim, int rmax)
+    {
+        Device.PushRange("sgmv_shrink");
+        Run(KernelId.SgmvShrink, LaunchPlanner.SgmvShrink(segments, longestSegment), [t, x, aPool, segStart, segSlot, I32(segments), I32(inDim), I32(rmax)]);
+        Device.PopRange();
+    }
+
+    /// <summary>As <see cref="BgmvExpand"/> over segments.</summary>
+    public void SgmvExpand(DevicePtr y, DevicePtr t, DevicePtr bPool, DevicePtr scaling, DevicePtr segStart, DevicePtr segSlot, int segments, int longestSegment, int outDim, int rmax)
+    {
+        Device.PushRange("sgmv_expand");
+        Run(KernelId.SgmvExpand, LaunchPlanner.SgmvExpand(segments, longestSegment, outDim), [y, t, bPool, scaling, segStart, segSlot, I32(segments), I32(outDim), I32(rmax)]);
+        Device.PopRange();
+    }
+
     // ------------------------------------------------------------------ elementwise.cu
 
     /// <summary>out = bf16(a + b) over n elements (out may alias a or b).</summary>

@@ -51,4 +51,9 @@ internal enum KernelId
     FlashAttentionBackwardDqD128,
     FlashAttentionBackwardDkDvD64,
     FlashAttentionBackwardDkDvD128,
+    // lora_multi.cu
+    BgmvShrink,
+    BgmvExpand,
+    SgmvShrink,
+    SgmvExpand,
 }

@@ -61,6 +61,19 @@ internal sealed class LaunchPlanner(int multiprocessorCount)
     public static LaunchShape LoraShrink(int n, int rank) =>
         new(new Dim3(Dim3.BlocksFor(Math.Max(n, 1), ShrinkRows), Dim3.BlocksFor(rank, ShrinkRanks)), ShrinkBlock);
 
+    /// <summary>sgmv_shrink / sgmv_expand: exactly 128 threads, a block per 16 rows of a segment (and per 64 output columns).</summary>
+    public const int SgmvBlock = 128;
+    public const int SgmvRows = 16;
+    public const int SgmvColumns = 64;
+
+    /// <summary>sgmv_shrink: (16-row tiles of the longest segment, segments).</summary>
+    public static LaunchShape SgmvShrink(int segments, int longestSegment) =>
+        new(new Dim3(Dim3.BlocksFor(Math.Max(longestSegment, 1), SgmvRows), (uint)Math.Max(segments, 1)), SgmvBlock);
+
+    /// <summary>sgmv_expand: (64-column tiles of out, 16-row tiles of the longest segment, segments).</summary>
+    public static LaunchShape SgmvExpand(int segments, int longestSegment, int outDim) =>
+        new(new Dim3(Dim3.BlocksFor(Math.Max(outDim, 1), SgmvColumns), Dim3.BlocksFor(Math.Max(longestSegment, 1), SgmvRows), (uint)Math.Max(segments, 1)), SgmvBlock);
+
     /// <summary>Which attention kernels serve head_dim <paramref name="d"/>: tensor cores for 64 and 128, the
     /// generic ones for any other even d up to 256.</summary>
     public static AttentionVariant AttentionFor(int d)

@@ -1,6 +1,7 @@
 using TransPeft.Cuda.Native;
 using TransPeft.Engine.Compute.Cpu;
 using TransPeft.Engine.Compute.Cuda;
+using TransPeft.Engine.Lora;
 using TransPeft.Engine.Model;
 using TransPeft.Engine.Training;
 using TransPeft.Engine.TransPeft;
@@ -467,5 +468,71 @@ public abstract class KernelParityTests
         ParityCheck.Elementwise("adamw bf16 copy", Bf16Models.Rounded(s.ReadF32(w1, n1)), s.ReadBf16(b1, n1), 0, 0);
         ParityCheck.Elementwise("adamw exp_avg", host.FirstMoment(0).ToArray(), s.ReadF32(m1, n1), 1e-7, 1e-5);
         ParityCheck.Elementwise("adamw exp_avg_sq", host.SecondMoment(1).ToArray(), s.ReadF32(v2, n2), 1e-9, 1e-5);
+    }
+    /// <summary>
+    /// lora_multi.cu: BGMV (per-row slots) and SGMV (segments) against the CPU's <see cref="MixedLora"/>, on a pool of
+    /// adapters with different ranks padded to the largest (and one slot that does not adapt this projection:
+    /// scaling 0, zero weights), with base-only rows that must come back bit for bit.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(new[] { 0, 0, 0, 1, 1, -1, 2, 2, 2, 2 }, 40, 27)]
+    [InlineData(new[] { 1, 0, 1, 0, -1, 2, -1, 1, 3 }, 96, 130)]
+    [InlineData(new[] { 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, -1, -1 }, 70, 65)]
+    public void MultiAdapterShrinkAndExpandMatchTheCpuMixedLora(int[] rowSlots, int inDim, int outDim)
+    {
+        using var s = Scratch();
+        var ops = new CudaOps(s.Device);
+        int n = rowSlots.Length;
+        int[] ranks = [4, 72, 1];   // 72 crosses the kernels' 64-rank and 32-deep tiles
+        float[] scalings = [2f, 0.5f, 1f];
+        var slots = new LoraModule?[ranks.Length + 1];
+        for (int a = 0; a < ranks.Length; a++)
+            slots[a] = new LoraModule(0, Projection.Q, new Parameter("A", [ranks[a], inDim], Bf16Models.Rounded(Random(ranks[a] * inDim, 200 + a))),
+                new Parameter("B", [outDim, ranks[a]], Bf16Models.Rounded(Random(outDim * ranks[a], 210 + a))), scalings[a]);
+        int rmax = ranks.Max(), pool = slots.Length;
+        // The device pool: slot a's A rows and B columns padded with zeros to rmax; the last slot stays empty.
+        var aPool = new float[pool * rmax * inDim];
+        var bPool = new float[pool * outDim * rmax];
+        var scale = new float[pool];
+        for (int a = 0; a < pool; a++)
+        {
+            if (slots[a] is not { } m) continue;
+            scale[a] = m.Scaling;
+            for (int j = 0; j < m.Rank; j++) Array.Copy(m.A.Data, j * inDim, aPool, (a * rmax + j) * inDim, inDim);
+            for (int o = 0; o < outDim; o++)
+                for (int j = 0; j < m.Rank; j++) bPool[(a * outDim + o) * rmax + j] = m.B.Data[o * m.Rank + j];
+        }
+        var x = Bf16Models.Rounded(Random(n * inDim, 220));
+        var yBase = Bf16Models.Rounded(Random(n * outDim, 221));
+        var want = (float[])yBase.Clone();
+        var segments = AdapterSegments.FromRowSlots(rowSlots);
+        MixedLora.Forward(want, x, n, inDim, outDim, segments, slots, new float[n * rmax]);
+
+        var dx = s.Bf16(x); var dA = s.Bf16(aPool); var dB = s.Bf16(bPool); var dScale = s.F32(scale);
+        var dSlots = s.I32(rowSlots);
+        var dStart = s.I32(segments.Starts); var dSegSlot = s.I32(segments.Slots);
+        int longest = Enumerable.Range(0, segments.Count).Max(i => segments.Starts[i + 1] - segments.Starts[i]);
+        foreach (var sgmv in new[] { false, true })
+        {
+            var t = s.PoisonedF32((long)n * rmax);
+            var y = s.Bf16(yBase);
+            if (sgmv)
+            {
+                ops.SgmvShrink(t, dx, dA, dStart, dSegSlot, segments.Count, longest, inDim, rmax);
+                ops.SgmvExpand(y, t, dB, dScale, dStart, dSegSlot, segments.Count, longest, outDim, rmax);
+            }
+            else
+            {
+                ops.BgmvShrink(t, dx, dA, dSlots, n, inDim, rmax);
+                ops.BgmvExpand(y, t, dB, dScale, dSlots, n, outDim, rmax);
+            }
+            var got = s.ReadBf16(y, (long)n * outDim);
+            string what = sgmv ? "sgmv" : "bgmv";
+            Close(what, want, got, 4e-3, 8e-3);
+            for (int r = 0; r < n; r++)
+                if (rowSlots[r] < 0)
+                    for (int o = 0; o < outDim; o++)
+                        Assert.True(got[r * outDim + o] == yBase[r * outDim + o], $"{what}: base-only row {r} changed at {o}");
+        }
     }
 }

@@ -233,6 +233,24 @@ internal static class EmulatedKernels
                 }
                 break;
             }
+            case KernelId.BgmvShrink:
+            {
+                int n = a[4].AsI32;
+                MultiLoraShrink(d, a[0].AsPtr, a[1].AsPtr, a[2].AsPtr, d.I32(a[3].AsPtr, n).ToArray(), a[5].AsI32, a[6].AsI32);
+                break;
+            }
+            case KernelId.BgmvExpand:
+            {
+                int n = a[5].AsI32;
+                MultiLoraExpand(d, a[0].AsPtr, a[1].AsPtr, a[2].AsPtr, a[3].AsPtr, d.I32(a[4].AsPtr, n).ToArray(), a[6].AsI32, a[7].AsI32);
+                break;
+            }
+            case KernelId.SgmvShrink:
+                MultiLoraShrink(d, a[0].AsPtr, a[1].AsPtr, a[2].AsPtr, SegmentRows(d, a[3].AsPtr, a[4].AsPtr, a[5].AsI32), a[6].AsI32, a[7].AsI32);
+                break;
+            case KernelId.SgmvExpand:
+                MultiLoraExpand(d, a[0].AsPtr, a[1].AsPtr, a[2].AsPtr, a[3].AsPtr, SegmentRows(d, a[4].AsPtr, a[5].AsPtr, a[6].AsI32), a[7].AsI32, a[8].AsI32);
+                break;
             case KernelId.CrossEntropyFusedBf16 or KernelId.CrossEntropyFusedF32:
                 CrossEntropy(d, k == KernelId.CrossEntropyFusedBf16, a[0].AsPtr, a[1].AsPtr, a[2].AsPtr, a[3].AsI32, a[4].AsI32, a[5].AsF32);
                 break;
@@ -316,6 +334,56 @@ internal static class EmulatedKernels
         var r = new float[v.Length];
         for (int i = 0; i < r.Length; i++) r[i] = v[i];
         return r;
+    }
+
+    /// <summary>The per-row slot of segments (seg_start [nseg+1], seg_slot [nseg]): rows [start[i], start[i+1]) use slot[i].</summary>
+    private static int[] SegmentRows(EmulatedDevice d, DevicePtr segStart, DevicePtr segSlot, int nseg)
+    {
+        var start = d.I32(segStart, nseg + 1).ToArray(); var slot = d.I32(segSlot, nseg).ToArray();
+        var rows = new int[start[nseg]];
+        for (int i = 0; i < nseg; i++)
+        {
+            if (start[i + 1] < start[i]) throw new InvalidOperationException($"segment {i} ends before it starts");
+            Array.Fill(rows, slot[i], start[i], start[i + 1] - start[i]);
+        }
+        return rows;
+    }
+
+    /// <summary>t[n, j] = Σ_k x[n, k]·A[s, j, k] (fp32) for rows with slot s ≥ 0; rows of slot −1 are not written.</summary>
+    private static void MultiLoraShrink(EmulatedDevice d, DevicePtr tPtr, DevicePtr xPtr, DevicePtr aPtr, int[] rowSlot, int inDim, int rmax)
+    {
+        int n = rowSlot.Length, pool = rowSlot.DefaultIfEmpty(-1).Max() + 1;
+        var t = d.F32(tPtr, (long)n * rmax); var x = d.Bf(xPtr, (long)n * inDim); var A = d.Bf(aPtr, (long)pool * rmax * inDim);
+        for (int row = 0; row < n; row++)
+        {
+            int s = rowSlot[row];
+            if (s < 0) continue;
+            for (int j = 0; j < rmax; j++)
+            {
+                float acc = 0;
+                for (int c = 0; c < inDim; c++) acc += x[(long)row * inDim + c] * A[((long)s * rmax + j) * inDim + c];
+                t[row * rmax + j] = acc;
+            }
+        }
+    }
+
+    /// <summary>y[n, o] = bf16(y + scaling[s]·Σ_j t[n, j]·B[s, o, j]) for rows with slot s ≥ 0.</summary>
+    private static void MultiLoraExpand(EmulatedDevice d, DevicePtr yPtr, DevicePtr tPtr, DevicePtr bPtr, DevicePtr scalingPtr, int[] rowSlot, int outDim, int rmax)
+    {
+        int n = rowSlot.Length, pool = rowSlot.DefaultIfEmpty(-1).Max() + 1;
+        var y = d.Bf(yPtr, (long)n * outDim); var t = d.F32(tPtr, (long)n * rmax);
+        var B = d.Bf(bPtr, (long)pool * outDim * rmax); var scaling = d.F32(scalingPtr, pool);
+        for (int row = 0; row < n; row++)
+        {
+            int s = rowSlot[row];
+            if (s < 0) continue;
+            for (int o = 0; o < outDim; o++)
+            {
+                float acc = 0;
+                for (int j = 0; j < rmax; j++) acc += t[row * rmax + j] * B[((long)s * outDim + o) * rmax + j];
+                y[(long)row * outDim + o] = y[(long)row * outDim + o] + scaling[s] * acc;
+            }
+        }
     }
 
     private static float Dropped(float x, RandomStream rs, uint lane, long e, float p) =>

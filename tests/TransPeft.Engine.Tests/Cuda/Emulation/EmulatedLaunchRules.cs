@@ -33,6 +33,14 @@ internal static class EmulatedLaunchRules
                 Require(s.Grid == new Dim3(Ceil(a[3].AsI32, 64), Ceil(a[5].AsI32, 64)), "gridDim must be (ceil(N/64), ceil(r/64))");
                 Require(a[5].AsI32 >= 1, "rank >= 1");
                 break;
+            case KernelId.SgmvShrink:
+                Require(s.Block == new Dim3(128), "blockDim must be exactly 128");
+                Require(s.Grid.Y == (uint)a[5].AsI32 && s.Grid.Z == 1, "gridDim must be (any, nseg)");
+                break;
+            case KernelId.SgmvExpand:
+                Require(s.Block == new Dim3(128), "blockDim must be exactly 128");
+                Require(s.Grid.X == Ceil(a[7].AsI32, 64) && s.Grid.Z == (uint)a[6].AsI32, "gridDim must be (ceil(out/64), any, nseg)");
+                break;
             case KernelId.FlashAttentionForward or KernelId.FlashAttentionForwardD64 or KernelId.FlashAttentionForwardD128:
                 AttentionShape(k, s, Require, b: a[5].AsI32, rows: a[6].AsI32, heads: a[9].AsI32, d: a[11].AsI32);
                 Require(a[7].AsI32 >= a[6].AsI32 && a[8].AsI32 >= a[7].AsI32, "Tcap >= Tkv >= Tq");

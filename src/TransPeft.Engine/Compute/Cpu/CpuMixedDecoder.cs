@@ -1,0 +1,125 @@
+using System.Numerics.Tensors;
+using TransPeft.Engine.Inference;
+using TransPeft.Engine.Lora;
+using TransPeft.Engine.Model;
+
+namespace TransPeft.Engine.Compute.Cpu;
+
+/// <summary>
+/// One decode step for N sequences at once, each with its own KV cache (batch 1), position and adapter (or none):
+/// the continuous batcher's decode rows. The base projections run as ONE GEMM over all N rows, so the frozen
+/// weights are streamed once per step instead of once per request (<see cref="RowDot"/>: every row's sums run in
+/// the same order whatever the batch, so a sequence gets bit-identical logits alone or batched) (what makes batching pay on a memory-bound
+/// decode); each projection's LoRA is then added per adapter segment (<see cref="MixedLora"/>); RoPE and
+/// attention run per row, at the row's own position, against the row's own cache. Rows sorted by adapter give one
+/// segment per adapter. Same layer recipe as <see cref="CpuTransformer.ForwardCached"/>; a test ties every row to
+/// the single-sequence path.
+/// Not thread-safe: one step at a time (the batcher's stepping thread). Working memory grows to the largest N seen.
+/// </summary>
+internal sealed unsafe class CpuMixedDecoder
+{
+    private readonly TransformerModel _model;
+    private readonly Rope<float> _rope;
+    private int _capacityRows = -1;
+    private float[] _x = [], _n = [], _q = [], _k = [], _v = [], _att = [], _proj = [], _h = [], _g = [], _u = [], _a = [], _rstd = [], _t = [];
+    private float[] _qRow = [], _kRow = [], _attRow = [], _lseRow = [];
+
+    public CpuMixedDecoder(TransformerModel model, int maxPositions = 0)
+    {
+        _model = model;
+        _rope = new Rope<float>(model.Config, maxPositions > 0 ? maxPositions : model.Config.MaxPositionEmbeddings);
+    }
+
+    public ModelConfig Config => _model.Config;
+
+    /// <summary>
+    /// Feeds ids[i] to sequence i at position caches[i].Length, appends its key/value there, and writes its next-token
+    /// logits to logits[i·V ..]. <paramref name="rowSlots"/>[i] picks <paramref name="adapters"/>[slot] for row i, or
+    /// -1 for the base model. Every cache must have room for one more position.
+    /// </summary>
+    public void Decode(ReadOnlySpan<int> ids, IReadOnlyList<KvCache> caches, ReadOnlySpan<int> rowSlots, IReadOnlyList<LoraAdapter?> adapters, Span<float> logits)
+    {
+        var c = Config;
+        int n = ids.Length, h = c.HiddenSize, qd = c.QDim, kvd = c.KvDim, inter = c.IntermediateSize, v = c.VocabSize;
+        if (caches.Count != n || rowSlots.Length != n) throw new ArgumentException($"{n} ids, {caches.Count} caches and {rowSlots.Length} adapter slots: expected one of each per row");
+        if (logits.Length < (long)n * v) throw new ArgumentException($"logits hold {logits.Length} floats; {n} rows need {(long)n * v}");
+        for (int i = 0; i < n; i++)
+        {
+            var cache = caches[i];
+            if (cache.BatchSize != 1) throw new ArgumentException($"row {i}: a mixed decode takes one KV cache per sequence (batch 1), got batch {cache.BatchSize}");
+            if (cache.Length + 1 > cache.Capacity) throw new ArgumentException($"row {i}: cache holds {cache.Capacity} positions, all used");
+            if (cache.Length + 1 > _rope.MaxPositions) throw new ArgumentException($"row {i}: position {cache.Length} exceeds max_position_embeddings {_rope.MaxPositions}");
+            if ((uint)ids[i] >= (uint)v) throw new ArgumentOutOfRangeException(nameof(ids), $"row {i}: token id {ids[i]} outside the vocabulary [0, {v})");
+            if (c.SlidingWindow is int sw && cache.Length + 1 > sw)
+                throw new ArgumentException($"row {i}: {cache.Length + 1} positions exceed the model's sliding_window {sw}; sliding-window attention is not implemented");
+        }
+        if (n == 0) return;
+        Ensure(n);
+        var segments = AdapterSegments.FromRowSlots(rowSlots);
+        int maxRank = 0;
+        foreach (var a in adapters) if (a is not null) maxRank = Math.Max(maxRank, a.Modules().Select(m => m.Rank).DefaultIfEmpty(0).Max());
+        if (_t.Length < n * maxRank) _t = new float[n * maxRank];
+        var slotModules = new LoraModule?[adapters.Count];
+
+        Embedding.Forward(_x, ids.ToArray(), _model.Embed.Data, n, h, v);
+        for (int l = 0; l < c.NumLayers; l++)
+        {
+            var w = _model.Layers[l];
+            RmsNorm.Forward(_n, _rstd, _x, w.InputNorm.Data, n, h, c.RmsNormEps);
+            Project(_q, _n, n, l, Projection.Q, w, segments, adapters, slotModules);
+            Project(_k, _n, n, l, Projection.K, w, segments, adapters, slotModules);
+            Project(_v, _n, n, l, Projection.V, w, segments, adapters, slotModules);
+            for (int i = 0; i < n; i++)
+            {
+                var cache = caches[i];
+                int pos = cache.Length;
+                _q.AsSpan(i * qd, qd).CopyTo(_qRow);
+                _rope.Forward(_qRow, 1, 1, c.NumHeads, pos);
+                _k.AsSpan(i * kvd, kvd).CopyTo(_kRow);
+                _rope.Forward(_kRow, 1, 1, c.NumKvHeads, pos);
+                _kRow.CopyTo(cache.K[l].AsSpan(pos * kvd, kvd));
+                _v.AsSpan(i * kvd, kvd).CopyTo(cache.V[l].AsSpan(pos * kvd, kvd));
+                Attention.Forward(_attRow, _lseRow, _qRow, cache.K[l], cache.V[l], 1, 1, cache.Capacity, pos, c.NumHeads, c.NumKvHeads, c.HeadDim);
+                _attRow.AsSpan(0, qd).CopyTo(_att.AsSpan(i * qd, qd));
+            }
+            Project(_proj, _att, n, l, Projection.O, w, segments, adapters, slotModules);
+            TensorPrimitives.Add(_x.AsSpan(0, n * h), _proj.AsSpan(0, n * h), _h.AsSpan(0, n * h));
+            RmsNorm.Forward(_n, _rstd, _h, w.PostNorm.Data, n, h, c.RmsNormEps);
+            Project(_g, _n, n, l, Projection.Gate, w, segments, adapters, slotModules);
+            Project(_u, _n, n, l, Projection.Up, w, segments, adapters, slotModules);
+            SwiGlu.Forward(_a, _g, _u, null, n * inter);
+            Project(_proj, _a, n, l, Projection.Down, w, segments, adapters, slotModules);
+            TensorPrimitives.Add(_h.AsSpan(0, n * h), _proj.AsSpan(0, n * h), _x.AsSpan(0, n * h));
+        }
+        foreach (var cache in caches) cache.Length++;
+        RmsNorm.Forward(_n, _rstd, _x, _model.FinalNorm.Data, n, h, c.RmsNormEps);
+        fixed (float* pl = logits, px = _n, ph = _model.Head.Data)
+            RowDot.MatmulNT(pl, px, ph, n, h, v, accumulate: false, 1f);
+    }
+
+    /// <summary>y = x·Wᵀ + b over all rows (weights streamed once), then each adapter segment's LoRA.</summary>
+    private void Project(float[] y, float[] x, int n, int layer, Projection p, LayerWeights w, AdapterSegments segments,
+        IReadOnlyList<LoraAdapter?> adapters, LoraModule?[] slotModules)
+    {
+        var weight = w.Weight(p);
+        int outDim = weight.Shape[0], inDim = weight.Shape[1];
+        fixed (float* py = y, px = x, pw = weight.Data)
+            RowDot.MatmulNT(py, px, pw, n, inDim, outDim, accumulate: false, 1f);
+        if (w.Bias(p) is { } bias)
+            for (int i = 0; i < n; i++) TensorPrimitives.Add(y.AsSpan(i * outDim, outDim), bias.Data, y.AsSpan(i * outDim, outDim));
+        for (int s = 0; s < adapters.Count; s++) slotModules[s] = adapters[s]?[layer, p];
+        MixedLora.Forward(y, x, n, inDim, outDim, segments, slotModules, _t);
+    }
+
+    private void Ensure(int n)
+    {
+        if (n <= _capacityRows) return;
+        var c = Config;
+        int h = c.HiddenSize, qd = c.QDim, kvd = c.KvDim, inter = c.IntermediateSize;
+        _capacityRows = n;
+        _x = new float[n * h]; _n = new float[n * h]; _h = new float[n * h]; _proj = new float[n * h];
+        _q = new float[n * qd]; _att = new float[n * qd]; _k = new float[n * kvd]; _v = new float[n * kvd];
+        _g = new float[n * inter]; _u = new float[n * inter]; _a = new float[n * inter]; _rstd = new float[n];
+        _qRow = new float[qd]; _kRow = new float[kvd]; _attRow = new float[qd]; _lseRow = new float[c.NumHeads];
+    }
+}

@@ -1,0 +1,146 @@
+using TransPeft.Engine.Compute;
+using TransPeft.Engine.Compute.Cpu;
+using TransPeft.Engine.Inference;
+using TransPeft.Engine.Model;
+
+namespace TransPeft.Engine.Sessions;
+
+/// <summary>One request's state in a <see cref="BatchedGenerator"/>: its adapter, KV cache and sampler.</summary>
+public sealed class BatchSequence
+{
+    internal BatchSequence(AdapterEntry? served, KvCache cache, GenerationOptions options, int promptLength)
+    {
+        Served = served;
+        Cache = cache;
+        Options = options;
+        Rng = new Random(options.Seed);
+        PromptLength = promptLength;
+    }
+
+    /// <summary>The adapter the request runs with (null: the base model).</summary>
+    public string? Adapter => Served?.Name;
+
+    internal AdapterEntry? Served { get; }
+    internal KvCache Cache { get; }
+    internal GenerationOptions Options { get; }
+    internal Random Rng { get; }
+    internal int PromptLength { get; }
+}
+
+/// <summary>
+/// Many requests over one session's base model, each with its own adapter or none, generated together by continuous
+/// batching (<see cref="ContinuousBatcher{TSequence}"/>) on the CPU backend. Each step prefills the prompt chunks of
+/// new requests one sequence at a time (the adapter's own backend, <see cref="IInferenceModel.Prefill"/>) and decodes
+/// every running request in ONE mixed-adapter step (<see cref="CpuMixedDecoder"/>: the base weights streamed once for
+/// all rows, LoRA per adapter segment, rows sorted by adapter). A request gets exactly the tokens it gets alone
+/// (greedy; sampled with the same seed too). Adapters come from the session's <see cref="AdapterSet"/> and may be
+/// loaded, replaced (in place for the same shape) and unloaded while requests run.
+/// <para>Threading: <see cref="Submit"/> from any thread; <see cref="RunAsync"/> (or the batcher's Step) on one.</para>
+/// </summary>
+public sealed class BatchedGenerator
+{
+    private readonly InferenceSession _session;
+    private readonly CpuMixedDecoder _decoder;
+    private float[] _logits = [];
+    private float[] _prefillLogits = [];
+
+    /// <summary>A batched generator over a CPU <paramref name="session"/> (the CUDA mixed-adapter path is not wired yet).</summary>
+    public BatchedGenerator(InferenceSession session, BatcherOptions? options = null)
+    {
+        if (session.IsCuda)
+            throw new NotSupportedException("batched mixed-adapter generation runs on the CPU backend; the CUDA kernels (kernels/lora_multi.cu) are not wired into a CUDA decode step yet");
+        _session = session;
+        _decoder = new CpuMixedDecoder(session.Model, session.MaxSequenceLength);
+        Batcher = new ContinuousBatcher<BatchSequence>(Step, options);
+    }
+
+    public ModelConfig Config => _session.Config;
+    public InferenceSession Session => _session;
+    /// <summary>The session's adapters: the names requests may use.</summary>
+    public AdapterSet Adapters => _session.Adapters;
+    /// <summary>The scheduler (limits, queue lengths, <see cref="ContinuousBatcher{TSequence}.StepCompleted"/>).</summary>
+    public ContinuousBatcher<BatchSequence> Batcher { get; }
+    /// <summary>Most positions a request may reach, prompt and generated tokens together.</summary>
+    public int MaxSequenceLength => _session.MaxSequenceLength;
+
+    /// <summary>
+    /// Queues a request. <paramref name="adapter"/> names a loaded adapter, or null for the base model. Stops at
+    /// <see cref="GenerationOptions.MaxNewTokens"/> (clamped to the room left under <see cref="MaxSequenceLength"/>) or
+    /// an EOS id (<see cref="GenerationOptions.EosTokenIds"/>, else the model's). Stop strings are the caller's (they need text).
+    /// </summary>
+    public BatchRequest<BatchSequence> Submit(IReadOnlyList<int> prompt, string? adapter, GenerationOptions options, CancellationToken cancel = default)
+    {
+        options.Validate();
+        if (prompt.Count == 0) throw new ArgumentException("the prompt must hold at least one token");
+        if (prompt.Count >= MaxSequenceLength)
+            throw new ArgumentException($"prompt of {prompt.Count} tokens leaves no room under the maximum sequence length {MaxSequenceLength}");
+        for (int i = 0; i < prompt.Count; i++)
+            if ((uint)prompt[i] >= (uint)Config.VocabSize)
+                throw new ArgumentOutOfRangeException(nameof(prompt), $"prompt[{i}] = {prompt[i]} is outside the vocabulary [0, {Config.VocabSize})");
+        var served = adapter is null ? null : Adapters.Resolve(adapter);
+        int maxNew = Math.Min(Math.Max(options.MaxNewTokens, 1), MaxSequenceLength - prompt.Count);
+        // The last generated token is never fed back, so the cache needs prompt + maxNew - 1 positions.
+        var cache = Backend(served).CreateCache(1, prompt.Count + maxNew - 1);
+        var sequence = new BatchSequence(served, cache, options, prompt.Count);
+        var request = new BatchRequest<BatchSequence>(sequence, prompt, maxNew, options.EosTokenIds ?? Config.EosTokenIds, cancel);
+        Batcher.Submit(request);
+        return request;
+    }
+
+    /// <summary>Runs the batcher until it is closed and drained, or <paramref name="stop"/> fires.</summary>
+    public Task RunAsync(CancellationToken stop = default) => Batcher.RunAsync(stop);
+
+    /// <summary>One forward step over the batcher's rows: prompt chunks per sequence, then every decode row in one mixed step.</summary>
+    private void Step(ReadOnlySpan<BatchRow<BatchSequence>> rows, Span<int> next)
+    {
+        int v = Config.VocabSize;
+        if (_prefillLogits.Length < v) _prefillLogits = new float[v];
+        using var threads = CpuParallel.Use(_session.Options.Threads);
+        lock (Adapters.SwapGate)
+        {
+            var decodeRows = new List<int>();
+            for (int i = 0; i < rows.Length; i++)
+            {
+                var row = rows[i];
+                if (row.Position >= row.Sequence.PromptLength) { decodeRows.Add(i); continue; }
+                // A prompt chunk: the sequence's own single-adapter cached forward (one sequence, T tokens).
+                Backend(row.Sequence.Served).Prefill(row.Sequence.Cache, row.Tokens.Span, 1, row.Tokens.Length, _prefillLogits.AsSpan(0, v));
+                if (row.Sample) next[i] = Pick(_prefillLogits.AsSpan(0, v), row.Sequence);
+            }
+            if (decodeRows.Count == 0) return;
+
+            // Sort decode rows by adapter so each adapter is one segment of the mixed step.
+            var adapters = new List<AdapterEntry>();
+            var slotOf = new Dictionary<AdapterEntry, int>(ReferenceEqualityComparer.Instance);
+            int SlotOf(AdapterEntry? s)
+            {
+                if (s is null) return -1;
+                if (!slotOf.TryGetValue(s, out int k)) { k = adapters.Count; adapters.Add(s); slotOf[s] = k; }
+                return k;
+            }
+            var rowSlot = new int[rows.Length];
+            foreach (int i in decodeRows) rowSlot[i] = SlotOf(rows[i].Sequence.Served);
+            var order = decodeRows.OrderBy(i => rowSlot[i]).ToArray();
+            int n = order.Length;
+            var ids = new int[n];
+            var caches = new KvCache[n];
+            var slots = new int[n];
+            for (int j = 0; j < n; j++)
+            {
+                var row = rows[order[j]];
+                ids[j] = row.Tokens.Span[0];
+                caches[j] = row.Sequence.Cache;
+                slots[j] = rowSlot[order[j]];
+            }
+            if (_logits.Length < n * v) _logits = new float[n * v];
+            _decoder.Decode(ids, caches, slots, adapters.Select(a => a.Adapter).ToArray(), _logits);
+            for (int j = 0; j < n; j++)
+                if (rows[order[j]].Sample) next[order[j]] = Pick(_logits.AsSpan(j * v, v), rows[order[j]].Sequence);
+        }
+    }
+
+    private IInferenceModel Backend(AdapterEntry? served) => served?.Backend ?? _session.BackendFor(null);
+
+    private static int Pick(ReadOnlySpan<float> logits, BatchSequence s) =>
+        s.Options.Greedy ? Sampling.ArgMax(logits) : Sampling.Sample(logits, s.Options, s.Rng);
+}
