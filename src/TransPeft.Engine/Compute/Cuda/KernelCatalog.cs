@@ -81,11 +81,10 @@ internal static class KernelCatalog
         K(KernelId.FlashAttentionBackwardDkDvD64, "flash_attention_backward_dkdv_d64");
         K(KernelId.FlashAttentionBackwardDkDvD128, "flash_attention_backward_dkdv_d128");
 
-        const string multi = "lora_multi.cu";
-        K(KernelId.BgmvShrink, "bgmv_shrink", multi, Ptr, Ptr, Ptr, Ptr, I32, I32, I32);
-        K(KernelId.BgmvExpand, "bgmv_expand", multi, Ptr, Ptr, Ptr, Ptr, Ptr, I32, I32, I32);
-        K(KernelId.SgmvShrink, "sgmv_shrink", multi, Ptr, Ptr, Ptr, Ptr, Ptr, I32, I32, I32);
-        K(KernelId.SgmvExpand, "sgmv_expand", multi, Ptr, Ptr, Ptr, Ptr, Ptr, Ptr, I32, I32, I32);
+        K(KernelId.BgmvShrink, "bgmv_shrink");
+        K(KernelId.BgmvExpand, "bgmv_expand");
+        K(KernelId.SgmvShrink, "sgmv_shrink");
+        K(KernelId.SgmvExpand, "sgmv_expand");
 
         if (list.Count != Enum.GetValues<KernelId>().Length) throw new InvalidOperationException("KernelCatalog misses a KernelId");
         return list.ToArray();
