@@ -52,10 +52,11 @@ public static class TrainingRun
         int maxPositions = Math.Max(options.SeqLen, config.MaxPositionEmbeddings);
         ITrainableModel engine;
         Action<string> saveWeights;
+        var cudaOptions = new Compute.Cuda.CudaTransformerOptions { Recompute = options.Recompute };
         if (options.Method == TrainingMethod.Full)
         {
-            engine = cuda is null ? new CpuTransformer(model, fullFineTune: true, maxPositions: maxPositions)
-                : cuda.CreateTransformer(model, null, fullFineTune: true);
+            engine = cuda is null ? new CpuTransformer(model, fullFineTune: true, maxPositions: maxPositions, recompute: options.Recompute)
+                : cuda.CreateTransformer(model, null, fullFineTune: true, cudaOptions);
             saveWeights = dir =>
             {
                 model.Save(dir);
@@ -68,7 +69,7 @@ public static class TrainingRun
             adapter.BaseModelNameOrPath = Path.GetFullPath(modelDir);
             if (options.PMask > 0 || options.PDrop > 0)
                 new TransPeftSettings { PMask = options.PMask, PDrop = options.PDrop, Seed = (ulong)options.Seed }.WriteTo(adapter);
-            engine = cuda is null ? new CpuTransformer(model, adapter, maxPositions: maxPositions) : cuda.CreateTransformer(model, adapter);
+            engine = cuda is null ? new CpuTransformer(model, adapter, maxPositions: maxPositions, recompute: options.Recompute) : cuda.CreateTransformer(model, adapter, options: cudaOptions);
             saveWeights = adapter.Save;
             log?.Invoke($"LoRA: {adapter.ModuleCount} modules, {adapter.ParameterCount:N0} trainable parameters (r={adapter.Config.R}, scaling {adapter.Config.Scaling:G4})");
         }

@@ -253,7 +253,7 @@ internal sealed class CudaTransformer : ITrainableModel, IDisposable
         if (_acts is not null && _acts.Rows >= rows && (_acts.HasMaskBuffer || !maskBuffer)) return;
         int capacity = Math.Max(rows, _acts?.Rows ?? 0);
         bool mask = maskBuffer || (_acts?.HasMaskBuffer ?? false);
-        var plan = ActivationLayout.Plan(Config, capacity, _loraRanks, mask, _options.HeadChunkBytes);
+        var plan = ActivationLayout.Plan(Config, capacity, _loraRanks, mask, _options.HeadChunkBytes, _options.Recompute);
         DropGraph();
         if (_acts is not null) _device.Free(_actBase);
         _acts = null;
@@ -576,6 +576,9 @@ internal sealed class CudaTransformer : ITrainableModel, IDisposable
         for (int l = c.NumLayers - 1; l >= 0; l--)
         {
             _device.PushRange(_backwardRange[l]);
+            // Recomputation: the shared regions hold the last layer's tensors; every other layer's are refilled by its
+            // forward from xs[l] (which also rewrites xs[l+1], no longer read: layer l+1's backward is done).
+            if (_options.Recompute && l < c.NumLayers - 1) LayerForward(l, b, t, ctx);
             LayerBackward(l, b, t, ctx);
             _device.PopRange();
         }
