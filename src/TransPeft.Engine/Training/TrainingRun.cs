@@ -15,8 +15,9 @@ namespace TransPeft.Engine.Training;
 /// </summary>
 public static class TrainingRun
 {
-    /// <param name="cuda">When given, the model is trained by the CUDA backend (gradients are copied back into the
-    /// host parameters each micro-batch, so the optimizer, checkpoints and resume are the CPU's); null trains on the CPU.</param>
+    /// <param name="cuda">When given, the model is trained by the CUDA backend: with AdamW the optimizer runs on the device
+    /// (gradients never leave it; weights and moments are downloaded at checkpoints and uploaded on resume), with SGD
+    /// the gradients are copied into the host parameters each micro-batch and the host optimizer runs; null trains on the CPU.</param>
     public static TrainingResult Execute(TrainingOptions options, IProgress<TrainingProgress>? progress = null,
         string? resumeFrom = null, CancellationToken cancel = default, Action<string>? log = null, Compute.Cuda.CudaBackend? cuda = null)
     {
@@ -52,7 +53,8 @@ public static class TrainingRun
         int maxPositions = Math.Max(options.SeqLen, config.MaxPositionEmbeddings);
         ITrainableModel engine;
         Action<string> saveWeights;
-        var cudaOptions = new Compute.Cuda.CudaTransformerOptions { Recompute = options.Recompute };
+        // AdamW runs on the device (no gradient download per micro-batch); SGD keeps the host optimizer.
+        var cudaOptions = new Compute.Cuda.CudaTransformerOptions { Recompute = options.Recompute, DeviceOptimizer = options.Optimizer == OptimizerKind.AdamW };
         if (options.Method == TrainingMethod.Full)
         {
             engine = cuda is null ? new CpuTransformer(model, fullFineTune: true, maxPositions: maxPositions, recompute: options.Recompute)
