@@ -21,8 +21,7 @@ printf '%s\n' "${tests[@]}" | xargs -P "$(nproc)" -I{} sh -c \
 compiled=$SECONDS
 failed=()
 for t in "${tests[@]}"; do
-  # ASan warns once per process that it cannot follow makecontext; emu.h annotates its own stack switches instead.
-  if ! ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}" "$out/$t"; then failed+=("$t"); fi
+  if ! "$out/$t"; then failed+=("$t"); fi
 done
 echo "kernel emulator: compiled in $((compiled - start)) s, ran in $((SECONDS - compiled)) s"
 if [ ${#failed[@]} -gt 0 ]; then echo "FAILED: ${failed[*]}" >&2; exit 1; fi

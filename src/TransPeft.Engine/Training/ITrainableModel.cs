@@ -23,3 +23,14 @@ internal interface ITrainableModel
 
     void ZeroGrad();
 }
+
+/// <summary>
+/// A model that runs its own optimizer (the CUDA backend's on-device AdamW): the trainer then takes it instead of a
+/// host one, and never needs the gradients on the host.
+/// </summary>
+internal interface IOptimizerHost
+{
+    /// <summary>The model's own optimizer for these options, or null when the trainer should use a host optimizer.
+    /// The model owns it (and frees it when disposed).</summary>
+    Optimizer? CreateOptimizer(TrainingOptions options);
+}

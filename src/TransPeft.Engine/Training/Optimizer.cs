@@ -29,10 +29,35 @@ internal abstract class Optimizer
     /// <summary>One update with learning rate <paramref name="lr"/> from the parameters' current gradients.</summary>
     public abstract void Update(double lr);
 
+    /// <summary>
+    /// Clips the gradients to the global norm <paramref name="maxGradNorm"/> (0: no clipping), then updates with
+    /// <paramref name="lr"/> when that norm is finite. Returns the norm before clipping; a non-finite one means
+    /// nothing was updated (the trainer reports divergence). An optimizer whose state lives elsewhere (the GPU)
+    /// does both there.
+    /// </summary>
+    public virtual double ClipAndUpdate(double lr, double maxGradNorm)
+    {
+        double norm = GradientClipping.ClipGlobalNorm(Parameters, maxGradNorm);
+        if (double.IsFinite(norm)) Update(lr);
+        return norm;
+    }
+
+    /// <summary>Brings the weights it updates into the parameters' host <see cref="Parameter.Data"/> before they are
+    /// saved. Nothing to do for a host optimizer: Data is the weights.</summary>
+    public virtual void WeightsToHost() { }
+
+    /// <summary>After the host <see cref="Parameter.Data"/> was overwritten (a checkpoint restored), makes the weights
+    /// it updates match it again. Nothing to do for a host optimizer.</summary>
+    public virtual void WeightsFromHost() { }
+
+    /// <summary>Called before <see cref="State"/> is read for saving: a device optimizer downloads its moments here.</summary>
+    protected virtual void OnSaving() { }
+
     protected abstract IEnumerable<(string Suffix, float[] Data, Parameter Of)> State();
 
     public void SaveState(string path)
     {
+        OnSaving();
         var w = new SafetensorsWriter().AddMetadata("optimizer", Kind).AddMetadata("step", Step.ToString(System.Globalization.CultureInfo.InvariantCulture));
         foreach (var (suffix, data, p) in State()) w.AddFloat($"{p.Name}.{suffix}", data, p.LongShape);
         w.Save(path);

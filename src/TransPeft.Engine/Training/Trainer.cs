@@ -22,6 +22,8 @@ namespace TransPeft.Engine.Training;
 /// when p_mask or p_drop is positive. Checkpoints are atomic, hold everything needed to continue, and
 /// a resumed run's losses are bit-identical on the CPU to an uninterrupted one. Cancelling the token
 /// stops after the current step and writes a checkpoint.
+/// A model that runs its own optimizer (<see cref="IOptimizerHost"/>: the CUDA backend's on-device AdamW) is
+/// updated by it: the gradients then stay on the device, and the weights come to the host only to be saved.
 /// </summary>
 internal sealed class Trainer
 {
@@ -58,7 +60,7 @@ internal sealed class Trainer
             throw new TrainingConfigException("training options", "batch_size", $"at most the {data.Train.Count} training examples", options.BatchSize.ToString());
         TotalSteps = options.ResolveTotalSteps(data.Train.Count);
         Schedule = new LearningRateSchedule(options.Schedule, options.LearningRate, options.ResolveWarmupSteps(TotalSteps), TotalSteps);
-        Optimizer = Optimizer.Create(options, model.TrainableParameters);
+        Optimizer = (model as IOptimizerHost)?.CreateOptimizer(options) ?? Optimizer.Create(options, model.TrainableParameters);
         Order = new DataOrder(data.Train.Count, (ulong)options.Seed, options.Shuffle);
     }
 
@@ -136,6 +138,7 @@ internal sealed class Trainer
             {
                 var weights = Path.Combine(dir, CheckpointStore.WeightsDir);
                 Directory.CreateDirectory(weights);
+                Optimizer.WeightsToHost();
                 _saveWeights(weights);
                 Optimizer.SaveState(Path.Combine(dir, CheckpointStore.OptimizerFile));
                 st.Save(dir); // last: its presence marks a complete checkpoint
@@ -162,11 +165,10 @@ internal sealed class Trainer
             double t0 = clock.Elapsed.TotalSeconds;
             var batches = MicroBatches(s, out long tokens);
             var (loss, counted) = AccumulateGradients(batches, s);
-            double gradNorm = GradientClipping.ClipGlobalNorm(_model.TrainableParameters, _options.MaxGradNorm);
             if (!double.IsFinite(loss)) throw new TrainingDivergedException(s, "the loss", lastCheckpoint);
-            if (!double.IsFinite(gradNorm)) throw new TrainingDivergedException(s, "the gradient norm", lastCheckpoint);
             double lr = Schedule.At(s);
-            Optimizer.Update(lr);
+            double gradNorm = Optimizer.ClipAndUpdate(lr, _options.MaxGradNorm); // updates nothing when the norm is not finite
+            if (!double.IsFinite(gradNorm)) throw new TrainingDivergedException(s, "the gradient norm", lastCheckpoint);
 
             step = s;
             examplesSeen += _options.GlobalBatch;
@@ -200,6 +202,7 @@ internal sealed class Trainer
             if (_data.Validation is not null && evaluatedStep != step) Evaluate();
             if (savedStep != step) Save();
             finalWeights = Path.Combine(_outDir, FinalWeightsDir);
+            Optimizer.WeightsToHost();
             AtomicDirectory.Write(finalWeights, _saveWeights);
             _progress?.Report(new TrainingProgress(TrainingEvent.Finished, step, TotalSteps, TimeSpan.FromSeconds(Elapsed()), lastLoss, ValLoss: lastValLoss, Path: finalWeights));
         }
@@ -289,6 +292,7 @@ internal sealed class Trainer
             throw new TrainingConfigException(statePath, "examples_seen", $"{(long)state.Step * _options.GlobalBatch} (step x global batch)", state.ExamplesSeen.ToString());
 
         RestoreWeights(Path.Combine(dir, CheckpointStore.WeightsDir));
+        Optimizer.WeightsFromHost();
         Optimizer.LoadState(Path.Combine(dir, CheckpointStore.OptimizerFile));
         if (Optimizer.Step != state.Step)
             throw new SafetensorsFormatException(Path.Combine(dir, CheckpointStore.OptimizerFile), null, $"optimizer step {Optimizer.Step} differs from the checkpoint's step {state.Step}");

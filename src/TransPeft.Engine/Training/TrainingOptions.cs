@@ -63,6 +63,10 @@ public sealed record TrainingOptions
     /// <summary>Pack examples into full sequences; null = yes for text formats, no for instruction formats.</summary>
     public bool? Pack { get; init; }
     public bool Shuffle { get; init; } = true;
+    /// <summary>Activation recomputation: keep only each layer's input for the backward and run the layer's forward
+    /// again there, trading one more forward for one layer's activations instead of all of them. The gradients are
+    /// identical to the stored path's, so it does not shape the trajectory and may change on resume.</summary>
+    public bool Recompute { get; init; }
     public int Seed { get; init; } = 42;
 
     // Reporting and checkpoints (0 = only at the end; keep_checkpoints 0 = keep all).

@@ -18,8 +18,9 @@ public static class TrainingRun
 {
     /// <param name="overwrite">A fresh run into a non-empty output folder replaces the run there (its checkpoints/,
     /// final/ and metrics); without it such a folder is refused. Resuming never needs it.</param>
-    /// <param name="cuda">When given, the model is trained by the CUDA backend (gradients are copied back into the
-    /// host parameters each micro-batch, so the optimizer, checkpoints and resume are the CPU's); null trains on the CPU.</param>
+    /// <param name="cuda">When given, the model is trained by the CUDA backend: with AdamW the optimizer runs on the device
+    /// (gradients never leave it; weights and moments are downloaded at checkpoints and uploaded on resume), with SGD
+    /// the gradients are copied into the host parameters each micro-batch and the host optimizer runs; null trains on the CPU.</param>
     public static TrainingResult Execute(TrainingOptions options, IProgress<TrainingProgress>? progress = null,
         string? resumeFrom = null, CancellationToken cancel = default, Action<string>? log = null, Compute.Cuda.CudaBackend? cuda = null,
         bool overwrite = false)
@@ -60,10 +61,12 @@ public static class TrainingRun
         int maxPositions = Math.Max(options.SeqLen, config.MaxPositionEmbeddings);
         ITrainableModel engine;
         Action<string> saveWeights;
+        // AdamW runs on the device (no gradient download per micro-batch); SGD keeps the host optimizer.
+        var cudaOptions = new Compute.Cuda.CudaTransformerOptions { Recompute = options.Recompute, DeviceOptimizer = options.Optimizer == OptimizerKind.AdamW };
         if (options.Method == TrainingMethod.Full)
         {
-            engine = cuda is null ? new CpuTransformer(model, fullFineTune: true, maxPositions: maxPositions)
-                : cuda.CreateTransformer(model, null, fullFineTune: true);
+            engine = cuda is null ? new CpuTransformer(model, fullFineTune: true, maxPositions: maxPositions, recompute: options.Recompute)
+                : cuda.CreateTransformer(model, null, fullFineTune: true, cudaOptions);
             saveWeights = dir =>
             {
                 model.Save(dir);
@@ -76,7 +79,7 @@ public static class TrainingRun
             adapter.BaseModelNameOrPath = Path.GetFullPath(modelDir);
             if (options.PMask > 0 || options.PDrop > 0)
                 new TransPeftSettings { PMask = options.PMask, PDrop = options.PDrop, Seed = (ulong)options.Seed }.WriteTo(adapter);
-            engine = cuda is null ? new CpuTransformer(model, adapter, maxPositions: maxPositions) : cuda.CreateTransformer(model, adapter);
+            engine = cuda is null ? new CpuTransformer(model, adapter, maxPositions: maxPositions, recompute: options.Recompute) : cuda.CreateTransformer(model, adapter, options: cudaOptions);
             saveWeights = adapter.Save;
             log?.Invoke($"LoRA: {adapter.ModuleCount} modules, {adapter.ParameterCount:N0} trainable parameters (r={adapter.Config.R}, scaling {adapter.Config.Scaling:G4})");
         }

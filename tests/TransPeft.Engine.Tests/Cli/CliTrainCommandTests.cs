@@ -100,7 +100,7 @@ public class CliTrainCommandTests
     }
 
     [SkippableFact]
-    public void TrainOnCudaEmulatedRunsTheRealKernelsAndMatchesTheCpu()
+    public void TrainOnCudaEmulatedRunsTheRealKernelsAndMatchesTheCpuWithAndWithoutRecompute()
     {
         // The unchanged CUDA backend on kernels/*.cu compiled for the host: bf16 weights and activations against the
         // CPU's fp32, so every step's loss agrees to bf16 accuracy, not bit for bit.
@@ -109,12 +109,12 @@ public class CliTrainCommandTests
         var model = CliFixtures.ModelWithTokenizer(root);
         var data = CliFixtures.TextRecords(Path.Combine(root, "train.jsonl"), 24, 1);
         var env = CliFixtures.CacheEnv(root);
-        double[] Losses(string device)
+        double[] Losses(string device, bool recompute = false)
         {
-            var outDir = Path.Combine(root, device);
+            var outDir = Path.Combine(root, device + (recompute ? "-recompute" : ""));
             var args = Common(model, data, outDir);
             args[Array.IndexOf(args, "cpu")] = device;
-            var r = TpeftProcess.RunIn(env, [.. args, "--steps", "3", "--json"]);
+            var r = TpeftProcess.RunIn(env, [.. args, "--steps", "3", "--json", .. recompute ? new[] { "--recompute" } : []]);
             Assert.True(r.ExitCode == 0, r.Stderr);
             if (device == "cuda-emulated") Assert.Contains("device: cuda-emulated", r.Stderr);
             return File.ReadAllLines(Path.Combine(outDir, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!["loss"])
@@ -126,6 +126,9 @@ public class CliTrainCommandTests
         Assert.Equal(cpu.Length, emulated.Length);
         for (int i = 0; i < cpu.Length; i++)
             Assert.True(Math.Abs(cpu[i] - emulated[i]) <= 2e-2 * Math.Abs(cpu[i]), $"step {i + 1}: cpu loss {cpu[i]}, cuda-emulated {emulated[i]}");
+        // --recompute gives the same gradients, so the same trajectory to the bit, on both devices.
+        Assert.Equal(cpu, Losses("cpu", recompute: true));
+        Assert.Equal(emulated, Losses("cuda-emulated", recompute: true));
     }
 
     [Fact]

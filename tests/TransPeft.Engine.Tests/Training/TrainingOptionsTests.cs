@@ -69,6 +69,16 @@ public class TrainingOptionsTests
         Assert.Equal(TrainingOptionsJson.FieldNames.Count, json.Count);
     }
 
+    [Fact]
+    public void Recompute_comes_from_the_config_or_the_flag_and_may_change_on_resume()
+    {
+        Assert.False(new TrainingOptions().Recompute);
+        Assert.True(TrainingOptionsJson.Load(Config("""{"recompute": true}""")).Recompute);
+        Assert.True(TrainingOptionsJson.Load(null, [new("--recompute", "true")]).Recompute);
+        // Identical gradients: a run checkpointed without it resumes with it.
+        Assert.Empty(TrainingOptionsJson.TrajectoryDifferences(new TrainingOptions(), new TrainingOptions { Recompute = true }));
+    }
+
     [Theory]
     [InlineData("""{"lr": -1}""", "lr", "a positive number")]
     [InlineData("""{"lr": "fast"}""", "lr", "a positive number")]
@@ -95,6 +105,7 @@ public class TrainingOptionsTests
     [InlineData("""{"data_format": "csv"}""", "data_format", "one of auto, text, text-records, prompt-completion, alpaca, tokenized")]
     [InlineData("""{"use_rslora": "yes"}""", "use_rslora", "true or false")]
     [InlineData("""{"keep_checkpoints": -1}""", "keep_checkpoints", "an integer >= 0")]
+    [InlineData("""{"recompute": 1}""", "recompute", "true or false")]
     public void Bad_config_values_name_the_file_the_field_and_the_expected_value(string json, string field, string expected)
     {
         var path = Config(json);

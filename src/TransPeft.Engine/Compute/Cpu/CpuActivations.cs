@@ -7,6 +7,9 @@ namespace TransPeft.Engine.Compute.Cpu;
 /// every step of that shape. Per layer: the residual input, both norms' outputs and rstd, q/k (after RoPE),
 /// v, the attention output and its logsumexp, h = x + attn, the SwiGLU pre-activations g, u and the
 /// activation a, and t = drop(x)·Aᵀ of each LoRA module. Plus scratch for the backward.
+/// With <c>recompute</c> only the residual stream xs[l] is kept per layer: every entry of <see cref="Layers"/> is
+/// one shared buffer set, which the backward refills by running the layer's forward again from xs[l]
+/// (activation recomputation: one layer's activations instead of L, for one more forward's work).
 /// </summary>
 internal sealed class CpuActivations
 {
@@ -37,14 +40,18 @@ internal sealed class CpuActivations
     public float[] DG { get; }         // [N, I]
     public float[] DU { get; }         // [N, I]
 
-    public CpuActivations(ModelConfig c, int b, int t, int maxRank)
+    /// <summary>True when every layer shares one activation buffer set (see the class summary).</summary>
+    public bool Recompute { get; }
+
+    public CpuActivations(ModelConfig c, int b, int t, int maxRank, bool recompute = false)
     {
-        B = b; T = t; MaxRank = maxRank;
+        B = b; T = t; MaxRank = maxRank; Recompute = recompute;
         int n = b * t, h = c.HiddenSize, q = c.QDim, kv = c.KvDim, i = c.IntermediateSize;
         Xs = new float[c.NumLayers + 1][];
         for (int l = 0; l <= c.NumLayers; l++) Xs[l] = new float[n * h];
         Layers = new LayerActivations[c.NumLayers];
-        for (int l = 0; l < c.NumLayers; l++) Layers[l] = new LayerActivations(c, b, t, maxRank);
+        var shared = recompute ? new LayerActivations(c, b, t, maxRank) : null;
+        for (int l = 0; l < c.NumLayers; l++) Layers[l] = shared ?? new LayerActivations(c, b, t, maxRank);
         FinalNormOut = new float[n * h];
         FinalRstd = new float[n];
         Proj = new float[n * h];
@@ -54,6 +61,18 @@ internal sealed class CpuActivations
         DX = new float[n * h]; DN = new float[n * h];
         DQ = new float[n * q]; DK = new float[n * kv]; DV = new float[n * kv]; DAtt = new float[n * q];
         DA = new float[n * i]; DG = new float[n * i]; DU = new float[n * i];
+    }
+
+    /// <summary>Bytes of what the forward keeps for the backward: the residual stream, the final norm and the
+    /// distinct per-layer buffer sets (scratch and gradients excluded).</summary>
+    public long StoredBytes
+    {
+        get
+        {
+            long floats = Xs.Sum(x => (long)x.Length) + FinalNormOut.Length + FinalRstd.Length;
+            foreach (var la in Layers.Distinct()) floats += la.Floats;
+            return floats * sizeof(float);
+        }
     }
 }
 
@@ -74,4 +93,7 @@ internal sealed class LayerActivations
         G = new float[n * i]; U = new float[n * i]; A = new float[n * i];
         if (maxRank > 0) for (int p = 0; p < 7; p++) LoraT[p] = new float[n * maxRank];
     }
+
+    public long Floats =>
+        new[] { N1, Rstd1, Q, K, V, Att, Lse, H, N2, Rstd2, G, U, A }.Sum(x => (long)x.Length) + LoraT.Sum(x => (long)(x?.Length ?? 0));
 }

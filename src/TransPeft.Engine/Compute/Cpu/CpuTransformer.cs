@@ -35,13 +35,22 @@ internal sealed unsafe class CpuTransformer : ITrainableModel, IInferenceModel
     /// <summary>A forward-only view for evaluation, generation and analysis: it leaves every gradient buffer
     /// as it is, so it can share weights with a model that a trainer is updating.</summary>
     public static CpuTransformer ForInference(TransformerModel model, LoraAdapter? adapter = null, int maxPositions = 0) =>
-        new(model, adapter, fullFineTune: false, maxPositions, manageGradients: false);
+        new(model, adapter, fullFineTune: false, maxPositions, manageGradients: false, recompute: false);
 
-    public CpuTransformer(TransformerModel model, LoraAdapter? adapter = null, bool fullFineTune = false, int maxPositions = 0)
-        : this(model, adapter, fullFineTune, maxPositions, manageGradients: true) { }
+    /// <param name="recompute">Keep only each layer's input for the backward and recompute the rest of the layer's
+    /// activations there (<see cref="TrainingOptions.Recompute"/>): bit-identical gradients, less memory.</param>
+    public CpuTransformer(TransformerModel model, LoraAdapter? adapter = null, bool fullFineTune = false, int maxPositions = 0, bool recompute = false)
+        : this(model, adapter, fullFineTune, maxPositions, manageGradients: true, recompute) { }
 
-    private CpuTransformer(TransformerModel model, LoraAdapter? adapter, bool fullFineTune, int maxPositions, bool manageGradients)
+    /// <summary>Activation recomputation (see the constructor).</summary>
+    public bool Recompute { get; }
+
+    /// <summary>Bytes the last training-shape forward kept for the backward (0 before any).</summary>
+    internal long StoredActivationBytes => _acts?.StoredBytes ?? 0;
+
+    private CpuTransformer(TransformerModel model, LoraAdapter? adapter, bool fullFineTune, int maxPositions, bool manageGradients, bool recompute)
     {
+        Recompute = recompute;
         ModelRules.CheckAdapter(model.Config, adapter);
         Model = model; Adapter = adapter; FullFineTune = fullFineTune;
         _rope = new Rope<float>(model.Config, maxPositions > 0 ? maxPositions : model.Config.MaxPositionEmbeddings);
@@ -58,7 +67,7 @@ internal sealed unsafe class CpuTransformer : ITrainableModel, IInferenceModel
 
     private CpuActivations Acts(int b, int t)
     {
-        if (_acts is null || _acts.B != b || _acts.T != t) _acts = new CpuActivations(Config, b, t, _maxRank);
+        if (_acts is null || _acts.B != b || _acts.T != t) _acts = new CpuActivations(Config, b, t, _maxRank, Recompute);
         return _acts;
     }
 
@@ -358,7 +367,14 @@ internal sealed unsafe class CpuTransformer : ITrainableModel, IInferenceModel
         var dx = a.DX;
         Array.Clear(dx);
         RmsNorm.Backward(dx, BaseGrad(Model.FinalNorm), a.DN, a.Xs[c.NumLayers], Model.FinalNorm.Data, a.FinalRstd, n, h);
-        for (int l = c.NumLayers - 1; l >= 0; l--) LayerBackward(l, a, ctx);
+        for (int l = c.NumLayers - 1; l >= 0; l--)
+        {
+            // Recomputation: the shared buffers hold the last layer's activations; refill them for every other layer by
+            // running its forward again from xs[l]. The same code on the same inputs and random stream gives the same
+            // bits (it also rewrites xs[l+1] with the values it already holds), so the gradients are bit-identical.
+            if (a.Recompute && l < c.NumLayers - 1) LayerForward(l, a, ctx, null, 0);
+            LayerBackward(l, a, ctx);
+        }
         if (BaseGrad(Model.Embed) is { } ge) Embedding.Backward(ge, dx, ids, n, h);
     }
 

@@ -9,6 +9,8 @@ namespace TransPeft.Engine.Compute.Cuda;
 /// the residual stream xs[0..L] (xs[l] is layer l's input), the final norm's output and rstd, token ids and
 /// shifted targets (int32), per-row losses and their sum (fp32), the LM-head logits of one row chunk
 /// (<see cref="HeadChunkRows"/> rows, sized for fp32 so evaluation can use fp32 logits), and scratch for the backward.
+/// With <c>recompute</c> every layer shares one set of per-layer regions (LoRA t sized for the largest rank of each
+/// projection): the backward refills it by running the layer's forward again from xs[l].
 /// </summary>
 internal sealed class ActivationLayout
 {
@@ -67,7 +69,8 @@ internal sealed class ActivationLayout
     }
 
     /// <param name="loraRanks">rank of the LoRA module of [layer, projection], 0 where there is none.</param>
-    public static ActivationLayout Plan(ModelConfig c, int rows, int[,] loraRanks, bool maskBuffer, long headChunkBytes = DefaultHeadChunkBytes)
+    /// <param name="recompute">One shared set of per-layer regions instead of one per layer (activation recomputation).</param>
+    public static ActivationLayout Plan(ModelConfig c, int rows, int[,] loraRanks, bool maskBuffer, long headChunkBytes = DefaultHeadChunkBytes, bool recompute = false)
     {
         if (rows <= 0) throw new ArgumentOutOfRangeException(nameof(rows), "at least one token");
         if (loraRanks.GetLength(0) != c.NumLayers || loraRanks.GetLength(1) != ProjectionNames.All.Length)
@@ -88,7 +91,8 @@ internal sealed class ActivationLayout
         var layers = new LayerActivationLayout[c.NumLayers];
         for (int l = 0; l < c.NumLayers; l++)
         {
-            string p = $"layers.{l}.";
+            if (recompute && l > 0) { layers[l] = layers[0]; continue; }
+            string p = recompute ? "layers.shared." : $"layers.{l}.";
             var n1 = a.Add(p + "n1", n * h, 2);
             var rstd1 = a.Add(p + "rstd1", n, 4);
             var qr = a.Add(p + "q", n * q, 2);
@@ -103,7 +107,11 @@ internal sealed class ActivationLayout
             var u = a.Add(p + "u", n * inter, 2);
             var loraT = new ArenaRegion[ProjectionNames.All.Length];
             foreach (var proj in ProjectionNames.All)
-                if (loraRanks[l, (int)proj] > 0) loraT[(int)proj] = a.Add($"{p}lora_t.{proj.ShortName()}", n * loraRanks[l, (int)proj], 2);
+            {
+                int rank = loraRanks[l, (int)proj];
+                if (recompute) for (int k = 1; k < c.NumLayers; k++) rank = Math.Max(rank, loraRanks[k, (int)proj]);
+                if (rank > 0) loraT[(int)proj] = a.Add($"{p}lora_t.{proj.ShortName()}", n * rank, 2);
+            }
             layers[l] = new LayerActivationLayout
             {
                 N1 = n1, Rstd1 = rstd1, Q = qr, K = kr, V = vr, Att = att, Lse = lser, H = hr, N2 = n2, Rstd2 = rstd2, G = g, U = u, LoraT = loraT,

@@ -104,6 +104,28 @@ internal sealed class CudaAdamW : IDisposable
         }).ToArray();
     }
 
+    /// <summary>Restores saved optimizer state: the update count and both moments, in <see cref="CudaTransformer.TrainableParameters"/>
+    /// order (what <see cref="DownloadMoments"/> gave), so the next update is the one an uninterrupted run would make.</summary>
+    public void Restore(long step, IReadOnlyList<(float[] M, float[] V)> moments)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var layout = _model.ParameterLayout;
+        if (moments.Count != _model.TrainableParameters.Count)
+            throw new ArgumentException($"expected moments of {_model.TrainableParameters.Count} parameters, got {moments.Count}", nameof(moments));
+        var m = new float[layout.TrainableElements];
+        var v = new float[layout.TrainableElements];
+        for (int k = 0; k < moments.Count; k++)
+        {
+            var d = layout[_model.TrainableParameters[k]];
+            moments[k].M.AsSpan(0, d.Length).CopyTo(m.AsSpan((int)d.TrainableIndex));
+            moments[k].V.AsSpan(0, d.Length).CopyTo(v.AsSpan((int)d.TrainableIndex));
+        }
+        _device.Upload<float>(At(_m), m);
+        _device.Upload<float>(At(_v), v);
+        _device.Synchronize();
+        Step = step;
+    }
+
     public void Dispose()
     {
         if (_disposed) return;

@@ -30,7 +30,7 @@ namespace TransPeft.Engine.Compute.Cuda;
 /// tests and fixtures, never captured in a graph).
 /// </para>
 /// </summary>
-internal sealed class CudaTransformer : ITrainableModel, IDisposable
+internal sealed class CudaTransformer : ITrainableModel, IOptimizerHost, IDisposable
 {
     private enum Mode { Train, Eval }
 
@@ -54,6 +54,7 @@ internal sealed class CudaTransformer : ITrainableModel, IDisposable
 
     private ActivationLayout? _acts;
     private DevicePtr _actBase;
+    private CudaAdamW? _optimizer; // made by CreateOptimizer, freed with the model
     private int[] _idsHost = [];
     private int[] _targetsHost = [];
     private float[] _maskHost = [];
@@ -253,7 +254,7 @@ internal sealed class CudaTransformer : ITrainableModel, IDisposable
         if (_acts is not null && _acts.Rows >= rows && (_acts.HasMaskBuffer || !maskBuffer)) return;
         int capacity = Math.Max(rows, _acts?.Rows ?? 0);
         bool mask = maskBuffer || (_acts?.HasMaskBuffer ?? false);
-        var plan = ActivationLayout.Plan(Config, capacity, _loraRanks, mask, _options.HeadChunkBytes);
+        var plan = ActivationLayout.Plan(Config, capacity, _loraRanks, mask, _options.HeadChunkBytes, _options.Recompute);
         DropGraph();
         if (_acts is not null) _device.Free(_actBase);
         _acts = null;
@@ -577,6 +578,9 @@ internal sealed class CudaTransformer : ITrainableModel, IDisposable
         for (int l = c.NumLayers - 1; l >= 0; l--)
         {
             _device.PushRange(_backwardRange[l]);
+            // Recomputation: the shared regions hold the last layer's tensors; every other layer's are refilled by its
+            // forward from xs[l] (which also rewrites xs[l+1], no longer read: layer l+1's backward is done).
+            if (_options.Recompute && l < c.NumLayers - 1) LayerForward(l, b, t, ctx);
             LayerBackward(l, b, t, ctx);
             _device.PopRange();
         }
@@ -674,10 +678,26 @@ internal sealed class CudaTransformer : ITrainableModel, IDisposable
 
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
 
+    /// <summary>
+    /// The trainer's optimizer: in device-optimizer mode an AdamW on the GPU (<see cref="DeviceAdamW"/>), with these
+    /// options' betas, epsilon and weight decay; in host-optimizer mode null (the trainer makes a host one).
+    /// </summary>
+    public Optimizer? CreateOptimizer(TrainingOptions options)
+    {
+        ThrowIfDisposed();
+        if (!_options.DeviceOptimizer) return null;
+        if (options.Optimizer != OptimizerKind.AdamW)
+            throw new InvalidOperationException($"the on-device optimizer is AdamW, this run asks for {options.Optimizer}: make the CudaTransformer with DeviceOptimizer = false to run it on the host");
+        if (_optimizer is not null) throw new InvalidOperationException("this CudaTransformer already has an optimizer (one trainer per model)");
+        _optimizer = new CudaAdamW(this, options.Beta1, options.Beta2, options.Epsilon, options.WeightDecay);
+        return new DeviceAdamW(this, _optimizer);
+    }
+
     public void Dispose()
     {
         if (_disposed) return;
         _disposed = true;
+        _optimizer?.Dispose();
         DropGraph();
         if (_acts is not null) _device.Free(_actBase);
         _device.Free(_paramBase);

@@ -23,6 +23,11 @@ internal sealed record CudaTransformerOptions
     /// <summary>Device memory for one chunk of LM-head logits (fp32-sized); the head runs chunk by chunk.</summary>
     public long HeadChunkBytes { get; init; } = ActivationLayout.DefaultHeadChunkBytes;
 
+    /// <summary>Activation recomputation (<see cref="Training.TrainingOptions.Recompute"/>): the arena holds one layer's
+    /// saved tensors, shared by all layers, and the backward reruns each layer's forward from xs[l] before its backward.
+    /// The same kernels on the same inputs give the same gradients as the stored path.</summary>
+    public bool Recompute { get; init; }
+
     /// <summary>Longest sequence accepted (0: the config's max_position_embeddings), as CpuTransformer's maxPositions.</summary>
     public int MaxPositions { get; init; }
 }

@@ -247,6 +247,45 @@ public abstract class BackendParityTests
         ParityCheck.Relative("loss after a host update", cl, gl, Tolerance.Loss);
     }
 
+    [SkippableTheory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void RecomputeGivesTheStoredPathsGradientsWithASmallerArena(bool fullFineTune)
+    {
+        var c = Config("qwen2", layers: 3);
+        var batch = Batch(c, 2, 9, 17);
+        var ctx = PhiloxContext(c.NumLayers, pMask: 0.25, pDrop: 0.4);
+        CudaTransformer Make(bool recompute)
+        {
+            var options = new CudaTransformerOptions { Recompute = recompute };
+            return fullFineTune
+                ? new CudaTransformer(NewDevice(), Model(c, 5), fullFineTune: true, options: options, ownsDevice: true)
+                : new CudaTransformer(NewDevice(), Model(c, 5), Adapter(c, 6, dropout: 0.1), options: options, ownsDevice: true);
+        }
+        using var stored = Make(false);
+        using var recomputed = Make(true);
+        stored.ZeroGrad(); recomputed.ZeroGrad();
+        float scale = 1f / batch.CountedTargets();
+        var (ls, cs) = stored.ForwardBackward(batch, scale, ctx);
+        var (lr, cr) = recomputed.ForwardBackward(batch, scale, ctx);
+        Assert.Equal(cs, cr);
+        for (int i = 0; i < stored.TrainableParameters.Count; i++)
+        {
+            var (a, b) = (stored.TrainableParameters[i], recomputed.TrainableParameters[i]);
+            Assert.Equal(a.Name, b.Name);
+            // The same kernels on the same inputs: identical bits wherever launches are deterministic (the emulators);
+            // a GPU's atomics may reorder sums, so there the two paths meet the CPU-parity tolerance instead.
+            if (IsGpu) ParityCheck.Gradient($"recompute grad {a.Name}", a.Grad, b.Grad, Tolerance);
+            else Assert.True(a.Grad.AsSpan().SequenceEqual(b.Grad), $"{a.Name}: recomputed gradient differs from the stored path's");
+        }
+        if (IsGpu) ParityCheck.Relative("recompute loss", ls, lr, Tolerance.Loss);
+        else Assert.Equal(ls, lr);
+        long s = stored.ActivationLayout!.Arena.TotalBytes, r = recomputed.ActivationLayout!.Arena.TotalBytes;
+        Assert.True(r < s, $"the recompute arena takes {r} bytes, the stored one {s}");
+        // Two layer sets fewer: at least their g and u (bf16 [N, I] each).
+        Assert.True(s - r >= 2 * 2 * 2L * batch.BatchSize * batch.SeqLen * c.IntermediateSize, $"saved only {s - r} bytes");
+    }
+
     [SkippableFact]
     public void DeviceAdamWMatchesHostAdamWOnTheSameGradients()
     {
@@ -321,6 +360,68 @@ public abstract class BackendParityTests
             var saved = LoraAdapter.Load(gpuRun.FinalWeights!, c);
             foreach (var (want, got) in gpuAdapter.Parameters().Zip(saved.Parameters())) Assert.Equal(want.Data, got.Data);
             return $"train and validation losses within {worst:0.00}x of tolerance";
+        });
+    }
+    [SkippableFact]
+    public void TheTrainerRunsTheDeviceAdamWAndResumesBitIdentically()
+    {
+        Report("trainer: 4 steps LoRA + Trans-PEFT, device AdamW, resume", () =>
+        {
+            var c = Config(vocab: TrainerTestKit.Vocab);
+            var data = TrainerTestKit.MakeData();
+            var options = new TrainingOptions
+            {
+                Steps = 4, BatchSize = 2, GradAccum = 2, LearningRate = 1e-2, WarmupSteps = 1, Seed = 3, PMask = 0.2, PDrop = 0.3,
+                LoraDropout = 0.1, EvalEvery = 2, SaveEvery = 0, KeepCheckpoints = 0, MaxGradNorm = 0.5, WeightDecay = 0.01,
+            };
+            var deviceOptimizer = new CudaTransformerOptions { DeviceOptimizer = true };
+            (CudaTransformer Model, LoraAdapter Adapter) Make()
+            {
+                var adapter = Adapter(c, 5, dropout: 0.1);
+                return (new CudaTransformer(NewDevice(), Model(c, 4), adapter, options: deviceOptimizer, ownsDevice: true), adapter);
+            }
+
+            // The device run against the CPU with its host AdamW: the same trajectory within the parity tolerance.
+            var cpuAdapter = Adapter(c, 5, dropout: 0.1);
+            var cpuRun = new Trainer(new CpuTransformer(Model(c, 4), cpuAdapter), data, options, TrainerTestKit.TempDir(), cpuAdapter.Save).Run();
+            string fullDir = TrainerTestKit.TempDir();
+            var (full, fullAdapter) = Make();
+            TrainingResult fullRun;
+            using (full)
+            {
+                var trainer = new Trainer(full, data, options, fullDir, fullAdapter.Save);
+                Assert.IsType<DeviceAdamW>(trainer.Optimizer);
+                fullRun = trainer.Run();
+                // Gradients never came to the host: its buffers are as ZeroGrad left them.
+                foreach (var p in full.TrainableParameters) Assert.All(p.Grad!, g => Assert.Equal(0f, g));
+            }
+            Assert.True(fullRun.Completed);
+            double worst = 0;
+            for (int i = 0; i < cpuRun.SessionLosses.Count; i++)
+                worst = Math.Max(worst, ParityCheck.Relative($"step {i + 1} loss", cpuRun.SessionLosses[i], fullRun.SessionLosses[i], Tolerance.Loss));
+            var saved = LoraAdapter.Load(fullRun.FinalWeights!, c);
+            // What the trainer saved is what the device trained (downloaded for the save).
+            foreach (var (want, got) in fullAdapter.Parameters().Zip(saved.Parameters())) Assert.Equal(want.Data, got.Data);
+
+            // Interrupted after step 2 (checkpoint: weights and moments downloaded), resumed on a fresh model (uploaded):
+            // every loss, validation loss and final weight bit-identical to the uninterrupted run.
+            string dir = TrainerTestKit.TempDir();
+            var (first, firstAdapter) = Make();
+            using (first)
+            {
+                using var cts = new CancellationTokenSource();
+                var progress = new TrainerTestKit.SyncProgress(p => { if (p.Event == TrainingEvent.Step && p.Step == 2) cts.Cancel(); });
+                Assert.True(new Trainer(first, data, options, dir, firstAdapter.Save, progress).Run(cancel: cts.Token).Interrupted);
+            }
+            var (second, secondAdapter) = Make(); // fresh weights: the checkpoint must replace them on the device
+            TrainingResult resumed;
+            using (second) resumed = new Trainer(second, data, options, dir, secondAdapter.Save).Run(resumeFrom: dir);
+            Assert.True(resumed.Completed);
+            Assert.Equal(TrainerTestKit.LossBits(fullDir), TrainerTestKit.LossBits(dir));
+            Assert.Equal(TrainerTestKit.ValLossBits(fullDir), TrainerTestKit.ValLossBits(dir));
+            var resumedSaved = LoraAdapter.Load(resumed.FinalWeights!, c);
+            foreach (var (want, got) in saved.Parameters().Zip(resumedSaved.Parameters())) Assert.Equal(want.Data, got.Data);
+            return $"losses within {worst:0.00}x of tolerance; resume bit-identical";
         });
     }
 }
