@@ -20,5 +20,7 @@ internal static class CommandCatalog
         BenchCommand.Create(),
         KernelsCommand.Create(),
         ExperimentCommand.Create(),
+        ImportCommand.Create(),
+        EmbedCommand.Create(),
     ];
 }

@@ -133,7 +133,9 @@ public static class BertOnnxImporter
         var addEps = sqrt is { OpType: "Sqrt" } ? Producer(sqrt.Inputs[0]) : null;
         if (addEps is { OpType: "Add" })
             foreach (var i in addEps.Inputs)
-                if (ConstantOf(g, producers, i) is { Length: 1 } eps && eps[0] > 0 && eps[0] < 1e-3) return eps[0];
+                if (ConstantOf(g, producers, i) is { Length: 1 } eps && eps[0] > 0 && eps[0] < 1e-3)
+                    // The graph holds fp32 (1e-12f = 9.99999996e-13); config.json gets the decimal the model was configured with.
+                    return double.Parse(((float)eps[0]).ToString("R", System.Globalization.CultureInfo.InvariantCulture), System.Globalization.CultureInfo.InvariantCulture);
         throw new OnnxFormatException(source, "layer_norm_eps",
             "expected the embeddings LayerNorm as ReduceMean/Sub/Pow/ReduceMean/Add(eps)/Sqrt/Div/Mul/Add");
     }

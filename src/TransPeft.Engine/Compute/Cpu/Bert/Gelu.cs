@@ -56,6 +56,7 @@ internal static class Gelu
         float q = -1.45660718464996e-05f;
         q = MathF.FusedMultiplyAdd(q, x2, -2.13374055278905e-04f);
         q = MathF.FusedMultiplyAdd(q, x2, -1.68282697438203e-03f);
+        q = MathF.FusedMultiplyAdd(q, x2, -7.37332916720468e-03f);
         q = MathF.FusedMultiplyAdd(q, x2, -1.42647390514189e-02f);
         return x * p / q;
     }
