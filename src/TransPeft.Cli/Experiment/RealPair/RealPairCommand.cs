@@ -7,7 +7,7 @@ namespace TransPeft.Cli.Experiment.RealPair;
 /// <summary>The `tpeft experiment --preset real-pair` entry: options, signals (Ctrl-C/SIGTERM stop between units), the run.</summary>
 internal static class RealPairCommand
 {
-    public static int Run(string? outOpt, int threads, bool restart, string? cache, int? seeds, int? steps, string? tasks, double? lr, int firstSeed = 1)
+    public static int Run(string? outOpt, int threads, bool restart, string? cache, int? seeds, int? steps, string? tasks, double? lr, int firstSeed = 1, int? maxTokens = null)
     {
         if (threads > 0) CpuParallel.Threads = threads;
         string outDir = Path.GetFullPath(outOpt ?? Path.Combine("results", "experiment-real-pair"));
@@ -16,6 +16,7 @@ internal static class RealPairCommand
         if (seeds is { } n) options = options with { Seeds = Enumerable.Range(firstSeed, n > 0 ? n : throw new ArgumentException("--seeds: expected a positive integer")).ToArray() };
         if (steps is { } st) options = options with { Steps = st > 0 ? st : throw new ArgumentException("--steps: expected a positive integer") };
         if (lr is { } rate) options = options with { LearningRate = rate > 0 ? rate : throw new ArgumentException("--lr: expected a positive number") };
+        if (maxTokens is { } mt) options = options with { MaxTokens = mt >= 8 ? mt : throw new ArgumentException("--max-tokens: expected at least 8") };
         if (tasks is { } t) options = options with { Tasks = t.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) };
         using var cts = new CancellationTokenSource();
         void OnSignal(PosixSignalContext ctx)

