@@ -36,7 +36,7 @@ public static partial class RealPairTasks
             if (text.Length < 20 || !seen.Add(text)) continue;
             items.Add((m.Key, text, m.IsSpam ? 1 : 0));
         }
-        return Split("spam", "SpamAssassin e-mail body (first 64 tokens): ham or spam", ["ham", "spam"], items, trainPerClass, testPerClass);
+        return Split("spam", "SpamAssassin e-mail body (cut to the run's max tokens): ham or spam", ["ham", "spam"], items, trainPerClass, testPerClass);
     }
 
     public static RealPairTask Supersense(DataFetcher fetcher, int trainPerClass, int testPerClass)

@@ -6,10 +6,14 @@ namespace TransPeft.Engine.Model.Bert;
 /// <summary>
 /// Sentence embeddings from a <see cref="BertModel"/> on the CPU: texts are tokenized ([CLS] … [SEP], cut to
 /// <c>maxTokens</c>), grouped into padded batches (padding masked as attention keys and ignored by pooling),
-/// encoded, pooled (mean or CLS) and optionally L2-normalised.
+/// encoded, pooled (mean or CLS) and optionally L2-normalised. Like an inference session's context: the model is
+/// shared, an embedder keeps its activation buffers between calls (so repeated calls allocate only their results),
+/// and one embedder serves one thread at a time.
 /// </summary>
 public sealed class BertEmbedder(BertModel model)
 {
+    private readonly BertEncoder<float> _encoder = new(model.Params);
+
     public BertModel Model { get; } = model;
 
     /// <summary>One embedding [hidden] per text, in order.</summary>
@@ -19,7 +23,7 @@ public sealed class BertEmbedder(BertModel model)
         var mode = pooling ?? Model.DefaultPooling;
         var encoded = texts.Select(t => Model.Encode(t, maxTokens)).ToArray();
         var result = new float[texts.Count][];
-        var encoder = new BertEncoder<float>(Model.Params);
+        var encoder = _encoder;
         int h = Model.Config.HiddenSize;
         for (int start = 0; start < encoded.Length; start += batchSize)
         {
@@ -44,10 +48,21 @@ public sealed class BertEmbedder(BertModel model)
     }
 
     /// <summary>last_hidden_state [tokens, hidden] of one text (no padding), for parity checks against other runtimes.</summary>
-    public float[] LastHiddenState(int[] ids)
+    public float[] LastHiddenState(int[] ids) =>
+        _encoder.Forward(ids, null, [ids.Length], 1, ids.Length).AsSpan(0, ids.Length * Model.Config.HiddenSize).ToArray();
+
+    /// <summary>
+    /// Embeddings of already-tokenized sequences ([CLS] … [SEP] each), encoded as one padded batch: the host path
+    /// when the caller tokenizes (and what the latency benchmark times against ONNX Runtime).
+    /// </summary>
+    public float[][] EmbedIds(IReadOnlyList<int[]> sequences, BertPooling? pooling = null)
     {
-        var encoder = new BertEncoder<float>(Model.Params);
-        return encoder.Forward(ids, null, [ids.Length], 1, ids.Length).AsSpan(0, ids.Length * Model.Config.HiddenSize).ToArray();
+        var (ids, valid, t) = PadBatch(sequences);
+        int b = sequences.Count, h = Model.Config.HiddenSize;
+        var hidden = _encoder.Forward(ids, null, valid, b, t);
+        var pooled = new float[b * h];
+        Pooling.Forward(pooled, hidden, valid, b, t, h, pooling ?? Model.DefaultPooling);
+        return Enumerable.Range(0, b).Select(i => pooled.AsSpan(i * h, h).ToArray()).ToArray();
     }
 
     /// <summary>Right-pads token sequences to the longest with [PAD] (id 0 in BERT vocabularies): ids [B*T], valid lengths [B], T.</summary>
