@@ -22,5 +22,7 @@ internal static class CommandCatalog
         KernelsCommand.Create(),
         ProfileCommand.Create(),
         ExperimentCommand.Create(),
+        ImportCommand.Create(),
+        EmbedCommand.Create(),
     ];
 }

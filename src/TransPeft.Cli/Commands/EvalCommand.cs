@@ -46,6 +46,8 @@ internal static class EvalCommand
         cmd.SetAction(p => CliErrors.Run(() =>
         {
             string modelDir = p.GetValue(model)!, taskPath = p.GetValue(task)!;
+            if (BertEval.IsBert(modelDir)) return BertEval.Run(modelDir, p.GetValue(adapter), taskPath, p.GetValue(limit), p.GetValue(json));
+            var dev = DeviceChoice.ForCommand(p, device);
             var records = EvalDataset.LoadJsonl(taskPath);
             if (p.GetValue(limit) is > 0 and var n && n < records.Count) records = records.Take(n).ToList();
             var info = ReadTaskInfo(taskPath);

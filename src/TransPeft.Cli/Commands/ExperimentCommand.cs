@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Runtime.InteropServices;
 using Spectre.Console;
 using TransPeft.Experiments;
+using TransPeft.Cli.Experiment.RealPair;
 
 namespace TransPeft.Cli.Commands;
 
@@ -16,17 +17,26 @@ internal static class ExperimentCommand
     {
         var preset = new Option<string>("--preset")
         {
-            Description = "Which run: " + string.Join("; ", ExperimentPresets.All.Values.Select(p => $"{p.Name} = {p.Description}")),
+            Description = "Which run: " + string.Join("; ", ExperimentPresets.All.Values.Select(p => $"{p.Name} = {p.Description}"))
+                + "; real-pair = the real pre-trained update all-MiniLM-L6-v2 -> arctic-embed-xs (BERT, from NuGet), spam + WordNet supersense",
             DefaultValueFactory = _ => ExperimentPresets.Default,
         };
         var outOpt = new Option<string?>("--out", "-o") { Description = "Output folder (default: ./results/experiment-PRESET)" };
         var threads = new Option<int>("--threads") { Description = "CPU threads (default: TPEFT_THREADS, else every core)", DefaultValueFactory = _ => 0 };
         var restart = new Option<bool>("--restart") { Description = "Discard the folder's earlier run (stages, models, adapters, results; the built data is kept) and start over" };
         var cache = new Option<string?>("--data-cache") { Description = "Download cache of the data packages (default: TPEFT_DATA_DIR, else REPO/.cache/data)" };
+        var seeds = new Option<int?>("--seeds") { Description = "real-pair only: number of seeds (default 5)" };
+        var steps = new Option<int?>("--steps") { Description = "real-pair only: adapter training steps (default 150)" };
+        var firstSeed = new Option<int>("--first-seed") { Description = "real-pair only: seeds are FIRST..FIRST+N-1 (a second process can take later seeds of the same folder)", DefaultValueFactory = _ => 1 };
+        var maxTokens = new Option<int?>("--max-tokens") { Description = "real-pair only: cut inputs to this many tokens (default 64)" };
+        var lr = new Option<double?>("--lr") { Description = "real-pair only: AdamW learning rate (default 5e-4)" };
+        var tasks = new Option<string?>("--tasks") { Description = "real-pair only: comma-separated tasks (default spam,supersense)" };
         var cmd = new Command("experiment", "Reproduce the Trans-PEFT transfer protocol at small scale: pre-train v1, update it to v2, train plain and Trans-PEFT adapters, transfer them, report")
-            { preset, outOpt, threads, restart, cache };
+            { preset, outOpt, threads, restart, cache, seeds, steps, tasks, lr, firstSeed, maxTokens };
         cmd.SetAction(p => CliErrors.Run(() =>
         {
+            if (p.GetValue(preset) == "real-pair")
+                return RealPairCommand.Run(p.GetValue(outOpt), p.GetValue(threads), p.GetValue(restart), p.GetValue(cache), p.GetValue(seeds), p.GetValue(steps), p.GetValue(tasks), p.GetValue(lr), p.GetValue(firstSeed), p.GetValue(maxTokens));
             var chosen = ExperimentPresets.Get(p.GetValue(preset)!);
             int threadCount = p.GetValue(threads) is > 0 and var n ? n : DeviceChoice.Threads;
             string outDir = p.GetValue(outOpt) ?? Path.Combine("results", $"experiment-{chosen.Name}");

@@ -15,6 +15,12 @@ internal sealed class Parameter(string name, int[] shape, float[] data)
     public int Length => Data.Length;
     public bool RequiresGrad => Grad is not null;
 
+    /// <summary>A view of tensors owned elsewhere (the BERT encoder's), sharing their value and gradient arrays.</summary>
+    public Parameter(string name, int[] shape, float[] data, float[] grad) : this(name, shape, data)
+    {
+        Grad = grad.Length == data.Length ? grad : throw new ArgumentException($"parameter '{name}': gradient of {grad.Length} values for {data.Length}");
+    }
+
     public static Parameter Zeros(string name, params int[] shape) => new(name, shape, new float[shape.Aggregate(1, (a, b) => a * b)]);
 
     public void EnableGrad() => Grad ??= new float[Data.Length];
