@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
 using Spectre.Console;
-using TransPeft.Engine.Data.Fetch;
+using TransPeft.Experiments.Data.Fetch;
 using TransPeft.Engine.IO.Onnx;
 using TransPeft.Engine.Model.Bert;
 

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
-using TransPeft.Engine.Compute.Cpu;
-using TransPeft.Engine.Data.Fetch;
+using TransPeft.Engine.Compute;
+using TransPeft.Experiments.Data.Fetch;
 
 namespace TransPeft.Cli.Experiment.RealPair;
 
@@ -9,7 +9,7 @@ internal static class RealPairCommand
 {
     public static int Run(string? outOpt, int threads, bool restart, string? cache, int? seeds, int? steps, string? tasks, double? lr, int firstSeed = 1, int? maxTokens = null)
     {
-        if (threads > 0) CpuParallel.Threads = threads;
+        using var threadScope = CpuThreads.Use(threads > 0 ? threads : Commands.DeviceChoice.Threads);
         string outDir = Path.GetFullPath(outOpt ?? Path.Combine("results", "experiment-real-pair"));
         if (restart && Directory.Exists(Path.Combine(outDir, "runs"))) Directory.Delete(Path.Combine(outDir, "runs"), recursive: true);
         var options = new RealPairOptions();

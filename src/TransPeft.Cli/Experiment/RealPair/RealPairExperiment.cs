@@ -4,7 +4,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using TransPeft.Cli.Commands;
-using TransPeft.Engine.Data.Fetch;
+using TransPeft.Experiments.Data.Fetch;
 using TransPeft.Engine.Evaluation;
 using TransPeft.Engine.IO;
 using TransPeft.Engine.IO.Onnx;
@@ -253,25 +253,8 @@ public sealed class RealPairExperiment(string outDir, RealPairOptions options, D
     public static string UpdateAnalysis(BertModel oldModel, BertModel newModel)
     {
         var sb = new StringBuilder("## Update analysis (MiniLM → arctic-embed-xs)\n\n| module | relative change ‖ΔW‖/‖W_old‖ | cosine(W_old, W_new) |\n|---|---|---|\n");
-        var kinds = new (string Name, Func<BertLayerParams<float>, BertTensor<float>> Get)[]
-        {
-            ("attention query", l => l.Query.Weight), ("attention key", l => l.Key.Weight), ("attention value", l => l.Value.Weight),
-            ("attention output", l => l.AttentionOutput.Weight), ("FFN in (intermediate)", l => l.Intermediate.Weight), ("FFN out (output)", l => l.Output.Weight),
-        };
-        foreach (var (name, get) in kinds)
-        {
-            double rel = 0, cos = 0;
-            int n = oldModel.Params.Layers.Length;
-            for (int l = 0; l < n; l++)
-            {
-                var a = get(oldModel.Params.Layers[l]).Data; var b = get(newModel.Params.Layers[l]).Data;
-                double dd = 0, aa = 0, bb = 0, ab = 0;
-                for (int i = 0; i < a.Length; i++) { double d = b[i] - a[i]; dd += d * d; aa += (double)a[i] * a[i]; bb += (double)b[i] * b[i]; ab += (double)a[i] * b[i]; }
-                rel += Math.Sqrt(dd / aa) / n;
-                cos += ab / Math.Sqrt(aa * bb) / n;
-            }
+        foreach (var (name, rel, cos) in BertUpdate.Compare(oldModel, newModel))
             sb.AppendLine(CultureInfo.InvariantCulture, $"| {name} | {rel:F2} | {cos:F2} |");
-        }
         return sb.ToString();
     }
 }

@@ -1,7 +1,7 @@
 using System.Text.RegularExpressions;
-using TransPeft.Engine.Data.Fetch;
-using TransPeft.Engine.Data.Readers;
-using TransPeft.Engine.Data.Text;
+using TransPeft.Experiments.Data.Fetch;
+using TransPeft.Experiments.Data.Readers;
+using TransPeft.Experiments.Data.Text;
 using TransPeft.Engine.Training.Bert;
 
 namespace TransPeft.Cli.Experiment.RealPair;

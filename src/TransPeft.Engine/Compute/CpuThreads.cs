@@ -1,0 +1,18 @@
+using TransPeft.Engine.Compute.Cpu;
+
+namespace TransPeft.Engine.Compute;
+
+/// <summary>
+/// The CPU thread budget for engine calls made outside a session (the BERT encoder, embedder and classifier take
+/// no <c>SessionOptions</c> yet): like a session's <c>Threads</c>, it holds for the calls this thread makes until
+/// the returned scope is disposed, and nothing process-wide changes.
+/// </summary>
+public static class CpuThreads
+{
+    /// <summary>Uses <paramref name="threads"/> CPU threads (0 = keep the current budget) on this thread until disposed.</summary>
+    public static IDisposable Use(int threads)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(threads);
+        return CpuParallel.Use(threads);
+    }
+}
