@@ -194,10 +194,11 @@ public sealed class InferenceSession : IDisposable
         ModelRules.CheckAdapter(Config, adapter);
         var weights = fullFineTune ? Model.Clone() : Model;
         int maxPositions = MaxSequenceLength;
+        options ??= new TrainingStepOptions();
         ITrainableModel model = _cuda is null
-            ? new CpuTransformer(weights, adapter, fullFineTune, maxPositions)
-            : _cuda.CreateTransformer(weights, adapter, fullFineTune, new CudaTransformerOptions { MaxPositions = maxPositions });
-        return new TrainingContext(model, weights, adapter, options ?? new TrainingStepOptions(), Options.Threads);
+            ? new CpuTransformer(weights, adapter, fullFineTune, maxPositions, options.Recompute)
+            : _cuda.CreateTransformer(weights, adapter, fullFineTune, new CudaTransformerOptions { MaxPositions = maxPositions, Recompute = options.Recompute });
+        return new TrainingContext(model, weights, adapter, options, Options.Threads);
     }
 
     public void Dispose()

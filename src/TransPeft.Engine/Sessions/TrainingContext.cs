@@ -17,6 +17,9 @@ public sealed record TrainingStepOptions
     public double MaxGradNorm { get; init; } = 1.0;
     /// <summary>Seeds LoRA dropout (the Philox stream of step s uses (Seed, s)).</summary>
     public int Seed { get; init; }
+    /// <summary>Activation recomputation (as <see cref="Training.TrainingOptions.Recompute"/>): one layer's activations
+    /// kept instead of all, one more forward per step, the same gradients.</summary>
+    public bool Recompute { get; init; }
 }
 
 /// <summary>

@@ -229,4 +229,22 @@ public sealed class SessionTests
         Assert.All(session.Model.Parameters(), p => Assert.Null(p.Grad));
         Assert.Equal(before, ctx.Forward(ids).Logits);
     }
+
+    [Fact]
+    public void Training_with_recompute_takes_the_same_steps_to_the_bit()
+    {
+        using var session = Session(out _, out _);
+        var batch = TokenBatch.FromIds(2, 8, TinyModels.RandomIds(16, session.Config.VocabSize, 5));
+        (double[] Losses, float[][] Weights) Run(bool recompute)
+        {
+            var adapter = LoraAdapter.Create(session.Config, new LoraConfig { R = 2, Alpha = 4, Dropout = 0.1, TargetModules = ["all-linear"] }, 3);
+            using var t = session.CreateTrainingContext(adapter, options: new TrainingStepOptions { LearningRate = 1e-2, Seed = 4, Recompute = recompute });
+            var losses = Enumerable.Range(0, 3).Select(_ => t.Step(batch)).ToArray();
+            return (losses, adapter.Parameters().Select(p => p.Data.ToArray()).ToArray());
+        }
+        var (storedLosses, storedWeights) = Run(false);
+        var (recomputedLosses, recomputedWeights) = Run(true);
+        Assert.Equal(storedLosses, recomputedLosses);
+        Assert.Equal(storedWeights, recomputedWeights);
+    }
 }
