@@ -85,6 +85,11 @@ internal static class KernelCatalog
         K(KernelId.BgmvExpand, "bgmv_expand");
         K(KernelId.SgmvShrink, "sgmv_shrink");
         K(KernelId.SgmvExpand, "sgmv_expand");
+        K(KernelId.LayerNormForward, "layernorm_forward");
+        K(KernelId.LayerNormBackward, "layernorm_backward");
+        K(KernelId.GeluForward, "gelu_forward");
+        K(KernelId.GeluBackward, "gelu_backward");
+        K(KernelId.MaskedAttentionForward, "masked_attention_forward");
 
         if (list.Count != Enum.GetValues<KernelId>().Length) throw new InvalidOperationException("KernelCatalog misses a KernelId");
         return list.ToArray();

@@ -56,4 +56,10 @@ internal enum KernelId
     BgmvExpand,
     SgmvShrink,
     SgmvExpand,
+    // bert.cu (the encoder's kernels: compiled, loaded and emulator-checked; no CUDA encoder launches them yet)
+    LayerNormForward,
+    LayerNormBackward,
+    GeluForward,
+    GeluBackward,
+    MaskedAttentionForward,
 }
