@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json.Nodes;
 using Spectre.Console;
 using TransPeft.Engine.Model.Bert;
+using TransPeft.Engine.Sessions;
 
 namespace TransPeft.Cli.Commands;
 
@@ -17,8 +18,9 @@ internal static class EmbedCommand
         var normalize = new Option<bool>("--normalize") { Description = "L2-normalise each embedding" };
         var maxTokens = new Option<int>("--max-tokens") { Description = "Cut each text to this many tokens, [CLS] and [SEP] included", DefaultValueFactory = _ => 256 };
         var json = CommonOptions.Json();
+        var device = CommonOptions.Device();
         var cmd = new Command("embed", "Sentence embeddings from a BERT encoder (mean or CLS pooling); prints cosine similarities of consecutive texts")
-            { model, text, file, pooling, normalize, maxTokens, json };
+            { model, text, file, pooling, normalize, maxTokens, device, json };
         cmd.SetAction(p => CliErrors.Run(() =>
         {
             var texts = new List<string>(p.GetValue(text) ?? []);
@@ -28,9 +30,12 @@ internal static class EmbedCommand
                 texts.AddRange(File.ReadLines(f).Where(l => l.Trim().Length > 0));
             }
             if (texts.Count == 0) throw new ArgumentException("give --text T (repeatable) or --file F");
-            var m = BertModel.Load(p.GetValue(model)!);
+            // The embedding session of the public API (docs/API.md): threads and device from the common options.
+            using var session = EmbeddingSession.Load(p.GetValue(model)!, DeviceChoice.ForCommand(p, device));
+            if (session.DeviceFallbackReason is { } why) Console.Error.WriteLine($"device: cpu ({why})");
+            var m = session.Model;
             var mode = p.GetValue(pooling) is { } pm ? ParsePooling(pm) : m.DefaultPooling;
-            var embeddings = new BertEmbedder(m).Embed(texts, mode, p.GetValue(normalize), p.GetValue(maxTokens));
+            var embeddings = session.Embed(texts, new EmbeddingOptions { Pooling = mode, Normalize = p.GetValue(normalize), MaxTokens = p.GetValue(maxTokens) });
             if (p.GetValue(json))
             {
                 var arr = new JsonArray();
