@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Runtime.InteropServices;
 using Spectre.Console;
 using TransPeft.Experiments;
 using TransPeft.Cli.Experiment.RealPair;
@@ -44,15 +43,7 @@ internal static class ExperimentCommand
             using var cts = new CancellationTokenSource();
             // Ctrl-C (SIGINT) and SIGTERM stop the run gracefully: the current training step finishes and is
             // checkpointed, finished stages are kept. A second signal ends the process at once.
-            void OnSignal(PosixSignalContext ctx)
-            {
-                if (cts.IsCancellationRequested) return;
-                ctx.Cancel = true;
-                Console.Error.WriteLine($"{ctx.Signal}: stopping after the current step (a checkpoint is written); send it again to kill");
-                cts.Cancel();
-            }
-            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
-            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+            using var signals = new StopSignals(cts, "stopping after the current step (a checkpoint is written); send it again to kill");
             try
             {
                 var runner = new ExperimentRunner(chosen, outDir, new RegistryDataSource(chosen, p.GetValue(cache)), line => Console.Out.WriteLine(line));

@@ -28,6 +28,20 @@ public static class JsonInput
     public static string ReadText(string path) => InputFile.ReadAllText(path, MaxConfigBytes);
 
     /// <summary>
+    /// A model-folder JSON file (config.json, adapter_config.json, tokenizer_config.json, ...) as an object, read by
+    /// <see cref="Strict"/>; anything else is a <see cref="Model.ModelConfigException"/> naming the file.
+    /// </summary>
+    public static System.Text.Json.Nodes.JsonObject ReadConfigObject(string path)
+    {
+        try
+        {
+            return Parse(ReadText(path), Strict) as System.Text.Json.Nodes.JsonObject
+                ?? throw new Model.ModelConfigException(path, "(file)", "a JSON object");
+        }
+        catch (JsonException e) { throw new Model.ModelConfigException(path, "(file)", $"well-formed JSON without repeated keys: {Describe(e)}"); }
+    }
+
+    /// <summary>
     /// Parses <paramref name="text"/> and refuses (with a <see cref="JsonException"/>, which every reader already turns
     /// into its own one-line error) any string or key that holds an unpaired surrogate: otherwise the first code that
     /// reads or even prints that string throws an InvalidOperationException naming no file.

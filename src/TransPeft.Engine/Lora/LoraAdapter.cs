@@ -149,15 +149,7 @@ public sealed class LoraAdapter
     }
 
     /// <summary>adapter_config.json as a JSON object, read by the rules of <see cref="JsonInput"/>.</summary>
-    public static JsonObject ReadConfigJson(string cfgPath)
-    {
-        try
-        {
-            return JsonInput.Parse(JsonInput.ReadText(cfgPath), JsonInput.Strict) as JsonObject
-                ?? throw new ModelConfigException(cfgPath, "(file)", "a JSON object");
-        }
-        catch (JsonException e) { throw new ModelConfigException(cfgPath, "(file)", $"well-formed JSON without repeated keys: {JsonInput.Describe(e)}"); }
-    }
+    public static JsonObject ReadConfigJson(string cfgPath) => JsonInput.ReadConfigObject(cfgPath);
 
     internal static (LoraConfig, string?) ReadConfig(string cfgPath)
     {

@@ -87,12 +87,7 @@ public sealed record ModelConfig
     {
         if (Directory.Exists(path)) path = System.IO.Path.Combine(path, "config.json");
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: model config not found", path);
-        JsonNode? root;
-        // Repeated keys are refused: which of two values a Python loader would pick is not ours to guess.
-        try { root = JsonInput.Parse(JsonInput.ReadText(path), JsonInput.Strict); }
-        catch (JsonException e) { throw new ModelConfigException(path, "(file)", $"well-formed JSON without repeated keys: {JsonInput.Describe(e)}"); }
-        if (root is not JsonObject o) throw new ModelConfigException(path, "(file)", "a JSON object");
-        return FromJson(o, path);
+        return FromJson(JsonInput.ReadConfigObject(path), path);
     }
 
     public static ModelConfig FromJson(JsonObject o, string source)

@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using TransPeft.Engine.Compute;
 using TransPeft.Experiments.Data.Fetch;
 
@@ -19,15 +18,7 @@ internal static class RealPairCommand
         if (maxTokens is { } mt) options = options with { MaxTokens = mt >= 8 ? mt : throw new ArgumentException("--max-tokens: expected at least 8") };
         if (tasks is { } t) options = options with { Tasks = t.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) };
         using var cts = new CancellationTokenSource();
-        void OnSignal(PosixSignalContext ctx)
-        {
-            if (cts.IsCancellationRequested) return;
-            ctx.Cancel = true;
-            Console.Error.WriteLine($"{ctx.Signal}: stopping; finished units are kept and a rerun continues from them");
-            cts.Cancel();
-        }
-        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
-        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+        using var signals = new Commands.StopSignals(cts, "stopping; finished units are kept and a rerun continues from them");
         void Log(string line) => Console.Out.WriteLine($"[{DateTime.UtcNow:HH:mm:ss}] {line}");
         var run = new RealPairExperiment(outDir, options, new DataFetcher(cache, new Progress<string>(Log)), Log);
         try

@@ -243,8 +243,14 @@ internal sealed class CudaTransformer : ITrainableModel, IOptimizerHost, IDispos
     public void ZeroGrad()
     {
         ThrowIfDisposed();
+        // Gradients live where the optimizer reads them: on the device in device-optimizer mode (the host copies are
+        // never written then, so zeroing them would be a wasted pass over every trainable parameter each step).
+        if (_options.DeviceOptimizer)
+        {
+            if (_params.TrainableElements > 0) _device.Zero(P(_params.Grad), _params.Grad.Bytes);
+            return;
+        }
         for (int i = 0; i < TrainableParameters.Count; i++) TrainableParameters[i].ZeroGrad(); // no enumerator: a step allocates nothing
-        if (_options.DeviceOptimizer && _params.TrainableElements > 0) _device.Zero(P(_params.Grad), _params.Grad.Bytes);
     }
 
     // ---------------------------------------------------------------- activations and batches

@@ -1,3 +1,4 @@
+using TransPeft.Engine.IO;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
@@ -41,10 +42,7 @@ public sealed record BertConfig
     /// <summary>Reads a config.json of model_type bert (hidden_act gelu; absolute positions).</summary>
     public static BertConfig Load(string path)
     {
-        JsonNode? root;
-        try { root = JsonNode.Parse(File.ReadAllText(path)); }
-        catch (JsonException e) { throw new ModelConfigException(path, "(file)", $"valid JSON ({e.Message})"); }
-        if (root is not JsonObject o) throw new ModelConfigException(path, "(file)", "a JSON object");
+        var o = JsonInput.ReadConfigObject(path);
         string type = Str(o, "model_type", path);
         if (type != "bert") throw new ModelConfigException(path, "model_type", $"'bert', got '{type}'");
         if (o["hidden_act"] is JsonValue act && act.GetValue<string>() is not ("gelu" or "gelu_python"))

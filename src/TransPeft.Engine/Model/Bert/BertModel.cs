@@ -1,3 +1,4 @@
+using TransPeft.Engine.IO;
 using System.Text.Json.Nodes;
 using Microsoft.ML.Tokenizers;
 
@@ -31,7 +32,7 @@ public sealed class BertModel
         if (!File.Exists(vocab)) throw new ModelConfigException(vocab, "(file)", "vocab.txt (WordPiece vocabulary) next to config.json");
         bool lower = true;
         var tokCfg = Path.Combine(dir, "tokenizer_config.json");
-        if (File.Exists(tokCfg) && JsonNode.Parse(File.ReadAllText(tokCfg)) is JsonObject tc && tc["do_lower_case"] is JsonValue dl)
+        if (File.Exists(tokCfg) && JsonInput.ReadConfigObject(tokCfg) is var tc && tc["do_lower_case"] is JsonValue dl)
             lower = dl.GetValue<bool>();
         var tokenizer = BertTokenizer.Create(vocab, new BertOptions { LowerCaseBeforeTokenization = lower });
         var weights = BertParams<float>.Load(dir, config);
@@ -43,8 +44,7 @@ public sealed class BertModel
     {
         var path = Path.Combine(dir, "1_Pooling", "config.json");
         if (!File.Exists(path)) return BertPooling.Mean;
-        var o = JsonNode.Parse(File.ReadAllText(path)) as JsonObject
-            ?? throw new ModelConfigException(path, "(file)", "a JSON object");
+        var o = JsonInput.ReadConfigObject(path);
         if (o["pooling_mode_cls_token"] is JsonValue cls && cls.GetValue<bool>()) return BertPooling.Cls;
         if (o["pooling_mode_mean_tokens"] is JsonValue mean && mean.GetValue<bool>()) return BertPooling.Mean;
         throw new ModelConfigException(path, "pooling_mode_*", "pooling_mode_cls_token or pooling_mode_mean_tokens true (max pooling is not supported)");

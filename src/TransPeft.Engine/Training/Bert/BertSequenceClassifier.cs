@@ -256,7 +256,7 @@ public sealed class BertSequenceClassifier
     {
         var cfgPath = Path.Combine(dir, "adapter_config.json");
         if (!File.Exists(cfgPath)) throw new ModelConfigException(cfgPath, "(file)", "an adapter_config.json (PEFT LoRA, task_type SEQ_CLS)");
-        var cfg = JsonNode.Parse(File.ReadAllText(cfgPath)) as JsonObject ?? throw new ModelConfigException(cfgPath, "(file)", "a JSON object");
+        var cfg = JsonInput.ReadConfigObject(cfgPath);
         if (cfg["task_type"]?.GetValue<string>() != "SEQ_CLS") throw new ModelConfigException(cfgPath, "task_type", "'SEQ_CLS' (a sequence-classification adapter)");
         int r = cfg["r"]?.GetValue<int>() ?? throw new ModelConfigException(cfgPath, "r", "the LoRA rank");
         double alpha = cfg["lora_alpha"]?.GetValue<double>() ?? throw new ModelConfigException(cfgPath, "lora_alpha", "a number");
