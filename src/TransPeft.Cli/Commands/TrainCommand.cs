@@ -16,7 +16,7 @@ namespace TransPeft.Cli.Commands;
 internal static class TrainCommand
 {
     public const string LossPlotFile = "loss.png";
-    public const string MetricsFile = "metrics.jsonl";
+    public const string MetricsFile = TrainingRunFolder.MetricsFileName;
 
     public static Command Create()
     {

@@ -15,4 +15,8 @@ public static class CpuThreads
         ArgumentOutOfRangeException.ThrowIfNegative(threads);
         return CpuParallel.Use(threads);
     }
+
+    /// <summary>The budget in force for calls this thread makes now: the innermost <see cref="Use"/> scope's count,
+    /// else every core.</summary>
+    public static int Current => CpuParallel.Threads;
 }

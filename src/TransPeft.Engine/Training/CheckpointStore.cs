@@ -1,4 +1,5 @@
 using System.Globalization;
+using TransPeft.Engine.IO;
 
 namespace TransPeft.Engine.Training;
 

@@ -9,9 +9,9 @@ namespace TransPeft.Experiments.Plots;
 /// exponential moving average (so the trend shows through batch noise), and the validation loss at each
 /// evaluation (markers). Written atomically as a PNG.
 /// </summary>
-internal static class LossCurvePlot
+public static class LossCurvePlot
 {
-    internal sealed record Series(double[] Steps, double[] Loss, double[] ValSteps, double[] ValLoss);
+    public sealed record Series(double[] Steps, double[] Loss, double[] ValSteps, double[] ValLoss);
 
     /// <summary>Reads step and val lines; malformed lines are an error naming the file and line.</summary>
     public static Series Read(string metricsPath)

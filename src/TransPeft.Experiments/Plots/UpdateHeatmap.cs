@@ -8,7 +8,7 @@ namespace TransPeft.Experiments.Plots;
 /// Draws an update analysis's relative weight changes as a heatmap: one row per decoder layer (layer 0 at the
 /// top), one column per module (q/k/v/o, gate/up/down, the two norms), colour = ||ΔW||_F / ||W_old||_F.
 /// </summary>
-internal static class UpdateHeatmap
+public static class UpdateHeatmap
 {
     public static void SavePng(UpdateAnalysis analysis, string path, int width = 900, int height = 0)
     {

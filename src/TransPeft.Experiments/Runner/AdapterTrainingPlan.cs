@@ -1,7 +1,7 @@
 namespace TransPeft.Experiments;
 
 /// <summary>LoRA training of one task adapter (the same for every row, so the rows differ only in base and variant).</summary>
-internal sealed record AdapterTrainingPlan
+public sealed record AdapterTrainingPlan
 {
     public required int Steps { get; init; }
     public required int BatchSize { get; init; }

@@ -7,7 +7,7 @@ namespace TransPeft.Experiments;
 /// knowledge masking (<see cref="PMask"/>) and/or cross-layer knowledge dropping (<see cref="PDrop"/>).
 /// <see cref="Id"/> names its folders and stage markers ("plain", "drop0.1", "mask0.2-drop0.1").
 /// </summary>
-internal sealed record AdapterVariant(double PMask, double PDrop)
+public sealed record AdapterVariant(double PMask, double PDrop)
 {
     public static readonly AdapterVariant Plain = new(0, 0);
 

@@ -4,7 +4,7 @@ namespace TransPeft.Experiments;
 /// Full training of a base model: v1 from scratch on corpus A, or the update v1 -> v2 on corpus B with
 /// <see cref="ReplayFraction"/> of corpus A mixed in (0 = B alone; 0.5 = as many A tokens as B tokens).
 /// </summary>
-internal sealed record BaseTrainingPlan
+public sealed record BaseTrainingPlan
 {
     public required int Steps { get; init; }
     /// <summary>Sequences per optimizer step (micro-batch = all of them).</summary>

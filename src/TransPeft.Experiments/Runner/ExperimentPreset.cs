@@ -9,7 +9,7 @@ namespace TransPeft.Experiments;
 /// which tasks and seeds. <see cref="ToJson"/> is written into the output folder; a rerun with different
 /// settings refuses to mix its results with the old ones.
 /// </summary>
-internal sealed record ExperimentPreset
+public sealed record ExperimentPreset
 {
     public required string Name { get; init; }
     public required string Description { get; init; }

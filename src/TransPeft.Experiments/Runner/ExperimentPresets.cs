@@ -8,7 +8,7 @@ namespace TransPeft.Experiments;
 /// more seeds, all the data, a bigger model) for a machine with more time or cores. docs/EXPERIMENT.md explains
 /// each choice.
 /// </summary>
-internal static class ExperimentPresets
+public static class ExperimentPresets
 {
     public const string Default = "cpu";
 

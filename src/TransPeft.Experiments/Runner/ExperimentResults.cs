@@ -10,14 +10,14 @@ namespace TransPeft.Experiments;
 /// Trans-PEFT variant the share of the gap it recovers and paired differences with 95% intervals; the bases and
 /// the update; the time of every stage; and the verdict. <see cref="ToJson"/> is results.json.
 /// </summary>
-internal sealed record ExperimentResults(
+public sealed record ExperimentResults(
     ExperimentPreset Preset, IReadOnlyList<TaskResult> Tasks, ExperimentVerdict Verdict,
     JsonObject Data, JsonObject V1, JsonObject V2, JsonObject Update,
     IReadOnlyDictionary<string, double> StageSeconds, IReadOnlyDictionary<string, double> StageCpuSeconds, double SessionSeconds)
 {
     public const string Format = "tpeft.experiment-results";
 
-    public static ExperimentResults Build(ExperimentPreset preset, IReadOnlyList<TaskSpec> tasks, IReadOnlyDictionary<string, StageRecord> stages, TimeSpan session)
+    internal static ExperimentResults Build(ExperimentPreset preset, IReadOnlyList<TaskSpec> tasks, IReadOnlyDictionary<string, StageRecord> stages, TimeSpan session)
     {
         JsonObject Stage(string id) => stages.TryGetValue(id, out var r) ? r.Result
             : throw new InvalidOperationException($"stage '{id}' has not finished; rerun the experiment to complete it");

@@ -3,7 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using TransPeft.Experiments.Plots;
 using TransPeft.Engine.Analysis;
-using TransPeft.Engine.Compute.Cpu;
+using TransPeft.Engine.Compute;
 using TransPeft.Experiments.Data;
 using TransPeft.Engine.Text;
 using TransPeft.Engine.Evaluation;
@@ -30,7 +30,7 @@ namespace TransPeft.Experiments;
 /// stages and resumes a training run cut mid-way from its checkpoint, so an interrupted experiment continues
 /// where it stopped. Cancelling stops after the current training step (with a checkpoint) or evaluation.
 /// </summary>
-internal sealed class ExperimentRunner
+public sealed class ExperimentRunner
 {
     public const string SettingsFormat = "tpeft.experiment";
 
@@ -69,7 +69,7 @@ internal sealed class ExperimentRunner
     /// <param name="threads">CPU threads for every stage (0 = every core); the run stays on the calling thread.</param>
     public ExperimentResults Run(bool restart = false, CancellationToken cancel = default, int threads = 0)
     {
-        using var _ = CpuParallel.Use(threads);
+        using var _ = CpuThreads.Use(threads);
         return RunStages(restart, cancel);
     }
 
@@ -79,7 +79,7 @@ internal sealed class ExperimentRunner
         _cancel = cancel;
         PrepareFolder(restart);
         _progress.Line($"experiment '{_preset.Name}': {_preset.Description}");
-        _progress.Line($"output {_layout.Root}; {CpuParallel.Threads} CPU thread(s)");
+        _progress.Line($"output {_layout.Root}; {CpuThreads.Current} CPU thread(s)");
         PrepareData();
         PlanCosts();
         TrainV1();
@@ -251,9 +251,10 @@ internal sealed class ExperimentRunner
     private void Train(TrainingOptions options, string label)
     {
         string outDir = options.Output!;
-        if (Directory.Exists(ExperimentLayout.Final(outDir))) return;
+        var run = new TrainingRunFolder(outDir);
+        if (run.IsFinished) return;
         string? resume = null;
-        if (new CheckpointStore(outDir).Latest() is { } latest)
+        if (run.LatestCheckpoint is { } latest)
         {
             resume = outDir;
             _progress.Line($"  {label}: resuming from {Path.GetRelativePath(_layout.Root, latest)}");
@@ -499,9 +500,10 @@ internal sealed class ExperimentRunner
         }
         void Curve(string run, string name, string title)
         {
-            if (!File.Exists(Path.Combine(run, MetricsLog.FileName))) return;
+            var metrics = new TrainingRunFolder(run).Metrics;
+            if (!File.Exists(metrics)) return;
             var path = Path.Combine(_layout.Plots, name);
-            LossCurvePlot.Save(Path.Combine(run, MetricsLog.FileName), path, title: title);
+            LossCurvePlot.Save(metrics, path, title: title);
             plots.Add(path);
         }
         Curve(_layout.V1Run, "loss-v1.png", "base v1: pre-training on corpus A (validation: held-out A)");

@@ -9,7 +9,7 @@ namespace TransPeft.Experiments;
 /// (<see cref="TransferOutcome"/>); the overall outcome is "helps" when it helps on some task and hurts on none,
 /// "hurts" in the mirror case, "mixed" when both happen, and "no significant effect" otherwise.
 /// </summary>
-internal sealed record ExperimentVerdict(string Outcome, string Headline, string Text, IReadOnlyList<string> Details)
+public sealed record ExperimentVerdict(string Outcome, string Headline, string Text, IReadOnlyList<string> Details)
 {
     public const string Helps = "helps", Hurts = "hurts", Mixed = "mixed", NoEffect = "no significant effect";
 

@@ -1,6 +1,6 @@
 using Microsoft.ML.Tokenizers;
-using TransPeft.Engine.Compute.Cpu;
 using TransPeft.Engine.Model;
+using TransPeft.Engine.Sessions;
 using TransPeft.Engine.Training;
 
 namespace TransPeft.Experiments;
@@ -34,15 +34,17 @@ internal sealed class HeldOutText
         return new HeldOutText(name, batches);
     }
 
-    /// <summary>Mean cross-entropy per target token of a base model on these batches.</summary>
+    /// <summary>Mean cross-entropy per target token of a base model on these batches, on the CPU with the calling
+    /// thread's budget (<see cref="Engine.Compute.CpuThreads"/>).</summary>
     public double Loss(TransformerModel model)
     {
-        var cpu = CpuTransformer.ForInference(model);
+        using var session = InferenceSession.FromModel(model);
+        using var context = session.CreateContext();
         double sum = 0;
         long n = 0;
         foreach (var b in Batches)
         {
-            var (s, c) = cpu.Loss(b);
+            var (s, c) = context.Loss(b);
             sum += s; n += c;
         }
         return sum / n;

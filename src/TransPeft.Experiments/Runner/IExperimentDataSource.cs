@@ -7,7 +7,7 @@ namespace TransPeft.Experiments;
 /// corpus A/B train and held-out text, task folders). The real source builds it from the package registries;
 /// tests inject small synthetic data.
 /// </summary>
-internal interface IExperimentDataSource
+public interface IExperimentDataSource
 {
     /// <summary>One line for reports ("registry data, preset cpu").</summary>
     string Describe { get; }

@@ -7,7 +7,7 @@ namespace TransPeft.Experiments;
 /// seed (the breakage of a plain adapter moved to v2), <see cref="Gap"/> is Re-tune − Direct (what there is to
 /// recover), and one <see cref="VariantComparison"/> per Trans-PEFT variant.
 /// </summary>
-internal sealed record MetricResult(MetricSpec Metric, IReadOnlyList<RowResult> Rows, PairedComparison Retention, PairedComparison Gap,
+public sealed record MetricResult(MetricSpec Metric, IReadOnlyList<RowResult> Rows, PairedComparison Retention, PairedComparison Gap,
     IReadOnlyList<VariantComparison> TransPeft)
 {
     public RowResult Row(RowKind kind, AdapterVariant? variant = null) =>

@@ -6,7 +6,7 @@ namespace TransPeft.Experiments;
 /// completion tokens over all test records or one group of them. <see cref="IsPrimary"/> marks the number
 /// the verdict is drawn from (one per task).
 /// </summary>
-internal sealed record MetricSpec(string Key, string Title, bool HigherIsBetter, bool IsPrimary, string? Group = null)
+public sealed record MetricSpec(string Key, string Title, bool HigherIsBetter, bool IsPrimary, string? Group = null)
 {
     public const string Accuracy = "accuracy", DecisionLoss = "decision_loss", Loss = "loss";
 

@@ -7,7 +7,7 @@ namespace TransPeft.Experiments;
 /// (a second run needs no network), then built by <see cref="ExperimentDataBuilder"/> with the preset's data
 /// preset and overrides. An identical earlier build in the folder is reused.
 /// </summary>
-internal sealed class RegistryDataSource(ExperimentPreset preset, string? cacheDirectory = null) : IExperimentDataSource
+public sealed class RegistryDataSource(ExperimentPreset preset, string? cacheDirectory = null) : IExperimentDataSource
 {
     public string Describe => $"npm/Debian packages, data preset '{preset.DataPreset}'";
 

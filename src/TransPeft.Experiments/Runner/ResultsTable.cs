@@ -4,7 +4,7 @@ namespace TransPeft.Experiments;
 
 /// <summary>The results on the terminal: one Spectre table per task (rows x metrics, mean ± sd, per-seed values of the
 /// primary metric), the transfer statistics under it, and the verdict.</summary>
-internal static class ResultsTable
+public static class ResultsTable
 {
     public static void Print(ExperimentResults r, IAnsiConsole console)
     {

@@ -1,7 +1,7 @@
 namespace TransPeft.Experiments;
 
 /// <summary>The rows of the transfer protocol (TRANS-PEFT.md), plus each Trans-PEFT adapter on its own base.</summary>
-internal enum RowKind
+public enum RowKind
 {
     /// <summary>Plain LoRA trained on v1, evaluated on v1.</summary>
     FineTuneOld,

@@ -3,7 +3,7 @@ using TransPeft.Engine.Evaluation;
 namespace TransPeft.Experiments;
 
 /// <summary>One row of a task's table for one metric: the value of every seed, their mean and sample standard deviation.</summary>
-internal sealed record RowResult(RowKind Kind, AdapterVariant Variant, IReadOnlyList<int> Seeds, IReadOnlyList<double> Values)
+public sealed record RowResult(RowKind Kind, AdapterVariant Variant, IReadOnlyList<int> Seeds, IReadOnlyList<double> Values)
 {
     public double Mean => Values.Count == 0 ? double.NaN : Statistics.Mean(Values);
     public double StdDev => Statistics.StdDev(Values);

@@ -1,7 +1,7 @@
 namespace TransPeft.Experiments;
 
 /// <summary>Every metric of one task.</summary>
-internal sealed record TaskResult(string Name, string Kind, IReadOnlyList<MetricResult> Metrics)
+public sealed record TaskResult(string Name, string Kind, IReadOnlyList<MetricResult> Metrics)
 {
     public MetricResult Primary => Metrics.Single(m => m.Metric.IsPrimary);
 }

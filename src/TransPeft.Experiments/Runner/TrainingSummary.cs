@@ -8,7 +8,7 @@ internal static class TrainingSummary
 {
     public static JsonObject Read(string runDir)
     {
-        var path = Path.Combine(runDir, MetricsLog.FileName);
+        var path = new TrainingRunFolder(runDir).Metrics;
         var steps = new List<(int Step, double Loss, long Tokens, double Elapsed)>();
         var vals = new List<(int Step, double Loss)>();
         foreach (var line in File.ReadLines(path))

@@ -1,7 +1,7 @@
 namespace TransPeft.Experiments;
 
 /// <summary>What the paired comparison of Trans-PEFT transfer with direct transfer says (95% t-interval over seeds).</summary>
-internal enum TransferOutcome
+public enum TransferOutcome
 {
     /// <summary>The interval of (Trans-PEFT − Direct) lies entirely on the better side of 0.</summary>
     Helps,

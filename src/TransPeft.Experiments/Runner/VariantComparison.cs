@@ -12,5 +12,5 @@ namespace TransPeft.Experiments;
 /// <item><see cref="VsRetune"/>: TP transfer − Re-tune.</item>
 /// </list>
 /// </summary>
-internal sealed record VariantComparison(AdapterVariant Variant, double GapRecovered, PairedComparison VsDirect,
+public sealed record VariantComparison(AdapterVariant Variant, double GapRecovered, PairedComparison VsDirect,
     PairedComparison Retention, PairedComparison RetentionVsPlain, PairedComparison VsRetune, TransferOutcome Outcome);

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using TransPeft.Engine.IO;
 using TransPeft.Engine.Lora;
 using TransPeft.Engine.Tests.Cli;
 using TransPeft.Engine.Tests.Support;

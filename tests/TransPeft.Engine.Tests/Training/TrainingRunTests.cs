@@ -67,8 +67,17 @@ public class TrainingRunTests
         var progress = new SyncProgress(p => { if (p.Event == TrainingEvent.Step && p.Step == 4) cts.Cancel(); });
         var first = TrainingRun.Execute(o with { Output = Path.Combine(root, "split") }, progress, cancel: cts.Token);
         Assert.True(first.Interrupted);
-        var second = TrainingRun.Execute(o with { Output = Path.Combine(root, "split") }, resumeFrom: Path.Combine(root, "split"));
+        // What a host driving runs over time reads from the folder: not finished, resumable from step 4.
+        var folder = new TrainingRunFolder(Path.Combine(root, "split"));
+        Assert.False(folder.IsFinished);
+        Assert.Equal(Path.GetFullPath(first.LastCheckpoint!), Path.GetFullPath(folder.LatestCheckpoint!));
+        Assert.EndsWith("step-00000004", folder.LatestCheckpoint);
+        Assert.Null(new TrainingRunFolder(Path.Combine(root, "never-run")).LatestCheckpoint);
+        var second = TrainingRun.Execute(o with { Output = folder.Path }, resumeFrom: folder.Path);
         Assert.Equal(whole.SessionLosses.Skip(4), second.SessionLosses);
+        Assert.True(folder.IsFinished);
+        Assert.Equal(Path.GetFullPath(second.FinalWeights!), Path.GetFullPath(folder.FinalWeights));
+        Assert.Equal(8, File.ReadLines(folder.Metrics).Count(l => JsonNode.Parse(l)!["loss"] is not null));
         var adapterDir = whole.FinalWeights!;
         var adapter = LoraAdapter.Load(adapterDir, TransformerModel.Load(model).Config);
         Assert.Equal(0.2, TransPeftSettings.ReadFrom(adapter)!.PMask);

@@ -1,15 +1,23 @@
-namespace TransPeft.Engine.Training;
+namespace TransPeft.Engine.IO;
 
 /// <summary>
 /// Creates a folder so that readers see it complete or not at all: its contents are written into a
 /// hidden sibling ".partial-NAME-GUID", which is renamed to NAME only when everything is in it (a
 /// rename within one file system is atomic). A crash mid-write leaves a ".partial-" folder that
-/// <see cref="CleanPartials"/> removes and nothing else ever reads.
+/// <see cref="CleanPartials"/> removes and nothing else ever reads. The folder counterpart of
+/// <see cref="AtomicFile"/>: checkpoints and final weights are written this way, and a host writing a model folder
+/// (weights, config, tokenizer) that other processes may read mid-write can use it too.
 /// </summary>
-internal static class AtomicDirectory
+public static class AtomicDirectory
 {
+    /// <summary>Name prefix of the temporary siblings (readers skip names that start with it).</summary>
     public const string PartialPrefix = ".partial-";
 
+    /// <summary>
+    /// Creates (or replaces) the folder <paramref name="path"/>: <paramref name="fill"/> gets a temporary sibling
+    /// folder to write into, which becomes <paramref name="path"/> when it returns. When it throws, the temporary
+    /// folder is deleted and <paramref name="path"/> is left as it was.
+    /// </summary>
     public static void Write(string path, Action<string> fill)
     {
         var full = Path.GetFullPath(path);
