@@ -7,11 +7,13 @@ namespace TransPeft.Engine.Sessions;
 /// The adapters a session serves, by name (ONNX Runtime GenAI's Adapters): load, replace and unload while requests
 /// run. A request resolves its adapter name once when it starts and keeps that adapter until it ends, so unloading
 /// never pulls weights from under a running request. Thread-safe.
-/// <para>Replacing (<see cref="Load(string, string, bool)"/> with replace) an adapter of the same shape (same modules,
-/// ranks and scaling) on a CPU session is a hot swap in place: the new weights are copied into the served buffers
-/// between two steps of a <see cref="BatchedGenerator"/> (which holds <see cref="SwapGate"/> per step), so its running
-/// requests continue with the new weights from their next token and nothing is reallocated. (A context generating
-/// on its own thread does not take that gate: swap in place only under a batched generator, or unload and load.)
+/// <para>Replacing (<see cref="Load(string, string, bool)"/> with replace, or <see cref="Replace"/>) an adapter of the
+/// same shape (same modules, ranks and scaling) on a CPU session is a hot swap in place: the new weights are copied
+/// into the served buffers between two steps, so running requests continue with the new weights from their next
+/// token and nothing is reallocated. Every step sees one set of weights whole, never a mix: a
+/// <see cref="BatchedGenerator"/> holds <see cref="SwapGate"/> for each of its steps, and an
+/// <see cref="InferenceContext"/> holds the step gate (<see cref="EnterStep"/>, shared by all contexts, so they do not
+/// wait for each other) for each prefill, decode step, score or forward; the copy holds both exclusively.
 /// Any other replacement is a new entry: running requests finish with the old weights.</para>
 /// </summary>
 public sealed class AdapterSet
@@ -41,7 +43,21 @@ public sealed class AdapterSet
         var sw = System.Diagnostics.Stopwatch.StartNew();
         if (!replace) { Load(name, dir); return new AdapterLoadResult(name, sw.Elapsed, InPlace: false); }
         if (string.IsNullOrWhiteSpace(name)) throw new ArgumentException("adapter name: expected a non-empty name");
-        var adapter = LoraAdapter.Load(dir, _session.Config);
+        bool inPlace = Replace(name, LoraAdapter.Load(dir, _session.Config), dir);
+        return new AdapterLoadResult(name, sw.Elapsed, inPlace);
+    }
+
+    /// <summary>
+    /// Serves <paramref name="adapter"/> (made by <see cref="LoraAdapter.Create"/> or trained in this process) under
+    /// <paramref name="name"/>, replacing the adapter of that name if there is one: in place when the shapes agree on a
+    /// CPU session (see the class remarks; the served buffers then keep their identity and <paramref name="adapter"/>
+    /// is only read), else as a new entry. Returns true for an in-place swap.
+    /// </summary>
+    public bool Replace(string name, LoraAdapter adapter) => Replace(name, adapter, null);
+
+    private bool Replace(string name, LoraAdapter adapter, string? source)
+    {
+        if (string.IsNullOrWhiteSpace(name)) throw new ArgumentException("adapter name: expected a non-empty name");
         Model.ModelRules.CheckAdapter(_session.Config, adapter);
         lock (_gate)
         {
@@ -49,18 +65,42 @@ public sealed class AdapterSet
             {
                 if (!_session.IsCuda && SameShape(old.Adapter, adapter))
                 {
-                    lock (SwapGate) CopyInto(old.Adapter, adapter);
-                    return new AdapterLoadResult(name, sw.Elapsed, InPlace: true);
+                    lock (SwapGate)
+                    {
+                        _steps.EnterWriteLock();
+                        try { CopyInto(old.Adapter, adapter); }
+                        finally { _steps.ExitWriteLock(); }
+                    }
+                    return true;
                 }
                 _session.Retire(old);
             }
-            _entries = new Dictionary<string, AdapterEntry>(_entries, StringComparer.Ordinal) { [name] = new AdapterEntry(name, adapter, dir, _session) };
+            _entries = new Dictionary<string, AdapterEntry>(_entries, StringComparer.Ordinal) { [name] = new AdapterEntry(name, adapter, source, _session) };
         }
-        return new AdapterLoadResult(name, sw.Elapsed, InPlace: false);
+        return false;
     }
 
     /// <summary>Held by a <see cref="BatchedGenerator"/> for each step and by an in-place swap for its copy.</summary>
     internal object SwapGate { get; } = new();
+
+    /// <summary>Shared by the steps of every <see cref="InferenceContext"/>, exclusive for an in-place swap's copy. A
+    /// reader-writer lock rather than <see cref="SwapGate"/>: contexts on many threads must not queue behind each other.</summary>
+    private readonly ReaderWriterLockSlim _steps = new(LockRecursionPolicy.NoRecursion);
+
+    /// <summary>
+    /// Enters one step of a context (prefill, decode step, score, forward): until the scope is disposed no in-place swap
+    /// copies weights. Uncontended it costs an interlocked operation and allocates nothing (after the thread's first use).
+    /// </summary>
+    internal StepScope EnterStep()
+    {
+        _steps.EnterReadLock();
+        return new StepScope(_steps);
+    }
+
+    internal readonly struct StepScope(ReaderWriterLockSlim steps) : IDisposable
+    {
+        public void Dispose() => steps.ExitReadLock();
+    }
 
     private static bool SameShape(LoraAdapter a, LoraAdapter b)
     {

@@ -63,7 +63,7 @@ public sealed class InferenceContext : IDisposable
         CheckRequest(1, ids.Count);
         int t = ids.Count, v = model.Config.VocabSize;
         var logits = new float[(long)t * v <= Array.MaxLength ? t * v : throw new ArgumentException($"{t} positions x {v} logits exceed one array")];
-        model.Forward(AsArray(ids), 1, t, logits, default, ref _scratch);
+        using (_session.Adapters.EnterStep()) model.Forward(AsArray(ids), 1, t, logits, default, ref _scratch);
         var logProbs = new float[t - 1];
         for (int i = 0; i < t - 1; i++) logProbs[i] = (float)Sampling.LogSoftmaxAt(logits.AsSpan(i * v, v), ids[i + 1]);
         return new ScoreResult(ids, logProbs);
@@ -81,7 +81,7 @@ public sealed class InferenceContext : IDisposable
         CheckRequest(batchSize, t);
         var logits = outputs.HasFlag(ForwardOutputs.Logits) ? new float[checked(n * model.Config.VocabSize)] : null;
         var hidden = outputs.HasFlag(ForwardOutputs.HiddenStates) ? new float[checked(n * model.Config.HiddenSize)] : null;
-        model.Forward(AsArray(ids), batchSize, t, logits, hidden, ref _scratch);
+        using (_session.Adapters.EnterStep()) model.Forward(AsArray(ids), batchSize, t, logits, hidden, ref _scratch);
         return new ForwardResult(batchSize, t, logits, hidden);
     }
 
@@ -90,7 +90,8 @@ public sealed class InferenceContext : IDisposable
     {
         using var _ = Enter();
         CheckRequest(batch.BatchSize, batch.SeqLen);
-        return _session.BackendFor(Adapter).Loss(batch, ref _scratch);
+        var model = _session.BackendFor(Adapter);
+        using (_session.Adapters.EnterStep()) return model.Loss(batch, ref _scratch);
     }
 
     /// <summary>
@@ -131,7 +132,7 @@ public sealed class InferenceContext : IDisposable
         using var _ = Enter();
         var loop = StartLoop(promptIds, options ?? new GenerationOptions());
         var sw = Stopwatch.StartNew();
-        while (loop.Step() >= 0) cancel.ThrowIfCancellationRequested();
+        while (Step(loop) >= 0) cancel.ThrowIfCancellationRequested();
         double seconds = sw.Elapsed.TotalSeconds;
         return new GenerationResult(loop.Output.ToArray(), loop.Text(), loop.StopReason!, seconds > 0 ? loop.Output.Count / seconds : 0);
     }
@@ -156,7 +157,7 @@ public sealed class InferenceContext : IDisposable
             {
                 cancel.ThrowIfCancellationRequested();
                 int id;
-                using (CpuParallel.Use(_session.Options.Threads)) id = loop.Step();
+                using (CpuParallel.Use(_session.Options.Threads)) id = Step(loop);
                 if (id < 0) yield break;
                 yield return new GeneratedToken(id, index++, loop.StopReason);
                 if (loop.StopReason is not null) yield break;
@@ -170,8 +171,15 @@ public sealed class InferenceContext : IDisposable
         var model = _session.BackendFor(Adapter);
         if (_loop is null || !ReferenceEquals(_loopModel, model)) { _loop = new GenerationLoop(model, _session.Tokenizer?.Tokenizer); _loopModel = model; }
         CheckRequest(1, Math.Max(1, promptIds.Count));
-        _cache = _loop.Start(promptIds, options, _cache);
+        using (_session.Adapters.EnterStep()) _cache = _loop.Start(promptIds, options, _cache);
         return _loop;
+    }
+
+    /// <summary>One decode step under the step gate: an in-place adapter swap lands between two tokens, never inside one.</summary>
+    private int Step(GenerationLoop loop)
+    {
+        using var _ = _session.Adapters.EnterStep();
+        return loop.Step();
     }
 
     private void CheckRequest(int batch, int positions)

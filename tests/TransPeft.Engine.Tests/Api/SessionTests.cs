@@ -247,4 +247,76 @@ public sealed class SessionTests
         Assert.Equal(storedLosses, recomputedLosses);
         Assert.Equal(storedWeights, recomputedWeights);
     }
+
+    /// <summary>
+    /// Hot swaps in place while contexts generate on their own threads. The two adapters swapped are the same function
+    /// written two ways (A doubled, B halved: bit-identical outputs, powers of two scale exactly), so every whole step
+    /// gives the reference token; a step that saw a half-done copy (new A with old B: the LoRA update doubled, checked
+    /// below to change the tokens) would not.
+    /// </summary>
+    [Fact]
+    public async Task An_in_place_swap_during_generation_lands_between_tokens_never_inside_one()
+    {
+        var model = TinyModels.Model(6);
+        var one = TinyModels.TrainedAdapter(model.Config, seed: 21);
+        foreach (var m in one.Modules()) for (int i = 0; i < m.B.Length; i++) m.B.Data[i] *= 10; // the update dominates the logits
+        LoraAdapter Scaled(float a, float b)
+        {
+            var x = one.Clone();
+            foreach (var m in x.Modules())
+            {
+                for (int i = 0; i < m.A.Length; i++) m.A.Data[i] *= a;
+                for (int i = 0; i < m.B.Length; i++) m.B.Data[i] *= b;
+            }
+            return x;
+        }
+        var two = Scaled(2, 0.5f);
+        var greedy = new GenerationOptions { MaxNewTokens = 48, Greedy = true, EosTokenIds = [] };
+        var prompts = Enumerable.Range(0, 6).Select(i => TinyModels.RandomIds(4 + i, model.Config.VocabSize, 40 + i)).ToArray();
+        using var session = InferenceSession.FromModel(model, new SessionOptions { Threads = 1 });
+        session.Adapters.Add("t", one.Clone());
+        IReadOnlyList<int>[] want;
+        using (var ctx = session.CreateContext("t")) want = prompts.Select(p => ctx.Generate(p, greedy).TokenIds).ToArray();
+        using (var reference = InferenceSession.FromModel(model, new SessionOptions { Threads = 1 }))
+        {
+            reference.Adapters.Add("two", two);
+            reference.Adapters.Add("torn", Scaled(2, 1));
+            using var ctx = reference.CreateContext("two");
+            Assert.Equal(want, prompts.Select(p => ctx.Generate(p, greedy).TokenIds));
+            ctx.UseAdapter("torn");
+            Assert.NotEqual(want, prompts.Select(p => ctx.Generate(p, greedy).TokenIds));
+        }
+
+        // The swapper runs on its own thread from before the first request to after the last; each worker keeps
+        // generating until hundreds of swaps have landed while requests ran.
+        const int swapsWanted = 300;
+        int inPlace = 0;
+        bool stop = false;
+        var swapper = new Thread(() =>
+        {
+            for (int i = 0; !Volatile.Read(ref stop); i++)
+                if (session.Adapters.Replace("t", i % 2 == 0 ? two : one)) Interlocked.Increment(ref inPlace);
+        });
+        swapper.Start();
+        SpinWait.SpinUntil(() => Volatile.Read(ref inPlace) > 0, TimeSpan.FromSeconds(30));
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        var workers = Enumerable.Range(0, 3).Select(w => Task.Factory.StartNew(async () =>
+        {
+            using var ctx = session.CreateContext("t");
+            var got = new List<IReadOnlyList<int>>();
+            for (int round = 0; round < 2 || (Volatile.Read(ref inPlace) < swapsWanted && DateTime.UtcNow < deadline); round++)
+                for (int i = 0; i < prompts.Length; i++)
+                {
+                    if (w == 0) got.Add((await ctx.GenerateAsync(prompts[i], greedy).ToListAsync()).Select(t => t.Id).ToArray());
+                    else got.Add(ctx.Generate(prompts[i], greedy).TokenIds);
+                }
+            return got;
+        }, TaskCreationOptions.LongRunning).Unwrap()).ToArray();
+        List<IReadOnlyList<int>>[] results;
+        try { results = await Task.WhenAll(workers).WaitAsync(TimeSpan.FromMinutes(2)); }
+        finally { Volatile.Write(ref stop, true); swapper.Join(); }
+        Assert.True(inPlace >= swapsWanted, $"only {inPlace} in-place swaps ran during generation");
+        foreach (var got in results)
+            for (int k = 0; k < got.Count; k++) Assert.Equal(want[k % prompts.Length], got[k]);
+    }
 }
