@@ -61,20 +61,20 @@ public static class UpdateAnalyzer
         // Weight changes: per tensor, and per group as the Frobenius norm of the concatenation.
         var table = new IReadOnlyList<double>[c.NumLayers];
         var layers = new LayerWeightChange[c.NumLayers];
-        var attnAll = new FrobeniusPair(); var ffnAll = new FrobeniusPair();
+        var attnAll = new WeightChange(); var ffnAll = new WeightChange();
         for (int l = 0; l < c.NumLayers; l++)
         {
             LayerWeights o = oldModel.Layers[l], n = newModel.Layers[l];
             var row = new double[ModuleNames.Count];
-            var attn = new FrobeniusPair(); var ffn = new FrobeniusPair(); var norms = new FrobeniusPair();
+            var attn = new WeightChange(); var ffn = new WeightChange(); var norms = new WeightChange();
             foreach (var p in ProjectionNames.All)
             {
-                var f = FrobeniusPair.Of(o.Weight(p), n.Weight(p));
+                var f = WeightChange.Of(o.Weight(p), n.Weight(p));
                 row[(int)p] = f.Relative;
                 (p.IsFfn() ? ffn : attn).Add(f);
             }
-            var n1 = FrobeniusPair.Of(o.InputNorm, n.InputNorm);
-            var n2 = FrobeniusPair.Of(o.PostNorm, n.PostNorm);
+            var n1 = WeightChange.Of(o.InputNorm, n.InputNorm);
+            var n2 = WeightChange.Of(o.PostNorm, n.PostNorm);
             row[7] = n1.Relative; row[8] = n2.Relative;
             norms.Add(n1); norms.Add(n2);
             attnAll.Add(attn); ffnAll.Add(ffn);
@@ -87,9 +87,9 @@ public static class UpdateAnalyzer
             OldModel = options.OldName, NewModel = options.NewName, ModelType = c.ModelType, NumLayers = c.NumLayers,
             Modules = ModuleNames, RelativeChange = table, Layers = layers,
             AttentionChange = attnAll.Relative, FfnChange = ffnAll.Relative,
-            EmbeddingChange = FrobeniusPair.Of(oldModel.Embed, newModel.Embed).Relative,
-            LmHeadChange = oldModel.LmHead is { } oh && newModel.LmHead is { } nh ? FrobeniusPair.Of(oh, nh).Relative : null,
-            FinalNormChange = FrobeniusPair.Of(oldModel.FinalNorm, newModel.FinalNorm).Relative,
+            EmbeddingChange = WeightChange.Of(oldModel.Embed, newModel.Embed).Relative,
+            LmHeadChange = oldModel.LmHead is { } oh && newModel.LmHead is { } nh ? WeightChange.Of(oh, nh).Relative : null,
+            FinalNormChange = WeightChange.Of(oldModel.FinalNorm, newModel.FinalNorm).Relative,
             Activations = data is null ? null : CompareActivations(oldModel, newModel, data, options.TopK ?? Math.Max(1, c.IntermediateSize / 10)),
         };
     }
@@ -130,29 +130,4 @@ public static class UpdateAnalyzer
     /// <summary>Indices of the k largest values (ties broken by the lower index).</summary>
     internal static HashSet<int> TopIndices(double[] values, int k) =>
         Enumerable.Range(0, values.Length).OrderByDescending(i => values[i]).ThenBy(i => i).Take(k).ToHashSet();
-
-    /// <summary>Σ (new − old)² and Σ old² of one or more tensors, in double.</summary>
-    private sealed class FrobeniusPair
-    {
-        public double DiffSq, OldSq;
-
-        /// <summary>||ΔW|| / ||W_old||; 0 when nothing changed, +∞ when a zero tensor became nonzero.</summary>
-        public double Relative => DiffSq == 0 ? 0 : Math.Sqrt(DiffSq) / Math.Sqrt(OldSq);
-
-        public void Add(FrobeniusPair o) { DiffSq += o.DiffSq; OldSq += o.OldSq; }
-
-        public static FrobeniusPair Of(Parameter oldP, Parameter newP)
-        {
-            if (!oldP.Shape.SequenceEqual(newP.Shape))
-                throw new ArgumentException($"{oldP.Name}: shape {ArchitectureDiff.Shape(oldP.Shape)} vs {ArchitectureDiff.Shape(newP.Shape)}");
-            double d = 0, s = 0;
-            var a = oldP.Data; var b = newP.Data;
-            for (int i = 0; i < a.Length; i++)
-            {
-                double x = a[i], diff = (double)b[i] - x;
-                d += diff * diff; s += x * x;
-            }
-            return new FrobeniusPair { DiffSq = d, OldSq = s };
-        }
-    }
 }

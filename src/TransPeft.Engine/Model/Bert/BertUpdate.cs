@@ -1,3 +1,5 @@
+using TransPeft.Engine.Analysis;
+
 namespace TransPeft.Engine.Model.Bert;
 
 /// <summary>How far each kind of encoder weight moved between two versions of one BERT architecture.</summary>
@@ -26,14 +28,9 @@ public static class BertUpdate
                 var a = get(oldModel.Params.Layers[l]).Data;
                 var b = get(newModel.Params.Layers[l]).Data;
                 if (a.Length != b.Length) throw new ArgumentException($"layer {l} {name}: {a.Length} vs {b.Length} weights");
-                double dd = 0, aa = 0, bb = 0, ab = 0;
-                for (int i = 0; i < a.Length; i++)
-                {
-                    double x = a[i], y = b[i], d = y - x;
-                    dd += d * d; aa += x * x; bb += y * y; ab += x * y;
-                }
-                rel += Math.Sqrt(dd / aa) / n;
-                cos += ab / Math.Sqrt(aa * bb) / n;
+                var change = WeightChange.Of(a, b);
+                rel += change.Relative / n;
+                cos += change.Cosine / n;
             }
             result.Add((name, rel, cos));
         }
