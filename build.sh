@@ -3,6 +3,7 @@
 #   ./build.sh demo         the main job: `tpeft experiment` (default preset cpu; args pass through, e.g. --preset cpu-sweep)
 #   ./build.sh test         restore, build, install what the checks need, run every test, pack, run samples/
 #   ./build.sh pack         TransPeft.Engine and TransPeft.Cuda packages into artifacts/packages
+#   ./build.sh sample       pack, then build and run samples/TransPeft.Sample from that local feed
 #   ./build.sh build        Release build of the solution
 #   ./build.sh bench        CPU benchmarks against libtorch (TorchSharp-cpu), table printed last
 #   ./build.sh gpu-package  everything a GPU machine without .NET needs, in one folder/archive
@@ -76,6 +77,9 @@ case "$cmd" in
   pack)
     pack_packages
     ;;
+  sample)
+    pack_and_run_sample
+    ;;
   demo)
     dotnet build src/TransPeft.Cli -c Release -nologo -v quiet
     tpeft experiment "$@"
@@ -93,7 +97,7 @@ case "$cmd" in
     tools/gpu-package.sh "$@"
     ;;
   *)
-    echo "usage: ./build.sh build|test|pack|demo|bench|gpu-package [args...]" >&2
+    echo "usage: ./build.sh build|test|pack|sample|demo|bench|gpu-package [args...]" >&2
     exit 2
     ;;
 esac
