@@ -3,9 +3,10 @@ using TransPeft.Engine.Compute.Cpu;
 namespace TransPeft.Engine.Compute;
 
 /// <summary>
-/// The CPU thread budget for engine calls made outside a session (the BERT encoder, embedder and classifier take
-/// no <c>SessionOptions</c> yet): like a session's <c>Threads</c>, it holds for the calls this thread makes until
-/// the returned scope is disposed, and nothing process-wide changes.
+/// The CPU thread budget for engine calls made outside a session (<c>TrainingRun.Execute</c>, <c>UpdateAnalyzer</c>,
+/// a <c>TaskEvaluator</c> over a model, the BERT embedder and classifier): like a session's <c>Threads</c>, it holds
+/// for the calls this thread makes until the returned scope is disposed, and nothing process-wide changes. A
+/// session whose <c>Threads</c> is 0 inherits it.
 /// </summary>
 public static class CpuThreads
 {

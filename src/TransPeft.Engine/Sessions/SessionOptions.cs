@@ -33,7 +33,8 @@ public sealed record SessionOptions
     /// <summary>Folder for compiled CUDA kernels (cubin cache); null: the CUDA layer's default.</summary>
     public string? KernelCacheDir { get; init; }
 
-    /// <summary>CPU threads for this session's calls (0 = every core).</summary>
+    /// <summary>CPU threads for this session's calls; 0 keeps the calling thread's budget (an enclosing
+    /// <see cref="Compute.CpuThreads.Use"/> scope's count, else every core).</summary>
     public int Threads { get; init; }
 
     public SessionDType DType { get; init; } = SessionDType.Auto;

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 using TransPeft.Cli.Commands;
-using TransPeft.Engine.Compute.Cpu;
+using TransPeft.Engine.Compute;
 using TransPeft.Engine.IO.Onnx;
 using TransPeft.Engine.Model.Bert;
 
@@ -26,7 +26,7 @@ internal static class EmbedLatency
         BertOnnxImporter.WriteHfFolder(BertOnnxImporter.Import(OnnxReader.Read(onnx, id), id), vocab, dir, BertPooling.Mean, id, overwrite: true);
         var model = BertModel.Load(dir);
         var embedder = new BertEmbedder(model);
-        CpuParallel.Threads = threads;
+        using var threadScope = CpuThreads.Use(threads); // the engine side's budget for the calls this thread makes
         using var options = new SessionOptions { IntraOpNumThreads = threads, InterOpNumThreads = 1, ExecutionMode = ExecutionMode.ORT_SEQUENTIAL };
         using var session = new InferenceSession(onnx, options);
 
