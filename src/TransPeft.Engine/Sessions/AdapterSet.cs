@@ -51,7 +51,8 @@ public sealed class AdapterSet
     /// Serves <paramref name="adapter"/> (made by <see cref="LoraAdapter.Create"/> or trained in this process) under
     /// <paramref name="name"/>, replacing the adapter of that name if there is one: in place when the shapes agree on a
     /// CPU session (see the class remarks; the served buffers then keep their identity and <paramref name="adapter"/>
-    /// is only read), else as a new entry. Returns true for an in-place swap.
+    /// is only read), else as a new entry that serves <paramref name="adapter"/> itself (as <see cref="Add(string, LoraAdapter)"/> does: do
+    /// not change its weights afterwards). Returns true for an in-place swap.
     /// </summary>
     public bool Replace(string name, LoraAdapter adapter) => Replace(name, adapter, null);
 
