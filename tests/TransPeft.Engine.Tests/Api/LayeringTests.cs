@@ -60,4 +60,26 @@ public sealed class LayeringTests
         // The compact GPT-2 tokenizer is a model-folder format (tpeft_tokenizer.json), so it stays in the engine.
         Assert.Equal(engine, typeof(global::TransPeft.Engine.Text.CompactGpt2Tokenizer).Assembly);
     }
+
+    /// <summary>
+    /// The CLI, the benchmarks and the experiment are clients of the public API (docs/API.md): the engine, the
+    /// experiment project and the CLI open their internals to the tests alone, so a client reaching for an internal
+    /// does not compile.
+    /// </summary>
+    [Fact]
+    public void Only_the_tests_see_internals()
+    {
+        var assemblies = new[]
+        {
+            typeof(global::TransPeft.Engine.Model.ModelConfig).Assembly,
+            typeof(global::TransPeft.Experiments.ExperimentRunner).Assembly,
+            typeof(global::TransPeft.Cli.Commands.TrainCommand).Assembly,
+        };
+        foreach (var assembly in assemblies)
+        {
+            var friends = assembly.GetCustomAttributes(typeof(System.Runtime.CompilerServices.InternalsVisibleToAttribute), false)
+                .Cast<System.Runtime.CompilerServices.InternalsVisibleToAttribute>().Select(a => a.AssemblyName);
+            Assert.Equal(["TransPeft.Engine.Tests"], friends);
+        }
+    }
 }
