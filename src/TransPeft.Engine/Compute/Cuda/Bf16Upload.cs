@@ -11,9 +11,10 @@ namespace TransPeft.Engine.Compute.Cuda;
 /// they are, an F32/F16/F64 one is converted chunk by chunk. Either way no fp32 copy of the tensor is made on the
 /// host, and the values, their rounding (to nearest even) and the non-finite check are those of an eager load.
 /// </summary>
-internal sealed class Bf16Upload(IComputeDevice device) : IDisposable
+/// <param name="chunkElements">Elements per chunk (tests use odd sizes to cross tensor boundaries).</param>
+internal sealed class Bf16Upload(IComputeDevice device, int chunkElements = Bf16Upload.ChunkElements) : IDisposable
 {
-    /// <summary>Elements per chunk: 2 MiB of bf16, small enough to stay in cache while it is converted.</summary>
+    /// <summary>Elements per chunk by default: 2 MiB of bf16, small enough to stay in cache while it is converted.</summary>
     public const int ChunkElements = 1 << 20;
 
     private HostStaging? _staging;
@@ -28,9 +29,9 @@ internal sealed class Bf16Upload(IComputeDevice device) : IDisposable
             return;
         }
         var data = p.Data;
-        for (int start = 0; start < data.Length; start += ChunkElements)
+        for (int start = 0; start < data.Length; start += chunkElements)
         {
-            int n = Math.Min(ChunkElements, data.Length - start);
+            int n = Math.Min(chunkElements, data.Length - start);
             var bits = Staging()[..n];
             var source = data.AsSpan(start, n);
             for (int i = 0; i < n; i++) bits[i] = BFloat16.FromSingle(source[i]);
@@ -40,9 +41,9 @@ internal sealed class Bf16Upload(IComputeDevice device) : IDisposable
 
     private void FromCheckpoint(DevicePtr destination, CheckpointTensor t, int length)
     {
-        for (int start = 0; start < length; start += ChunkElements)
+        for (int start = 0; start < length; start += chunkElements)
         {
-            int n = Math.Min(ChunkElements, length - start);
+            int n = Math.Min(chunkElements, length - start);
             var target = destination.OffsetBytes((long)start * 2);
             if (t.DType == SafetensorsDType.BF16)
             {
@@ -55,7 +56,7 @@ internal sealed class Bf16Upload(IComputeDevice device) : IDisposable
         }
     }
 
-    private Span<ushort> Staging() => (_staging ??= device.CreateStaging(ChunkElements)).Span;
+    private Span<ushort> Staging() => (_staging ??= device.CreateStaging(chunkElements)).Span;
 
     public void Dispose() => _staging?.Dispose();
 }

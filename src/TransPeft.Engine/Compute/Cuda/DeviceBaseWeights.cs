@@ -37,8 +37,14 @@ internal sealed class DeviceBaseWeights
     public ArenaLayout Arena { get; }
     public DevicePtr Base { get; }
 
+    /// <summary>The device that allocated the base (tests: the emulated backend's memory accounting).</summary>
+    internal IComputeDevice Device => _device;
+
     /// <summary>Device bytes the shared base takes.</summary>
     public long Bytes => Arena.TotalBytes;
+
+    /// <summary>References held: the creator's and one per model object using the base (tests).</summary>
+    public int References { get { lock (_gate) return _references; } }
 
     /// <summary>True until the last reference is released.</summary>
     public bool IsAlive { get { lock (_gate) return _references > 0; } }
