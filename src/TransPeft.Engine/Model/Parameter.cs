@@ -69,6 +69,18 @@ internal sealed class Parameter
     public void ZeroGrad() { if (Grad is not null) Array.Clear(Grad); }
     public long[] LongShape => Array.ConvertAll(Shape, x => (long)x);
 
+    /// <summary>A fresh copy of the values. A lazy parameter is read from its checkpoint and stays lazy (a full
+    /// fine-tuning copy of a GPU session's weights does not leave an fp32 copy behind in the session's model).</summary>
+    public float[] CopyData()
+    {
+        if (_data is null && CheckpointTensor is { } t && t.Owner.TryLease())
+        {
+            try { return t.ReadFloat32(); }
+            finally { t.Owner.EndLease(); }
+        }
+        return (float[])Data.Clone();
+    }
+
     private float[] Materialise()
     {
         lock (_materialiseGate!)

@@ -180,10 +180,10 @@ public sealed class TransformerModel
         MemoryBudget.Require(MemoryBudget.Fp32Bytes(count, source), $"{source}: the model's {count:N0} fp32 parameters", limit);
     }
 
-    /// <summary>A deep copy (weights duplicated, no gradients).</summary>
+    /// <summary>A deep copy (weights duplicated in fp32, no gradients); lazy parameters of this model stay lazy.</summary>
     internal TransformerModel Clone()
     {
-        Parameter C(Parameter p) => new(p.Name, (int[])p.Shape.Clone(), (float[])p.Data.Clone());
+        Parameter C(Parameter p) => new(p.Name, (int[])p.Shape.Clone(), p.CopyData());
         Parameter? CO(Parameter? p) => p is null ? null : C(p);
         var layers = Layers.Select(l => new LayerWeights
         {

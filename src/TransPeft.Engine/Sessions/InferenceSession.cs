@@ -201,7 +201,8 @@ public sealed class InferenceSession : IDisposable
         var tok = options.Tokenizer is not null ? TokenizerLoader.Load(options.Tokenizer) : Tokenizer;
         var weights = options.Method == TrainingMethod.Full ? Model.Clone() : Model;
         using var _ = CpuParallel.Use(Options.Threads);
-        return TrainingRun.Execute(options, weights, modelDir, tok, progress, resumeFrom, cancel, log, _cuda, overwrite);
+        return TrainingRun.Execute(options, weights, modelDir, tok, progress, resumeFrom, cancel, log, _cuda, overwrite,
+            options.Method == TrainingMethod.Full ? null : _deviceBase);
     }
 
     /// <summary>

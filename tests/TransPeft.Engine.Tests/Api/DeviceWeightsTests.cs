@@ -101,6 +101,32 @@ public sealed class DeviceWeightsTests
         Assert.Equal(1, checkpoint.MaterialisedCount);
     }
 
+    [SkippableFact]
+    public void TheMemoryLimitCountsWhatEachDeviceReallyHolds()
+    {
+        var dir = SavedModel(SafetensorsDType.BF16);
+        long fp32 = 4 * Config().ParameterCount(), bf16 = DeviceBaseWeights.BytesFor(TransformerModel.OpenLazy(dir));
+        Assert.True(bf16 < fp32 / 2 + 64 * 1024, $"bf16 base {bf16} B, fp32 {fp32} B");
+        // Between the two: a GPU session fits (bf16 on the device, nothing on the host), a CPU session does not.
+        long between = (bf16 + fp32) / 2;
+        using (var gpu = InferenceSession.Load(dir, Emulated() with { MaxMemoryBytes = between })) Assert.Equal(bf16, gpu.DeviceBase!.Bytes);
+        var cpu = Assert.Throws<MemoryBudgetException>(() => InferenceSession.Load(dir, new SessionOptions { MaxMemoryBytes = between }));
+        Assert.Contains("fp32 parameters", cpu.Message);
+        var device = Assert.Throws<MemoryBudgetException>(() => InferenceSession.Load(dir, Emulated() with { MaxMemoryBytes = bf16 - 1 }));
+        Assert.Contains("bf16 parameters on the device", device.Message);
+    }
+
+    [Fact]
+    public void CopyingALazyModelLeavesItLazy()
+    {
+        var dir = SavedModel(SafetensorsDType.F16);
+        var lazy = TransformerModel.OpenLazy(dir);
+        var copy = lazy.Clone(); // what full fine-tuning on a GPU session trains
+        Assert.Equal(TransformerModel.Load(dir).Parameters().Select(p => p.Data), copy.Parameters().Select(p => p.Data));
+        Assert.Equal(0, lazy.Checkpoint!.MaterialisedCount);
+        Assert.True(lazy.Checkpoint.IsOpen);
+    }
+
     [Theory]
     [InlineData(SafetensorsDType.F32)]
     [InlineData(SafetensorsDType.F16)]
