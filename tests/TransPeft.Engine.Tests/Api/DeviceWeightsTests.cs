@@ -22,12 +22,12 @@ public sealed class DeviceWeightsTests
     /// <summary>A vocabulary-heavy tiny model: the base (embedding and head) dominates what a model object owns.</summary>
     private static ModelConfig Config() => TinyModels.Config() with { VocabSize = 2048, HiddenSize = 64, HeadDim = 16 };
 
-    private static string SavedModel(SafetensorsDType dtype, int seed = 1, Action<TransformerModel>? edit = null)
+    private static string SavedModel(SafetensorsDType dtype, int seed = 1, Action<TransformerModel>? edit = null, long? maxShardBytes = null)
     {
         var model = TransformerModel.CreateRandom(Config(), seed, initStd: 0.2);
         edit?.Invoke(model);
         var dir = TpeftProcess.TempDir();
-        model.Save(dir, dtype);
+        model.Save(dir, dtype, maxShardBytes);
         return dir;
     }
 
@@ -128,14 +128,18 @@ public sealed class DeviceWeightsTests
     }
 
     [Theory]
-    [InlineData(SafetensorsDType.F32)]
-    [InlineData(SafetensorsDType.F16)]
-    [InlineData(SafetensorsDType.BF16)]
-    public void UploadingFromTheFileGivesTheBitsTheEagerUploadGives(SafetensorsDType dtype)
+    [InlineData(SafetensorsDType.F32, false)]
+    [InlineData(SafetensorsDType.F16, false)]
+    [InlineData(SafetensorsDType.BF16, false)]
+    [InlineData(SafetensorsDType.BF16, true)]
+    [InlineData(SafetensorsDType.F32, true)]
+    public void UploadingFromTheFileGivesTheBitsTheEagerUploadGives(SafetensorsDType dtype, bool sharded)
     {
         // Exact ties between two bf16 values: round to nearest EVEN (1 + 2^-8 rounds down to 1, 1 + 3·2^-8 up to 1 + 2^-6).
         float tieDown = BitConverter.Int32BitsToSingle(0x3F808000), tieUp = BitConverter.Int32BitsToSingle(0x3F818000);
-        var dir = SavedModel(dtype, edit: m => { m.Embed.Data[0] = tieDown; m.Embed.Data[1] = tieUp; m.Embed.Data[2] = -tieUp; });
+        var dir = SavedModel(dtype, edit: m => { m.Embed.Data[0] = tieDown; m.Embed.Data[1] = tieUp; m.Embed.Data[2] = -tieUp; },
+            maxShardBytes: sharded ? 64 * 1024 : null);
+        Assert.Equal(sharded, File.Exists(Path.Combine(dir, SafetensorsCheckpoint.IndexFileName)));
         var lazy = TransformerModel.OpenLazy(dir);
         var eager = TransformerModel.Load(dir);
 

@@ -32,7 +32,7 @@ internal sealed class Bf16Upload(IComputeDevice device, int chunkElements = Bf16
         for (int start = 0; start < data.Length; start += chunkElements)
         {
             int n = Math.Min(chunkElements, data.Length - start);
-            var bits = Staging()[..n];
+            var bits = Staging(n);
             var source = data.AsSpan(start, n);
             for (int i = 0; i < n; i++) bits[i] = BFloat16.FromSingle(source[i]);
             device.Upload<ushort>(destination.OffsetBytes((long)start * 2), bits);
@@ -50,13 +50,24 @@ internal sealed class Bf16Upload(IComputeDevice device, int chunkElements = Bf16
                 device.Upload(target, t.RawBf16(start, n)); // the file's bytes are already what the device wants
                 continue;
             }
-            var bits = Staging()[..n];
+            var bits = Staging(n);
             t.ConvertToBf16(start, bits);
             device.Upload<ushort>(target, bits);
         }
     }
 
-    private Span<ushort> Staging() => (_staging ??= device.CreateStaging(chunkElements)).Span;
+    /// <summary>n elements of staging; the buffer grows to the largest chunk asked for (small tensors, such as an
+    /// adapter's, never cost a full chunk of page-locked memory).</summary>
+    private Span<ushort> Staging(int n)
+    {
+        if (_staging is null || _staging.Span.Length < n)
+        {
+            _staging?.Dispose();
+            _staging = null;
+            _staging = device.CreateStaging(n);
+        }
+        return _staging.Span[..n];
+    }
 
     public void Dispose() => _staging?.Dispose();
 }

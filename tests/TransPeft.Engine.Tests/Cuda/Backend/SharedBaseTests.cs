@@ -1,4 +1,5 @@
 using TransPeft.Engine.Compute.Cuda;
+using TransPeft.Engine.IO;
 using TransPeft.Engine.Model;
 using TransPeft.Engine.Tests.Cuda.Emulation;
 using TransPeft.Engine.Training;
@@ -88,6 +89,26 @@ public sealed class SharedBaseTests
         Assert.Throws<ArgumentException>(() => CudaTransformer.ForInference(device, BackendParityTests.Model(c, 2), sharedBase: other));
         other.Release();
         Assert.Equal(0, device.Live);
+    }
+
+    [SkippableFact]
+    public void OnAGpuModelsOnOtherStreamsReadTheBaseUploadedFromTheFileThroughPinnedStaging()
+    {
+        var backend = GpuBackend.Require();
+        var c = BackendParityTests.Config("llama", hidden: 64, heads: 4, kvHeads: 2, headDim: 64, inter: 96);
+        var dir = Support.TpeftProcess.TempDir();
+        BackendParityTests.Model(c, 1).Save(dir, SafetensorsDType.F32); // F32: converted through the page-locked staging buffer
+        var lazy = TransformerModel.OpenLazy(dir);
+        var adapter = BackendParityTests.Adapter(c, 2);
+        var shared = backend.UploadBase(lazy);
+        var ids = TinyIds(c, 2 * 7);
+        float[] sharedLogits;
+        using (var m = backend.CreateInference(lazy, adapter, sharedBase: shared)) sharedLogits = m.ForwardLogits(ids, 2, 7);
+        using var own = backend.CreateInference(TransformerModel.Load(dir), adapter);
+        Assert.Equal(own.ForwardLogits(ids, 2, 7), sharedLogits);
+        Assert.Equal(0, lazy.Checkpoint!.MaterialisedCount);
+        shared.Release();
+        Assert.False(shared.IsAlive);
     }
 
     private static ArenaRegion Region(DeviceBaseWeights shared, Parameter p) =>
