@@ -27,7 +27,9 @@ public static class TrainingRun
     {
         options.Validate();
         string modelDir = options.Model ?? throw new TrainingConfigException("training options", "model", "a base model folder (--model)");
-        var model = TransformerModel.Load(modelDir);
+        // LoRA on CUDA never computes on the base's fp32 values: they stay in the mapped files and go to the device in
+        // bf16 straight from there. The CPU, and full fine-tuning (which trains fp32 masters), read them now.
+        var model = cuda is not null && options.Method != TrainingMethod.Full ? TransformerModel.OpenLazy(modelDir) : TransformerModel.Load(modelDir);
         return Execute(options, model, modelDir, LoadTokenizer(options, modelDir), progress, resumeFrom, cancel, log, cuda, overwrite);
     }
 
