@@ -97,42 +97,35 @@ internal sealed class CheckpointTensor(CheckpointWeights owner, SafetensorsReade
     {
         if (DType != SafetensorsDType.BF16) throw new InvalidOperationException($"{Path}: tensor '{Info.Name}' is {DType}, not BF16");
         var bits = MemoryMarshal.Cast<byte, ushort>(reader.GetBytes(Info.Name, start * 2, checked(count * 2)));
-        for (int i = 0; i < bits.Length; i++)
-            if ((bits[i] & 0x7F80) == 0x7F80) throw new NonFiniteValueException(Path, What, start + i, BFloat16.ToSingle(bits[i]));
+        // A vector screen for the exponent-all-ones pattern; the scalar loop then finds the first such value.
+        var exponent = new System.Numerics.Vector<ushort>(0x7F80);
+        int i = 0, width = System.Numerics.Vector<ushort>.Count;
+        for (; i + width <= bits.Length; i += width)
+            if (System.Numerics.Vector.EqualsAny(new System.Numerics.Vector<ushort>(bits[i..]) & exponent, exponent)) break;
+        for (; i < bits.Length; i++)
+            if (BFloat16.IsNonFinite(bits[i])) throw new NonFiniteValueException(Path, What, start + i, BFloat16.ToSingle(bits[i]));
         return bits;
     }
 
     /// <summary>
-    /// Elements [start, start + destination.Length) converted to bf16 into <paramref name="destination"/>: each value
-    /// is first the fp32 an eager load would hold (F16 and BF16 exactly, F64 rounded), then rounded to nearest even.
+    /// Elements [start, start + destination.Length) converted to bf16 into <paramref name="destination"/>
+    /// (<see cref="BFloat16.FromFloats"/>: the eager load's fp32 value, rounded to nearest even), checked finite.
     /// </summary>
-    public void ConvertToBf16(long start, Span<ushort> destination)
+    public unsafe void ConvertToBf16(long start, Span<ushort> destination)
     {
+        reader.RequireFloatingPoint(Info.Name);
+        if (DType == SafetensorsDType.BF16)
+        {
+            RawBf16(start, destination.Length).CopyTo(destination);
+            return;
+        }
         int n = destination.Length, size = DType.ByteSize();
         var bytes = reader.GetBytes(Info.Name, start * size, checked(n * size));
-        switch (DType)
+        fixed (byte* source = bytes)
+        fixed (ushort* target = destination)
         {
-            case SafetensorsDType.BF16:
-                RawBf16(start, n).CopyTo(destination);
-                return;
-            case SafetensorsDType.F32:
-                var f = MemoryMarshal.Cast<byte, float>(bytes);
-                for (int i = 0; i < n; i++) destination[i] = Checked(f[i], start + i);
-                return;
-            case SafetensorsDType.F16:
-                var h = MemoryMarshal.Cast<byte, Half>(bytes);
-                for (int i = 0; i < n; i++) destination[i] = Checked((float)h[i], start + i);
-                return;
-            case SafetensorsDType.F64:
-                var d = MemoryMarshal.Cast<byte, double>(bytes);
-                for (int i = 0; i < n; i++) destination[i] = Checked((float)d[i], start + i);
-                return;
-            default:
-                reader.RequireFloatingPoint(Info.Name);
-                return;
+            long bad = BFloat16.FromFloats(source, DType, target, n);
+            if (bad >= 0) throw new NonFiniteValueException(Path, What, start + bad, BFloat16.Load(source, DType, bad));
         }
     }
-
-    private ushort Checked(float value, long index) =>
-        float.IsFinite(value) ? BFloat16.FromSingle(value) : throw new NonFiniteValueException(Path, What, index, value);
 }

@@ -33,8 +33,13 @@ internal sealed class Bf16Upload(IComputeDevice device, int chunkElements = Bf16
         {
             int n = Math.Min(chunkElements, data.Length - start);
             var bits = Staging(n);
-            var source = data.AsSpan(start, n);
-            for (int i = 0; i < n; i++) bits[i] = BFloat16.FromSingle(source[i]);
+            unsafe
+            {
+                // Values already in memory were checked when they were read; only the rounding is done here.
+                fixed (float* source = &data[start])
+                fixed (ushort* target = bits)
+                    BFloat16.FromFloats((byte*)source, SafetensorsDType.F32, target, n);
+            }
             device.Upload<ushort>(destination.OffsetBytes((long)start * 2), bits);
         }
     }
