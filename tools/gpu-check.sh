@@ -177,7 +177,7 @@ run_tests() {
   if [ $rc -eq 0 ] && [ -f "$trx" ] && [ "${total:-0}" -gt 0 ]; then st=ok; else st=FAIL; fi
 }
 
-run_tests runtime 150 "FullyQualifiedName~.GpuRuntimeTests.|FullyQualifiedName~.CudaBackendTests.|FullyQualifiedName~.NativeBindingTests."
+run_tests runtime 150 "FullyQualifiedName~.GpuRuntimeTests.|FullyQualifiedName~.CudaBackendTests.|FullyQualifiedName~.SharedBaseTests.|FullyQualifiedName~.NativeBindingTests."
 record runtime "$st" "$secs" "$detail"
 run_tests kernel-parity 150 "FullyQualifiedName~.GpuKernelParityTests."
 record kernel-parity "$st" "$secs" "$detail"

@@ -217,9 +217,31 @@ public sealed unsafe class SafetensorsReader : IDisposable
                 for (int i = 0; i < result.Length; i++) result[i] = (float)d[i];
                 break;
             default:
-                throw new SafetensorsFormatException(Path, name, $"dtype {t.DType} is not a floating-point type (expected F32, F16, BF16 or F64)");
+                throw NotFloatingPoint(t);
         }
         return result;
+    }
+
+    /// <summary>Throws unless a tensor holds floating-point values (the one message for every reader of model weights).</summary>
+    internal void RequireFloatingPoint(string name)
+    {
+        var t = GetInfo(name);
+        if (t.DType is not (SafetensorsDType.F32 or SafetensorsDType.BF16 or SafetensorsDType.F16 or SafetensorsDType.F64)) throw NotFloatingPoint(t);
+    }
+
+    private SafetensorsFormatException NotFloatingPoint(TensorInfo t) =>
+        new(Path, t.Name, $"dtype {t.DType} is not a floating-point type (expected F32, F16, BF16 or F64)");
+
+    /// <summary>
+    /// <paramref name="byteCount"/> raw bytes of a tensor from <paramref name="byteOffset"/> on, straight from the mapping:
+    /// how a tensor of any size is read in chunks (valid while the reader lives).
+    /// </summary>
+    internal ReadOnlySpan<byte> GetBytes(string name, long byteOffset, int byteCount)
+    {
+        var t = GetInfo(name);
+        if (byteOffset < 0 || byteCount < 0 || byteOffset + byteCount > t.ByteLength)
+            throw new ArgumentOutOfRangeException(nameof(byteOffset), $"{Path}: bytes [{byteOffset}, {byteOffset + byteCount}) are outside tensor '{name}' ({t.ByteLength} bytes)");
+        return new ReadOnlySpan<byte>(_base + _dataStart + t.Begin + byteOffset, byteCount);
     }
 
     /// <summary>A floating-point tensor as fp64 (used by tests against the float64 golden values).</summary>

@@ -41,6 +41,42 @@ public sealed class TransformerModel
         var config = ModelConfig.Load(Path.Combine(dir, "config.json"));
         RequireMemory(config, dir, memoryLimit);
         using var ck = SafetensorsCheckpoint.Open(dir);
+        return Assemble(config, dir, ck, (name, shape) =>
+        {
+            var data = ck.ReadFloat32(name);
+            NonFiniteValueException.ThrowIfAny(data, ck.ReaderOf(name).Path, $"tensor '{name}'");
+            return new Parameter(name, shape, data);
+        }, null);
+    }
+
+    /// <summary>
+    /// Opens a model folder without reading the weights: the same checks of names, shapes and dtypes as
+    /// <see cref="Load"/>, but every parameter stays in the memory-mapped file until its fp32 values are first read
+    /// (then they are converted and checked finite, as <see cref="Load"/> does up front). The CUDA backend uploads
+    /// such parameters in bf16 straight from the mapping, so no fp32 copy of the weights ever exists on the host.
+    /// Allocates nothing for the weights, so it checks no memory budget: whoever materialises or uploads them does.
+    /// </summary>
+    internal static TransformerModel OpenLazy(string dir)
+    {
+        var config = ModelConfig.Load(Path.Combine(dir, "config.json"));
+        var ck = SafetensorsCheckpoint.Open(dir);
+        try
+        {
+            var weights = new CheckpointWeights(ck);
+            return Assemble(config, dir, ck, (name, shape) => new Parameter(name, shape, weights.Tensor(name)), weights);
+        }
+        catch
+        {
+            ck.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The model's tensors from a checkpoint, each checked against the shape config.json implies, read by
+    /// <paramref name="read"/>; a tensor the config does not explain is an error.</summary>
+    private static TransformerModel Assemble(ModelConfig config, string dir, SafetensorsCheckpoint ck,
+        Func<string, int[], Parameter> read, CheckpointWeights? lazySource)
+    {
         var known = new HashSet<string>(StringComparer.Ordinal);
 
         Parameter Read(string name, params int[] shape)
@@ -51,13 +87,11 @@ public sealed class TransformerModel
             if (!info.Shape.SequenceEqual(shape.Select(x => (long)x)))
                 throw new SafetensorsFormatException(ck.ReaderOf(name).Path, name,
                     $"shape [{string.Join(", ", info.Shape)}] does not match config.json, which implies [{string.Join(", ", shape)}]");
-            var data = ck.ReadFloat32(name);
-            NonFiniteValueException.ThrowIfAny(data, ck.ReaderOf(name).Path, $"tensor '{name}'");
-            return new Parameter(name, shape, data);
+            return read(name, shape);
         }
         Parameter? ReadOptional(string name, params int[] shape) => ck.Contains(name) ? Read(name, shape) : null;
 
-        int h = config.HiddenSize, q = config.QDim, kv = config.KvDim, i = config.IntermediateSize;
+        int h = config.HiddenSize;
         var embed = Read("model.embed_tokens.weight", config.VocabSize, h);
         var layers = new LayerWeights[config.NumLayers];
         for (int l = 0; l < config.NumLayers; l++) layers[l] = LayerWeights.Build(config, l, Read, ReadOptional);
@@ -70,7 +104,19 @@ public sealed class TransformerModel
         if (unknown.Count > 0)
             throw new SafetensorsFormatException(ck.ReaderOf(unknown[0]).Path, unknown[0],
                 $"tensor is not part of a {config.ModelType} model with this config ({unknown.Count} unexpected tensor(s))");
-        return new TransformerModel(config, embed, layers, norm, head);
+        return new TransformerModel(config, embed, layers, norm, head) { Checkpoint = lazySource };
+    }
+
+    /// <summary>The mapped checkpoint behind lazy parameters (<see cref="OpenLazy"/>); null for a model read eagerly or built in memory.</summary>
+    internal CheckpointWeights? Checkpoint { get; private init; }
+
+    /// <summary>Reads every lazy parameter's fp32 values now (the CPU backend computes on them), checking the memory
+    /// they take against <paramref name="memoryLimit"/> first.</summary>
+    internal void Materialise(long? memoryLimit)
+    {
+        if (Checkpoint is null) return;
+        RequireMemory(Config, Checkpoint.Directory, memoryLimit);
+        foreach (var p in Parameters()) _ = p.Data;
     }
 
     /// <summary>
@@ -126,7 +172,7 @@ public sealed class TransformerModel
     }
 
     /// <summary>The fp32 weights a config implies, against the memory available, before any is allocated.</summary>
-    private static void RequireMemory(ModelConfig config, string source, long? limit)
+    internal static void RequireMemory(ModelConfig config, string source, long? limit)
     {
         long count;
         try { count = config.ParameterCount(); }
@@ -134,10 +180,10 @@ public sealed class TransformerModel
         MemoryBudget.Require(MemoryBudget.Fp32Bytes(count, source), $"{source}: the model's {count:N0} fp32 parameters", limit);
     }
 
-    /// <summary>A deep copy (weights duplicated, no gradients).</summary>
+    /// <summary>A deep copy (weights duplicated in fp32, no gradients); lazy parameters of this model stay lazy.</summary>
     internal TransformerModel Clone()
     {
-        Parameter C(Parameter p) => new(p.Name, (int[])p.Shape.Clone(), (float[])p.Data.Clone());
+        Parameter C(Parameter p) => new(p.Name, (int[])p.Shape.Clone(), p.CopyData());
         Parameter? CO(Parameter? p) => p is null ? null : C(p);
         var layers = Layers.Select(l => new LayerWeights
         {

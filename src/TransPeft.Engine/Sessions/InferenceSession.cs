@@ -25,6 +25,7 @@ public sealed class InferenceSession : IDisposable
     private readonly CudaBackend? _cuda;
     private readonly bool _ownsCuda;
     private readonly Lazy<IInferenceModel> _base;
+    private DeviceBaseWeights? _deviceBase; // CUDA: the one device copy of the base every model of the session reads
     private readonly List<AdapterEntry> _retired = [];
     private readonly object _retiredGate = new();
     private bool _disposed;
@@ -56,7 +57,9 @@ public sealed class InferenceSession : IDisposable
         options ??= new SessionOptions();
         options.Validate();
         string dir = ModelLocation.Resolve(path);
-        var model = TransformerModel.Load(dir, options.MaxMemoryBytes);
+        // Names, shapes and dtypes are checked now; the values stay in the mapped files until the device is known:
+        // the CPU reads them into fp32 (Checked), a GPU gets them in bf16 straight from the mapping.
+        var model = TransformerModel.OpenLazy(dir);
         tokenizer ??= TokenizerLoader.HasTokenizer(dir) ? TokenizerLoader.Load(dir) : null;
         return Create(model, dir, tokenizer, options, null);
     }
@@ -110,9 +113,26 @@ public sealed class InferenceSession : IDisposable
         { s.Dispose(); throw new NotSupportedException("SessionOptions.DType BFloat16: the CPU backend computes in fp32; use Auto or Float32, or a CUDA device"); }
         if (s.Options.DType == SessionDType.Float32 && s._cuda is not null)
         { s.Dispose(); throw new NotSupportedException("SessionOptions.DType Float32: the CUDA backend computes in bf16; use Auto or BFloat16, or the CPU device"); }
+        try
+        {
+            // The weights go where the session computes, once, checked against MaxMemoryBytes first: fp32 on the CPU;
+            // bf16 on a GPU, shared by every model object of the session (the host keeps no fp32 copy).
+            if (s._cuda is null) s.Model.Materialise(s.Options.MaxMemoryBytes);
+            else s._deviceBase = s._cuda.UploadBase(s.Model, s.Options.MaxMemoryBytes);
+        }
+        catch
+        {
+            s.Dispose();
+            throw;
+        }
         return s;
     }
 
+    /// <summary>
+    /// The base model's weights on the host. On a CUDA session loaded from a folder they are lazy: the device got them
+    /// in bf16 straight from the memory-mapped files, and a tensor's fp32 values are read (and take host memory)
+    /// only when something asks for them (saving, merging, a CPU model over the same weights).
+    /// </summary>
     public TransformerModel Model { get; }
     public ModelConfig Config => Model.Config;
     /// <summary>The folder the weights came from (the snapshot folder for a Hugging Face cache entry); null for <see cref="FromModel(TransformerModel, SessionOptions?, TokenizerInfo?)"/>.</summary>
@@ -128,6 +148,9 @@ public sealed class InferenceSession : IDisposable
     public string? DeviceFallbackReason { get; }
     /// <summary>"cpu", "cuda:0", or "cpu (auto: ...)".</summary>
     public string DeviceDescription => _cuda is not null ? (_cuda.IsEmulated ? "cuda-emulated" : $"cuda:{_cuda.Context.Ordinal}") : DeviceFallbackReason is null ? "cpu" : $"cpu (auto: {DeviceFallbackReason})";
+    /// <summary>The session's shared device base (tests); null on the CPU.</summary>
+    internal DeviceBaseWeights? DeviceBase => _deviceBase;
+
     /// <summary>The CUDA backend's one-line description (GPU, architecture, versions); null on the CPU.</summary>
     public string? CudaDescription => _cuda?.Description;
 
@@ -146,7 +169,7 @@ public sealed class InferenceSession : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (_cuda is null) return CpuTransformer.ForInference(Model, adapter, MaxSequenceLength);
-        return new CudaRecomputeInference(_cuda.CreateInference(Model, adapter, new CudaTransformerOptions { MaxPositions = MaxSequenceLength }));
+        return new CudaRecomputeInference(_cuda.CreateInference(Model, adapter, new CudaTransformerOptions { MaxPositions = MaxSequenceLength }, _deviceBase));
     }
 
     /// <summary>An unloaded adapter's backend is released with the session (a running request may still hold it).</summary>
@@ -178,7 +201,8 @@ public sealed class InferenceSession : IDisposable
         var tok = options.Tokenizer is not null ? TokenizerLoader.Load(options.Tokenizer) : Tokenizer;
         var weights = options.Method == TrainingMethod.Full ? Model.Clone() : Model;
         using var _ = CpuParallel.Use(Options.Threads);
-        return TrainingRun.Execute(options, weights, modelDir, tok, progress, resumeFrom, cancel, log, _cuda, overwrite);
+        return TrainingRun.Execute(options, weights, modelDir, tok, progress, resumeFrom, cancel, log, _cuda, overwrite,
+            options.Method == TrainingMethod.Full ? null : _deviceBase);
     }
 
     /// <summary>
@@ -197,7 +221,8 @@ public sealed class InferenceSession : IDisposable
         options ??= new TrainingStepOptions();
         ITrainableModel model = _cuda is null
             ? new CpuTransformer(weights, adapter, fullFineTune, maxPositions, options.Recompute)
-            : _cuda.CreateTransformer(weights, adapter, fullFineTune, new CudaTransformerOptions { MaxPositions = maxPositions, Recompute = options.Recompute });
+            : _cuda.CreateTransformer(weights, adapter, fullFineTune, new CudaTransformerOptions { MaxPositions = maxPositions, Recompute = options.Recompute },
+                fullFineTune ? null : _deviceBase); // LoRA reads the session's frozen base; full fine-tuning trains its own copy
         return new TrainingContext(model, weights, adapter, options, Options.Threads);
     }
 
@@ -209,6 +234,8 @@ public sealed class InferenceSession : IDisposable
         foreach (var name in Adapters.Names)
             if (Adapters.Resolve(name) is { HasBackend: true } e) (e.Backend as IDisposable)?.Dispose();
         lock (_retiredGate) foreach (var e in _retired) (e.Backend as IDisposable)?.Dispose();
+        // The session's reference; a training context still running keeps the base alive until it is disposed.
+        _deviceBase?.Release();
         if (_ownsCuda) _cuda?.Dispose();
     }
 }

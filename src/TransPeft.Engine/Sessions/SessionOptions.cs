@@ -46,8 +46,10 @@ public sealed record SessionOptions
     /// max_position_embeddings). Smaller values shrink the per-context KV cache and RoPE tables.</summary>
     public int MaxSequenceLength { get; init; }
 
-    /// <summary>Most bytes the session's weights may take on the host (null: what the process can use). A model
-    /// beyond it is refused with a <see cref="Model.MemoryBudgetException"/> before anything is allocated.</summary>
+    /// <summary>Most bytes the session's base weights may take where they are computed on (null: what the process
+    /// can use on the CPU, the GPU's own memory on CUDA): fp32 on the host for a CPU session; bf16 on the device for a CUDA session, whose host then holds no
+    /// copy (the files are memory-mapped). A model beyond it is refused with a <see cref="Model.MemoryBudgetException"/>
+    /// before anything is allocated.</summary>
     public long? MaxMemoryBytes { get; init; }
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the option that is out of range.</summary>

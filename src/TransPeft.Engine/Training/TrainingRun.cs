@@ -27,7 +27,9 @@ public static class TrainingRun
     {
         options.Validate();
         string modelDir = options.Model ?? throw new TrainingConfigException("training options", "model", "a base model folder (--model)");
-        var model = TransformerModel.Load(modelDir);
+        // LoRA on CUDA never computes on the base's fp32 values: they stay in the mapped files and go to the device in
+        // bf16 straight from there. The CPU, and full fine-tuning (which trains fp32 masters), read them now.
+        var model = cuda is not null && options.Method != TrainingMethod.Full ? TransformerModel.OpenLazy(modelDir) : TransformerModel.Load(modelDir);
         return Execute(options, model, modelDir, LoadTokenizer(options, modelDir), progress, resumeFrom, cancel, log, cuda, overwrite);
     }
 
@@ -42,9 +44,10 @@ public static class TrainingRun
     }
 
     /// <summary>Training on weights already loaded (a session's): full fine-tuning updates <paramref name="model"/> in place.</summary>
+    /// <param name="sharedBase">A CUDA session's device copy of <paramref name="model"/>: LoRA training reads the frozen base from it.</param>
     internal static TrainingResult Execute(TrainingOptions options, TransformerModel model, string modelDir, TokenizerInfo? tok,
         IProgress<TrainingProgress>? progress, string? resumeFrom, CancellationToken cancel, Action<string>? log, Compute.Cuda.CudaBackend? cuda,
-        bool overwrite = false)
+        bool overwrite = false, Compute.Cuda.DeviceBaseWeights? sharedBase = null)
     {
         options.Validate();
         string outDir = options.Output ?? throw new TrainingConfigException("training options", "output", "an output folder (--out)");
@@ -79,7 +82,7 @@ public static class TrainingRun
             adapter.BaseModelNameOrPath = Path.GetFullPath(modelDir);
             if (options.PMask > 0 || options.PDrop > 0)
                 new TransPeftSettings { PMask = options.PMask, PDrop = options.PDrop, Seed = (ulong)options.Seed }.WriteTo(adapter);
-            engine = cuda is null ? new CpuTransformer(model, adapter, maxPositions: maxPositions, recompute: options.Recompute) : cuda.CreateTransformer(model, adapter, options: cudaOptions);
+            engine = cuda is null ? new CpuTransformer(model, adapter, maxPositions: maxPositions, recompute: options.Recompute) : cuda.CreateTransformer(model, adapter, options: cudaOptions, sharedBase: sharedBase);
             saveWeights = adapter.Save;
             log?.Invoke($"LoRA: {adapter.ModuleCount} modules, {adapter.ParameterCount:N0} trainable parameters (r={adapter.Config.R}, scaling {adapter.Config.Scaling:G4})");
         }

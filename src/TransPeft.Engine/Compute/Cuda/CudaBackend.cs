@@ -25,6 +25,7 @@ public sealed class CudaBackend : IDisposable
     private readonly List<CudaModule> _modules;
     private readonly CudaContext? _context;
     private readonly EmulatedKernelLibrary? _emulated;
+    private readonly EmulatedMemory? _emulatedMemory;
     private bool _disposed;
 
     private CudaBackend(CudaContext context, List<CudaModule> modules, CudaFunction[] functions, string arch, (int, int) nvrtc, int cublasVersion, bool fromCache)
@@ -41,6 +42,7 @@ public sealed class CudaBackend : IDisposable
     private CudaBackend(EmulatedKernelLibrary emulated)
     {
         _emulated = emulated;
+        _emulatedMemory = new EmulatedMemory();
         _modules = [];
         _functions = [];
         Arch = "host";
@@ -228,25 +230,43 @@ public sealed class CudaBackend : IDisposable
     internal IComputeDevice OpenDevice()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        return _emulated is not null ? new HostEmulatedDevice(_emulated) : new CudaDevice(this);
+        return _emulated is not null ? new HostEmulatedDevice(_emulated, _emulatedMemory!) : new CudaDevice(this);
+    }
+
+    /// <summary>
+    /// Uploads <paramref name="model"/>'s base weights once, in bf16, for every model object of a session to share
+    /// (<see cref="DeviceBaseWeights"/>; lazy parameters go up straight from the mapped checkpoint). The caller holds
+    /// the first reference and releases it when done; the memory is freed when the last model using it is disposed.
+    /// </summary>
+    /// <param name="memoryLimit">Most device bytes the base may take (null: no limit but the GPU's); checked before allocating.</param>
+    internal DeviceBaseWeights UploadBase(TransformerModel model, long? memoryLimit = null)
+    {
+        long bytes = DeviceBaseWeights.BytesFor(model);
+        if (memoryLimit is long limit) MemoryBudget.Require(bytes, $"the model's {model.ParameterCount:N0} bf16 parameters on the device", limit);
+        var device = OpenDevice();
+        try { return DeviceBaseWeights.Upload(device, model, ownsDevice: true); }
+        catch { device.Dispose(); throw; }
     }
 
     /// <summary>
     /// Uploads <paramref name="model"/> (and <paramref name="adapter"/>) to the GPU. The model owns its own stream
-    /// and arena; dispose it before the backend.
+    /// and arena; dispose it before the backend. With <paramref name="sharedBase"/> (from <see cref="UploadBase"/>,
+    /// for this <paramref name="model"/>) the frozen base tensors are read from there instead of being copied.
     /// </summary>
-    internal CudaTransformer CreateTransformer(TransformerModel model, LoraAdapter? adapter = null, bool fullFineTune = false, CudaTransformerOptions? options = null)
+    internal CudaTransformer CreateTransformer(TransformerModel model, LoraAdapter? adapter = null, bool fullFineTune = false,
+        CudaTransformerOptions? options = null, DeviceBaseWeights? sharedBase = null)
     {
         var device = OpenDevice();
-        try { return new CudaTransformer(device, model, adapter, fullFineTune, options, ownsDevice: true); }
+        try { return new CudaTransformer(device, model, adapter, fullFineTune, options, ownsDevice: true, sharedBase); }
         catch { device.Dispose(); throw; }
     }
 
-    /// <summary>A forward-only model for evaluation and generation (no gradient buffers touched).</summary>
-    internal CudaTransformer CreateInference(TransformerModel model, LoraAdapter? adapter = null, CudaTransformerOptions? options = null)
+    /// <summary>A forward-only model for evaluation and generation (no gradient buffers touched); <paramref name="sharedBase"/> as for <see cref="CreateTransformer"/>.</summary>
+    internal CudaTransformer CreateInference(TransformerModel model, LoraAdapter? adapter = null, CudaTransformerOptions? options = null,
+        DeviceBaseWeights? sharedBase = null)
     {
         var device = OpenDevice();
-        try { return CudaTransformer.ForInference(device, model, adapter, options, ownsDevice: true); }
+        try { return CudaTransformer.ForInference(device, model, adapter, options, ownsDevice: true, sharedBase); }
         catch { device.Dispose(); throw; }
     }
 

@@ -87,6 +87,14 @@ internal sealed unsafe class CudaDevice : IComputeDevice
         DeviceMemory.CopyToDevice(Context, destination, source);
     }
 
+    public HostStaging CreateStaging(int elements) => new PinnedStaging(new PinnedHostBuffer<ushort>(Context, elements));
+
+    private sealed class PinnedStaging(PinnedHostBuffer<ushort> buffer) : HostStaging
+    {
+        public override Span<ushort> Span => buffer.Span;
+        public override void Dispose() => buffer.Dispose();
+    }
+
     public void Download<T>(Span<T> destination, DevicePtr source) where T : unmanaged
     {
         RequireNotCapturing(nameof(Download));

@@ -43,6 +43,7 @@ internal sealed class CudaTransformer : ITrainableModel, IOptimizerHost, IDispos
     private readonly bool _inferenceOnly;
     private readonly ParameterLayout _params;
     private readonly DevicePtr _paramBase;
+    private readonly DeviceBaseWeights? _sharedBase; // the session's one device copy of the frozen base (a reference held)
     private readonly LoraModule?[,] _lora;
     private readonly int[,] _loraRanks;
     private readonly bool _anyLoraDropout;
@@ -82,17 +83,23 @@ internal sealed class CudaTransformer : ITrainableModel, IOptimizerHost, IDispos
     internal int GraphLaunches { get; private set; }
 
     /// <summary>A forward-only model (evaluation, generation, analysis) that leaves every gradient buffer alone.</summary>
+    /// <param name="sharedBase">The session's device copy of <paramref name="model"/>'s base weights: read from there
+    /// instead of uploading a copy of its own (a reference is held until Dispose).</param>
     internal static CudaTransformer ForInference(IComputeDevice device, TransformerModel model, LoraAdapter? adapter = null,
-        CudaTransformerOptions? options = null, bool ownsDevice = false) =>
-        new(device, model, adapter, fullFineTune: false, options, ownsDevice, manageGradients: false);
+        CudaTransformerOptions? options = null, bool ownsDevice = false, DeviceBaseWeights? sharedBase = null) =>
+        new(device, model, adapter, fullFineTune: false, options, ownsDevice, manageGradients: false, sharedBase);
 
+    /// <param name="sharedBase">As for <see cref="ForInference"/>; frozen base tensors are read from it (under full
+    /// fine-tuning every base tensor is trainable, so none is).</param>
     internal CudaTransformer(IComputeDevice device, TransformerModel model, LoraAdapter? adapter = null, bool fullFineTune = false,
-        CudaTransformerOptions? options = null, bool ownsDevice = false)
-        : this(device, model, adapter, fullFineTune, options, ownsDevice, manageGradients: true) { }
+        CudaTransformerOptions? options = null, bool ownsDevice = false, DeviceBaseWeights? sharedBase = null)
+        : this(device, model, adapter, fullFineTune, options, ownsDevice, manageGradients: true, sharedBase) { }
 
     private CudaTransformer(IComputeDevice device, TransformerModel model, LoraAdapter? adapter, bool fullFineTune,
-        CudaTransformerOptions? options, bool ownsDevice, bool manageGradients)
+        CudaTransformerOptions? options, bool ownsDevice, bool manageGradients, DeviceBaseWeights? sharedBase)
     {
+        if (sharedBase is not null && !ReferenceEquals(sharedBase.Model, model))
+            throw new ArgumentException("the shared device base holds another model's weights", nameof(sharedBase));
         var c = model.Config;
         ModelRules.CheckAdapter(c, adapter);
         LaunchPlanner.AttentionFor(c.HeadDim); // throws NotSupportedException for a head_dim no kernel handles
@@ -124,9 +131,18 @@ internal sealed class CudaTransformer : ITrainableModel, IOptimizerHost, IDispos
         _backwardRange = Enumerable.Range(0, c.NumLayers).Select(l => $"layer {l} backward").ToArray();
 
         var all = model.Parameters().Concat(adapter?.Parameters() ?? []).ToList();
-        _params = ParameterLayout.Plan(all, TrainableParameters, c.HeadDim / 2);
-        _staging = new float[_params.TrainableElements];
-        _paramBase = device.Allocate(_params.Arena.TotalBytes);
+        _sharedBase = sharedBase?.Acquire();
+        try
+        {
+            _params = ParameterLayout.Plan(all, TrainableParameters, c.HeadDim / 2, _sharedBase);
+            _staging = new float[_params.TrainableElements];
+            _paramBase = device.Allocate(_params.Arena.TotalBytes);
+        }
+        catch
+        {
+            _sharedBase?.Release();
+            throw;
+        }
         try
         {
             UploadAllParameters();
@@ -134,6 +150,7 @@ internal sealed class CudaTransformer : ITrainableModel, IOptimizerHost, IDispos
         catch
         {
             device.Free(_paramBase);
+            _sharedBase?.Release();
             throw;
         }
     }
@@ -143,8 +160,16 @@ internal sealed class CudaTransformer : ITrainableModel, IOptimizerHost, IDispos
     private DevicePtr P(ArenaRegion r) => _paramBase.OffsetBytes(r.Offset);
     private DevicePtr A(ArenaRegion r) => _actBase.OffsetBytes(r.Offset);
 
-    /// <summary>The bf16 copy of a parameter (what kernels and GEMMs read).</summary>
-    internal DevicePtr Weight(Parameter p) => P(_params[p].Bf16);
+    /// <summary>The bf16 copy of a parameter (what kernels and GEMMs read): in this model's arena, or in the session's
+    /// shared base for a frozen base tensor.</summary>
+    internal DevicePtr Weight(Parameter p)
+    {
+        var d = _params[p];
+        return d.Shared ? _sharedBase!.Pointer(d.Bf16) : P(d.Bf16);
+    }
+
+    /// <summary>The shared device base this model reads its frozen base tensors from (null: all in its own arena).</summary>
+    internal DeviceBaseWeights? SharedBase => _sharedBase;
 
     /// <summary>The fp32 gradient of a trainable parameter, or null for a frozen one (no gradient is computed).</summary>
     internal DevicePtr GradOf(Parameter? p)
@@ -166,18 +191,9 @@ internal sealed class CudaTransformer : ITrainableModel, IOptimizerHost, IDispos
 
     private void UploadAllParameters()
     {
-        foreach (var d in _params.Parameters)
-        {
-            if (d.Trainable) continue;
-            var bits = new ushort[d.Length];
-            var data = d.Host.Data;
-            Parallel.For(0, (d.Length + 65535) / 65536, chunk =>
-            {
-                int end = Math.Min(d.Length, (chunk + 1) * 65536);
-                for (int i = chunk * 65536; i < end; i++) bits[i] = BFloat16.FromSingle(data[i]);
-            });
-            _device.Upload<ushort>(P(d.Bf16), bits);
-        }
+        using (var upload = new Bf16Upload(_device))
+            foreach (var d in _params.Parameters)
+                if (!d.Trainable && !d.Shared) upload.Upload(P(d.Bf16), d.Host);
         _device.Upload<double>(P(_params.InvFreq), Rope<float>.InverseFrequencies(Config));
         if (_params.TrainableElements > 0)
         {
@@ -707,6 +723,7 @@ internal sealed class CudaTransformer : ITrainableModel, IOptimizerHost, IDispos
         DropGraph();
         if (_acts is not null) _device.Free(_actBase);
         _device.Free(_paramBase);
+        _sharedBase?.Release();
         if (_ownsDevice) _device.Dispose();
     }
 }

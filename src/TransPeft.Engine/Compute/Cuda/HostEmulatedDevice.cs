@@ -16,51 +16,41 @@ namespace TransPeft.Engine.Compute.Cuda;
 /// semantics (<see cref="HostGemm"/>). Slow, single stream, synchronous, no graphs: for CI and debugging; what only
 /// hardware shows (timing, races hidden by the emulator's barrier ordering, tensor-core rounding) is left to a GPU.
 /// </summary>
-internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, int multiprocessorCount = 4) : IComputeDevice
+internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, EmulatedMemory memory, int multiprocessorCount = 4) : IComputeDevice
 {
-    /// <summary>Live allocations by address, kept sorted for the pointer-argument check.</summary>
-    private readonly SortedList<ulong, long> _allocations = [];
+    /// <summary>This device's own allocations (freed with it); the memory itself is the backend's, as a GPU's is the context's.</summary>
+    private readonly HashSet<ulong> _own = [];
     private int _rangeDepth;
+
+    public HostEmulatedDevice(EmulatedKernelLibrary library, int multiprocessorCount = 4) : this(library, new EmulatedMemory(), multiprocessorCount) { }
 
     public string Name => $"cuda-emulated (kernels/*.cu compiled for the host: {library.Path})";
     public int MultiprocessorCount { get; } = multiprocessorCount;
     public bool SupportsGraphs => false;
 
-    /// <summary>Allocations made so far (tests: a step makes none).</summary>
+    /// <summary>Allocations made so far by this device (tests: a step makes none).</summary>
     internal int AllocationCount { get; private set; }
+
+    /// <summary>The memory every device of the backend shares (a pointer from one device is valid on all).</summary>
+    internal EmulatedMemory Memory => memory;
 
     public DevicePtr Allocate(long bytes)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(bytes);
-        long size = Math.Max(bytes, 256);
-        var p = NativeMemory.AlignedAlloc((nuint)size, 256);
-        new Span<byte>(p, checked((int)size)).Fill(0xFF);
-        _allocations.Add((ulong)p, size);
+        var p = memory.Allocate(bytes);
+        _own.Add(p.Address);
         AllocationCount++;
-        return new DevicePtr((ulong)p);
+        return p;
     }
 
     public void Free(DevicePtr ptr)
     {
         if (ptr.IsNull) return;
-        if (!_allocations.Remove(ptr.Address)) throw new ArgumentException($"{ptr} was not allocated by this device");
-        NativeMemory.AlignedFree((void*)ptr.Address);
+        if (!_own.Remove(ptr.Address)) throw new ArgumentException($"{ptr} was not allocated by this device");
+        memory.Free(ptr);
     }
 
-    /// <summary>Throws unless [p, p + bytes) lies inside one allocation.</summary>
-    internal void RequireInside(DevicePtr p, long bytes, string what)
-    {
-        var keys = _allocations.Keys;
-        int lo = 0, hi = keys.Count - 1, found = -1;
-        while (lo <= hi)
-        {
-            int mid = (lo + hi) >> 1;
-            if (keys[mid] <= p.Address) { found = mid; lo = mid + 1; }
-            else hi = mid - 1;
-        }
-        if (found >= 0 && p.Address - keys[found] + (ulong)bytes <= (ulong)_allocations.Values[found]) return;
-        throw new InvalidOperationException($"{what}: {bytes} bytes at {p} are not inside one device allocation");
-    }
+    /// <summary>Throws unless [p, p + bytes) lies inside one allocation (of any device of the backend).</summary>
+    internal void RequireInside(DevicePtr p, long bytes, string what) => memory.RequireInside(p, bytes, what);
 
     public void Launch(KernelId kernel, LaunchShape shape, ReadOnlySpan<KernelArgument> args)
     {
@@ -119,8 +109,57 @@ internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, i
 
     public void Dispose()
     {
-        foreach (var p in _allocations.Keys) NativeMemory.AlignedFree((void*)p);
-        _allocations.Clear();
+        foreach (var p in _own) memory.Free(new DevicePtr(p));
+        _own.Clear();
+    }
+}
+
+/// <summary>
+/// The cuda-emulated backend's device memory: host memory handed out 256-byte aligned and filled with 0xFF (NaN in
+/// bf16 and fp32), shared by every <see cref="HostEmulatedDevice"/> of one backend as a GPU's memory is shared by the
+/// streams of its context (the session's one copy of the base weights is read by every model's device). Thread-safe.
+/// </summary>
+internal sealed unsafe class EmulatedMemory
+{
+    /// <summary>Live allocations by address, kept sorted for the pointer-argument check.</summary>
+    private readonly SortedList<ulong, long> _allocations = [];
+
+    /// <summary>Bytes allocated and not yet freed (tests: what a session really holds).</summary>
+    public long LiveBytes { get { lock (_allocations) return _allocations.Values.Sum(); } }
+
+    public DevicePtr Allocate(long bytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+        long size = Math.Max(bytes, 256);
+        var p = NativeMemory.AlignedAlloc((nuint)size, 256);
+        new Span<byte>(p, checked((int)size)).Fill(0xFF);
+        lock (_allocations) _allocations.Add((ulong)p, size);
+        return new DevicePtr((ulong)p);
+    }
+
+    public void Free(DevicePtr ptr)
+    {
+        lock (_allocations)
+            if (!_allocations.Remove(ptr.Address)) throw new ArgumentException($"{ptr} is not an allocation of this emulated device memory");
+        NativeMemory.AlignedFree((void*)ptr.Address);
+    }
+
+    /// <summary>Throws unless [p, p + bytes) lies inside one allocation.</summary>
+    public void RequireInside(DevicePtr p, long bytes, string what)
+    {
+        lock (_allocations)
+        {
+            var keys = _allocations.Keys;
+            int lo = 0, hi = keys.Count - 1, found = -1;
+            while (lo <= hi)
+            {
+                int mid = (lo + hi) >> 1;
+                if (keys[mid] <= p.Address) { found = mid; lo = mid + 1; }
+                else hi = mid - 1;
+            }
+            if (found >= 0 && p.Address - keys[found] + (ulong)bytes <= (ulong)_allocations.Values[found]) return;
+        }
+        throw new InvalidOperationException($"{what}: {bytes} bytes at {p} are not inside one device allocation");
     }
 }
 

@@ -13,6 +13,12 @@ namespace TransPeft.Engine.Compute.Cuda;
 /// bf16 copy, zeroing every gradient, downloading every gradient and the global gradient norm are one operation
 /// each. Trainable tensors that decay (matrices, <see cref="Optimizer.Decays"/>) come first, so AdamW needs
 /// one launch per weight-decay group.
+/// <para>
+/// With a session's <see cref="DeviceBaseWeights"/>, the frozen base tensors are not copied into this arena: their
+/// <see cref="DeviceParameter"/> points into the shared base (<see cref="DeviceParameter.Shared"/>), laid out there by
+/// the same rule (<see cref="AddFrozen"/>). Only what is the model's own (adapter tensors, trainable blocks, RoPE
+/// table) stays here.
+/// </para>
 /// </summary>
 internal sealed class ParameterLayout
 {
@@ -25,7 +31,7 @@ internal sealed class ParameterLayout
 
     public ArenaLayout Arena { get; }
 
-    /// <summary>Every parameter, frozen ones first, then trainable ones in block order.</summary>
+    /// <summary>Every parameter, frozen ones first (own or shared), then trainable ones in block order.</summary>
     public DeviceParameter[] Parameters { get; private set; } = [];
 
     /// <summary>The trainable parameters in block order (decaying first).</summary>
@@ -49,10 +55,15 @@ internal sealed class ParameterLayout
 
     public static long Padded(long length) => (length + TrainablePadding - 1) / TrainablePadding * TrainablePadding;
 
+    /// <summary>A frozen tensor's bf16 copy in an arena: unpadded, at the arena's alignment (one rule for a model's own
+    /// arena and the shared base).</summary>
+    public static ArenaRegion AddFrozen(ArenaLayout arena, Parameter p) => arena.Add(p.Name + ".bf16", p.Length, 2);
+
     /// <param name="all">Every tensor the model reads (base weights, then adapter tensors), each once.</param>
     /// <param name="trainable">The trainable ones, in the trainer's order.</param>
     /// <param name="ropePairs">head_dim / 2: the length of the fp64 inverse-frequency table.</param>
-    public static ParameterLayout Plan(IReadOnlyList<Parameter> all, IReadOnlyList<Parameter> trainable, int ropePairs)
+    /// <param name="shared">The session's shared base: frozen tensors it holds are read from there, not copied.</param>
+    public static ParameterLayout Plan(IReadOnlyList<Parameter> all, IReadOnlyList<Parameter> trainable, int ropePairs, DeviceBaseWeights? shared = null)
     {
         var isTrainable = new HashSet<Parameter>(trainable, ReferenceEqualityComparer.Instance);
         var seen = new HashSet<Parameter>(ReferenceEqualityComparer.Instance);
@@ -67,7 +78,9 @@ internal sealed class ParameterLayout
         foreach (var p in all)
         {
             if (isTrainable.Contains(p)) continue;
-            var d = new DeviceParameter(p, arena.Add(p.Name + ".bf16", p.Length, 2), -1);
+            var d = shared is not null && shared.TryGetRegion(p, out var region)
+                ? new DeviceParameter(p, region, -1, shared: true)
+                : new DeviceParameter(p, AddFrozen(arena, p), -1);
             list.Add(d);
         }
 

@@ -15,16 +15,19 @@ internal sealed class NullDevice : IComputeDevice
     public bool SupportsGraphs => false;
     public int Allocations { get; private set; }
     public int Launches { get; private set; }
+    /// <summary>Allocations not freed yet (tests: what is still held).</summary>
+    public int Live { get; private set; }
 
     public DevicePtr Allocate(long bytes)
     {
         Allocations++;
+        Live++;
         var p = new DevicePtr(_next);
         _next += (ulong)(bytes + 4096) / 256 * 256;
         return p;
     }
 
-    public void Free(DevicePtr ptr) { }
+    public void Free(DevicePtr ptr) { if (!ptr.IsNull) Live--; }
     public void Launch(KernelId kernel, LaunchShape shape, ReadOnlySpan<KernelArgument> args)
     {
         KernelCatalog.CheckArguments(kernel, args);
