@@ -13,18 +13,27 @@ namespace TransPeft.Engine.Compute.Cuda;
 /// host-compiled kernel dereferences; fresh memory is 0xFF bytes (NaN in bf16 and fp32), so reading what nothing wrote
 /// shows up. Every launch is checked against <see cref="KernelCatalog"/> and every pointer argument must lie inside an
 /// allocation (a wild pointer would otherwise crash the process). cuBLAS GEMMs are computed here with cuBLAS's
-/// semantics (<see cref="HostGemm"/>). Slow, single stream, synchronous, no graphs: for CI and debugging; what only
-/// hardware shows (timing, races hidden by the emulator's barrier ordering, tensor-core rounding) is left to a GPU.
+/// semantics (<see cref="HostGemm"/>). Graphs are captured and replayed with the driver's semantics
+/// (<see cref="EmulatedStreamCapture"/>: arguments copied at capture, no allocation or synchronous call while capturing),
+/// so a graph keyed too loosely shows up as a wrong result here. Slow, single stream, synchronous: for CI and debugging;
+/// what only hardware shows (timing, races hidden by the emulator's barrier ordering, tensor-core rounding) is left to a GPU.
 /// </summary>
-internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, int multiprocessorCount = 4) : IComputeDevice
+/// <param name="supportsGraphs">False: <see cref="SupportsGraphs"/> is false and capture is refused, so models run
+/// every step with plain launches (the path a GPU takes when graphs are off).</param>
+internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, int multiprocessorCount = 4, bool supportsGraphs = true) : IComputeDevice
 {
     /// <summary>Live allocations by address, kept sorted for the pointer-argument check.</summary>
     private readonly SortedList<ulong, long> _allocations = [];
+    private readonly Dictionary<nint, long> _hostAllocations = [];
+    private readonly EmulatedStreamCapture _capture = new("cuda-emulated");
     private int _rangeDepth;
 
     public string Name => $"cuda-emulated (kernels/*.cu compiled for the host: {library.Path})";
     public int MultiprocessorCount { get; } = multiprocessorCount;
-    public bool SupportsGraphs => false;
+    public bool SupportsGraphs { get; } = supportsGraphs;
+
+    /// <summary>Graphs captured so far (tests).</summary>
+    internal int GraphCaptures => _capture.Captures;
 
     /// <summary>Allocations made so far (tests: a step makes none).</summary>
     internal int AllocationCount { get; private set; }
@@ -32,6 +41,7 @@ internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, i
     public DevicePtr Allocate(long bytes)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+        _capture.RequireNotCapturing("cuMemAlloc");
         long size = Math.Max(bytes, 256);
         var p = NativeMemory.AlignedAlloc((nuint)size, 256);
         new Span<byte>(p, checked((int)size)).Fill(0xFF);
@@ -43,6 +53,7 @@ internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, i
     public void Free(DevicePtr ptr)
     {
         if (ptr.IsNull) return;
+        _capture.RequireNotCapturing("cuMemFree");
         if (!_allocations.Remove(ptr.Address)) throw new ArgumentException($"{ptr} was not allocated by this device");
         NativeMemory.AlignedFree((void*)ptr.Address);
     }
@@ -67,6 +78,13 @@ internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, i
         KernelCatalog.CheckArguments(kernel, args);
         foreach (var a in args)
             if (a.Kind == ArgKind.Ptr && !a.AsPtr.IsNull) RequireInside(a.AsPtr, 0, $"{KernelCatalog.Get(kernel).Name} pointer argument");
+        // cuLaunchKernel copies the argument values into the graph node: so does the record.
+        if (_capture.Active)
+        {
+            var copy = args.ToArray();
+            _capture.TryRecord(() => Launch(kernel, shape, copy));
+            return;
+        }
         fixed (KernelArgument* a = args)
         {
             // KernelArgument.Value sits at offset 0: a pointer to the struct is the pointer the trampoline reads from.
@@ -80,6 +98,7 @@ internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, i
         float beta, DevicePtr c, int ldc, CudaDataType abType, CudaDataType cType)
     {
         // The same mapping CublasHandle.Gemm uses; then cuBLAS's column-major call, computed on the host.
+        if (_capture.TryRecord(() => Gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, abType, cType))) return;
         var g = ColumnMajorGemm.FromRowMajor(transA, transB, m, n, k, a, lda, b, ldb, c, ldc);
         HostGemm.Run(g, alpha, beta, abType, cType, RequireInside);
     }
@@ -87,11 +106,40 @@ internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, i
     public void Zero(DevicePtr ptr, long bytes)
     {
         RequireInside(ptr, bytes, "memset");
+        if (_capture.TryRecord(() => Zero(ptr, bytes))) return;
         new Span<byte>((void*)ptr.Address, checked((int)bytes)).Clear();
+    }
+
+    public nint AllocateHost(long bytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+        _capture.RequireNotCapturing("cuMemHostAlloc");
+        var p = (nint)NativeMemory.Alloc((nuint)Math.Max(bytes, 1));
+        _hostAllocations.Add(p, bytes);
+        return p;
+    }
+
+    public void FreeHost(nint host)
+    {
+        if (host == 0) return;
+        _capture.RequireNotCapturing("cuMemFreeHost");
+        if (!_hostAllocations.Remove(host)) throw new ArgumentException($"host memory 0x{host:x} was not allocated by this device");
+        NativeMemory.Free((void*)host);
+    }
+
+    public void UploadAsync(DevicePtr destination, nint source, long bytes)
+    {
+        if (!_hostAllocations.Any(h => source >= h.Key && source - h.Key + bytes <= h.Value))
+            throw new ArgumentException($"an asynchronous copy needs host memory from AllocateHost; {bytes} bytes at 0x{source:x} are not inside one");
+        RequireInside(destination, bytes, "asynchronous upload");
+        // A graph's memcpy node reads the host bytes when it runs: the record keeps the address, not the bytes.
+        if (_capture.TryRecord(() => UploadAsync(destination, source, bytes))) return;
+        new ReadOnlySpan<byte>((void*)source, checked((int)bytes)).CopyTo(new Span<byte>((void*)destination.Address, (int)bytes));
     }
 
     public void Upload<T>(DevicePtr destination, ReadOnlySpan<T> source) where T : unmanaged
     {
+        _capture.RequireNotCapturing("a synchronous host-to-device copy");
         var bytes = MemoryMarshal.AsBytes(source);
         RequireInside(destination, bytes.Length, "upload");
         bytes.CopyTo(new Span<byte>((void*)destination.Address, bytes.Length));
@@ -99,12 +147,13 @@ internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, i
 
     public void Download<T>(Span<T> destination, DevicePtr source) where T : unmanaged
     {
+        _capture.RequireNotCapturing("a synchronous device-to-host copy");
         var bytes = MemoryMarshal.AsBytes(destination);
         RequireInside(source, bytes.Length, "download");
         new ReadOnlySpan<byte>((void*)source.Address, bytes.Length).CopyTo(bytes);
     }
 
-    public void Synchronize() { }
+    public void Synchronize() => _capture.RequireNotCapturing("cuStreamSynchronize");
 
     public void PushRange(string name) => _rangeDepth++;
 
@@ -113,12 +162,20 @@ internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, i
         if (--_rangeDepth < 0) throw new InvalidOperationException("NVTX range popped more often than pushed");
     }
 
-    public void BeginCapture() => throw new NotSupportedException("the cuda-emulated device records no graphs");
-    public IDeviceGraph EndCapture() => throw new NotSupportedException("the cuda-emulated device records no graphs");
-    public void AbortCapture() { }
+    public void BeginCapture()
+    {
+        if (!SupportsGraphs) throw new NotSupportedException("this cuda-emulated device was opened without graph support");
+        _capture.Begin();
+    }
+
+    public IDeviceGraph EndCapture() => _capture.End();
+    public void AbortCapture() => _capture.Abort();
 
     public void Dispose()
     {
+        _capture.Abort();
+        foreach (var p in _hostAllocations.Keys) NativeMemory.Free((void*)p);
+        _hostAllocations.Clear();
         foreach (var p in _allocations.Keys) NativeMemory.AlignedFree((void*)p);
         _allocations.Clear();
     }

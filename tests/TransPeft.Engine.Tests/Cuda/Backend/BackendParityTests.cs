@@ -286,6 +286,50 @@ public abstract class BackendParityTests
         Assert.True(s - r >= 2 * 2 * 2L * batch.BatchSize * batch.SeqLen * c.IntermediateSize, $"saved only {s - r} bytes");
     }
 
+    /// <summary>Replayed graphs against plain launches of the same steps: on an emulated device (whose capture copies the
+    /// arguments as the driver does) to the bit, on a GPU to fp32 rounding.</summary>
+    private void AssertSameStep(string what, (double Loss, int Counted) eager, (double Loss, int Counted) graphed, CudaTransformer e, CudaTransformer g)
+    {
+        Assert.Equal(eager.Counted, graphed.Counted);
+        if (IsGpu) ParityCheck.Relative($"{what} loss", eager.Loss, graphed.Loss, 1e-6);
+        else Assert.Equal(eager.Loss, graphed.Loss);
+        for (int i = 0; i < e.TrainableParameters.Count; i++)
+        {
+            var name = e.TrainableParameters[i].Name;
+            if (IsGpu) ParityCheck.Elementwise($"{what} grad {name}", e.TrainableParameters[i].Grad, g.TrainableParameters[i].Grad, 1e-7, 1e-5);
+            else Assert.True(e.TrainableParameters[i].Grad.AsSpan().SequenceEqual(g.TrainableParameters[i].Grad), $"{what}: gradient of {name} differs");
+        }
+    }
+
+    [SkippableTheory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void GraphReplayGivesTheEagerResults(bool transPeft)
+    {
+        var c = Config("qwen2");
+        using var eager = new CudaTransformer(NewDevice(), Model(c, 1), Adapter(c, 2), ownsDevice: true);
+        using var graphed = new CudaTransformer(NewDevice(), Model(c, 1), Adapter(c, 2), options: new CudaTransformerOptions { CaptureGraphs = true }, ownsDevice: true);
+        Assert.True(graphed.Device.SupportsGraphs);
+        var batch = Batch(c, 2, 12, 3);
+        for (int step = 1; step <= 3; step++)
+        {
+            // Without Trans-PEFT nothing changes between steps, so steps 2 and 3 replay step 1's graph; with it the
+            // Philox stream moves every step and the graph is captured again.
+            var stream = new RandomStream(7, transPeft ? (uint)step : 1, 0);
+            var ctx = new StepContext(stream, transPeft ? new PhiloxFfnPerturbation(stream, 0.2, 0.5) : null, true);
+            eager.ZeroGrad(); graphed.ZeroGrad();
+            AssertSameStep($"graph step {step}", eager.ForwardBackward(batch, 0.05f, ctx), graphed.ForwardBackward(batch, 0.05f, ctx), eager, graphed);
+        }
+        Assert.Equal(3, graphed.GraphLaunches);
+        Assert.Equal(transPeft ? 3 : 1, graphed.GraphCaptures);
+        // Evaluation graphs replay across batches of one shape.
+        var other = Batch(c, 2, 12, 4);
+        AssertSameStep("graph eval", eager.Loss(batch), graphed.Loss(batch), eager, graphed);
+        AssertSameStep("graph eval, another batch", eager.Loss(other), graphed.Loss(other), eager, graphed);
+        Assert.Equal(transPeft ? 4 : 2, graphed.GraphCaptures);
+        Assert.Equal(5, graphed.GraphLaunches);
+    }
+
     [SkippableFact]
     public void DeviceAdamWMatchesHostAdamWOnTheSameGradients()
     {
