@@ -197,7 +197,7 @@ public sealed class InferenceSession : IDisposable
         options ??= new TrainingStepOptions();
         ITrainableModel model = _cuda is null
             ? new CpuTransformer(weights, adapter, fullFineTune, maxPositions, options.Recompute)
-            : _cuda.CreateTransformer(weights, adapter, fullFineTune, new CudaTransformerOptions { MaxPositions = maxPositions, Recompute = options.Recompute });
+            : _cuda.CreateTransformer(weights, adapter, fullFineTune, new CudaTransformerOptions { MaxPositions = maxPositions, Recompute = options.Recompute, CaptureGraphs = options.CudaGraphs });
         return new TrainingContext(model, weights, adapter, options, Options.Threads);
     }
 

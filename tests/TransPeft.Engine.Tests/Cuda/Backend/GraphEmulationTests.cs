@@ -2,6 +2,10 @@ using TransPeft.Cuda;
 using TransPeft.Cuda.Native;
 using TransPeft.Engine.Compute.Cuda;
 using TransPeft.Engine.IO;
+using TransPeft.Engine.Lora;
+using TransPeft.Engine.Sessions;
+using TransPeft.Engine.Tests.Support;
+using TransPeft.Engine.Training;
 using TransPeft.Engine.Tests.Cuda.Emulation;
 using static TransPeft.Engine.Compute.Cuda.KernelArgument;
 
@@ -129,4 +133,30 @@ public sealed class EmulatedGraphEmulationTests : GraphEmulationTests
 public sealed class HostEmulatedGraphEmulationTests : GraphEmulationTests
 {
     internal override IComputeDevice NewDevice(bool graphs = true) => HostEmulatedBackend.NewDevice(graphs);
+}
+
+/// <summary>The session API's <see cref="TrainingStepOptions.CudaGraphs"/> on cuda-emulated: a training context
+/// that replays captured graphs takes the same steps, to the bit, as one that launches every kernel.</summary>
+[Collection(HostEmulatedCollection.Name)]
+public sealed class SessionGraphTests
+{
+    [SkippableFact]
+    public void ATrainingContextWithCudaGraphsTakesTheSameStepsToTheBit()
+    {
+        var backend = HostEmulatedBackend.Require();
+        var model = TinyModels.Model(5);
+        using var session = InferenceSession.FromModel(model, backend);
+        var batch = TokenBatch.FromIds(2, 8, TinyModels.RandomIds(16, session.Config.VocabSize, 5));
+        (double[] Losses, float[][] Weights) Run(bool graphs)
+        {
+            var adapter = LoraAdapter.Create(session.Config, new LoraConfig { R = 2, Alpha = 4, Dropout = 0.1, TargetModules = ["all-linear"] }, 3);
+            using var t = session.CreateTrainingContext(adapter, options: new TrainingStepOptions { LearningRate = 1e-2, Seed = 4, CudaGraphs = graphs });
+            var losses = Enumerable.Range(0, 3).Select(_ => t.Step(batch)).ToArray();
+            return (losses, adapter.Parameters().Select(p => p.Data.ToArray()).ToArray());
+        }
+        var (plainLosses, plainWeights) = Run(false);
+        var (graphLosses, graphWeights) = Run(true);
+        Assert.Equal(plainLosses, graphLosses);
+        Assert.Equal(plainWeights, graphWeights);
+    }
 }
