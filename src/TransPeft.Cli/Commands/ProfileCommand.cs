@@ -66,21 +66,14 @@ internal static class ProfileCommand
             if (tokens > 0)
             {
                 double msPerToken = ProfileDecode(session, config, adapter, prompt, tokens, w, gpu);
-                if (p.GetValue(json))
-                    JsonOutput.Write(new JsonObject
+                return Report(p.GetValue(json), emulated, new JsonObject
                     {
                         ["device"] = session.DeviceDescription, ["preset"] = presetName, ["prompt_tokens"] = prompt, ["lora_r"] = r,
                         ["warmup_tokens"] = w, ["profiled_tokens"] = tokens, ["ms_per_token"] = msPerToken, ["tokens_per_s"] = 1000 / msPerToken,
                         ["capture_range"] = captureRange,
-                    });
-                else
-                {
-                    Console.Out.WriteLine($"profiled {tokens} decode tokens ({presetName}, prompt {prompt}, LoRA r {r}) on {session.DeviceDescription}: {msPerToken:F1} ms/token, {1000 / msPerToken:F1} tokens/s");
-                    Console.Out.WriteLine(emulated
-                        ? "cuda-emulated: NVTX ranges and the capture range are no-ops here; run on a GPU under nsys/ncu (docs/PROFILING.md)"
-                        : "capture range: cuProfilerStart..cuProfilerStop around the tokens; NVTX: \"token i\" > the backend's forward ranges (\"layer L forward\" > attention|mlp); \"prefill\" is outside");
-                }
-                return 0;
+                    },
+                    $"profiled {tokens} decode tokens ({presetName}, prompt {prompt}, LoRA r {r}) on {session.DeviceDescription}: {msPerToken:F1} ms/token, {1000 / msPerToken:F1} tokens/s",
+                    "capture range: cuProfilerStart..cuProfilerStop around the tokens; NVTX: \"token i\" > the backend's forward ranges (\"layer L forward\" > attention|mlp); \"prefill\" is outside");
             }
 
             var rng = new Random(2);
@@ -89,25 +82,29 @@ internal static class ProfileCommand
             for (int i = 0; i < w; i++) training.Step(batchData);
             double msPerStep = Measure(gpu, "step", n, _ => training.Step(batchData));
 
-            if (p.GetValue(json))
-            {
-                JsonOutput.Write(new JsonObject
+            return Report(p.GetValue(json), emulated, new JsonObject
                 {
                     ["device"] = session.DeviceDescription, ["preset"] = presetName, ["batch"] = b, ["seq"] = t, ["lora_r"] = r,
                     ["warmup_steps"] = w, ["profiled_steps"] = n, ["ms_per_step"] = msPerStep, ["tokens_per_s"] = b * t / (msPerStep / 1000),
                     ["capture_range"] = captureRange,
-                });
-            }
-            else
-            {
-                Console.Out.WriteLine($"profiled {n} LoRA steps ({presetName}, batch {b} x seq {t}, r {r}) on {session.DeviceDescription}: {msPerStep:F1} ms/step, {b * t / (msPerStep / 1000):F0} tokens/s");
-                Console.Out.WriteLine(emulated
-                    ? "cuda-emulated: NVTX ranges and the capture range are no-ops here; run on a GPU under nsys/ncu (docs/PROFILING.md)"
-                    : "capture range: cuProfilerStart..cuProfilerStop around the steps; NVTX: \"step i\" > forward|backward > \"layer L forward|backward\" > attention|mlp");
-            }
-            return 0;
+                },
+                $"profiled {n} LoRA steps ({presetName}, batch {b} x seq {t}, r {r}) on {session.DeviceDescription}: {msPerStep:F1} ms/step, {b * t / (msPerStep / 1000):F0} tokens/s",
+                "capture range: cuProfilerStart..cuProfilerStop around the steps; NVTX: \"step i\" > forward|backward > \"layer L forward|backward\" > attention|mlp");
         }));
         return cmd;
+    }
+
+    /// <summary>The result as JSON, or as a summary line and a line saying what the capture range and NVTX ranges hold.</summary>
+    private static int Report(bool json, bool emulated, JsonObject doc, string summary, string ranges)
+    {
+        if (json)
+        {
+            JsonOutput.Write(doc);
+            return 0;
+        }
+        Console.Out.WriteLine(summary);
+        Console.Out.WriteLine(emulated ? "cuda-emulated: NVTX ranges and the capture range are no-ops here; run on a GPU under nsys/ncu (docs/PROFILING.md)" : ranges);
+        return 0;
     }
 
     /// <summary>Runs <paramref name="work"/>(i) for i &lt; <paramref name="count"/> between cuProfilerStart and cuProfilerStop

@@ -24,8 +24,8 @@ internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, i
 {
     /// <summary>Live allocations by address, kept sorted for the pointer-argument check.</summary>
     private readonly SortedList<ulong, long> _allocations = [];
-    private readonly Dictionary<nint, long> _hostAllocations = [];
     private readonly EmulatedStreamCapture _capture = new("cuda-emulated");
+    private readonly EmulatedHostMemory _host = new();
     private int _rangeDepth;
 
     public string Name => $"cuda-emulated (kernels/*.cu compiled for the host: {library.Path})";
@@ -110,31 +110,17 @@ internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, i
         new Span<byte>((void*)ptr.Address, checked((int)bytes)).Clear();
     }
 
-    public nint AllocateHost(long bytes)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegative(bytes);
-        _capture.RequireNotCapturing("cuMemHostAlloc");
-        var p = (nint)NativeMemory.Alloc((nuint)Math.Max(bytes, 1));
-        _hostAllocations.Add(p, bytes);
-        return p;
-    }
+    public nint AllocateHost(long bytes) => _host.Allocate(bytes, _capture);
 
-    public void FreeHost(nint host)
-    {
-        if (host == 0) return;
-        _capture.RequireNotCapturing("cuMemFreeHost");
-        if (!_hostAllocations.Remove(host)) throw new ArgumentException($"host memory 0x{host:x} was not allocated by this device");
-        NativeMemory.Free((void*)host);
-    }
+    public void FreeHost(nint host) => _host.Free(host, _capture);
 
     public void UploadAsync(DevicePtr destination, nint source, long bytes)
     {
-        if (!_hostAllocations.Any(h => source >= h.Key && source - h.Key + bytes <= h.Value))
-            throw new ArgumentException($"an asynchronous copy needs host memory from AllocateHost; {bytes} bytes at 0x{source:x} are not inside one");
+        var from = _host.Source(source, bytes);
         RequireInside(destination, bytes, "asynchronous upload");
         // A graph's memcpy node reads the host bytes when it runs: the record keeps the address, not the bytes.
         if (_capture.TryRecord(() => UploadAsync(destination, source, bytes))) return;
-        new ReadOnlySpan<byte>((void*)source, checked((int)bytes)).CopyTo(new Span<byte>((void*)destination.Address, (int)bytes));
+        from.CopyTo(new Span<byte>((void*)destination.Address, (int)bytes));
     }
 
     public void Upload<T>(DevicePtr destination, ReadOnlySpan<T> source) where T : unmanaged
@@ -174,8 +160,7 @@ internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, i
     public void Dispose()
     {
         _capture.Abort();
-        foreach (var p in _hostAllocations.Keys) NativeMemory.Free((void*)p);
-        _hostAllocations.Clear();
+        _host.Dispose();
         foreach (var p in _allocations.Keys) NativeMemory.AlignedFree((void*)p);
         _allocations.Clear();
     }

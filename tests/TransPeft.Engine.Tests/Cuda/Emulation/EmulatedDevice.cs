@@ -36,8 +36,8 @@ internal sealed unsafe class EmulatedDevice(bool compute = true, bool exactBf16 
     }
 
     private readonly List<Allocation> _allocations = [];
-    private readonly Dictionary<nint, long> _hostAllocations = [];
     private readonly EmulatedStreamCapture _capture = new("emulated GPU");
+    private readonly EmulatedHostMemory _host = new();
     private ulong _next = FirstAddress;
     private int _rangeDepth;
 
@@ -182,35 +182,21 @@ internal sealed unsafe class EmulatedDevice(bool compute = true, bool exactBf16 
         Raw(ptr, bytes, "memset").Clear();
     }
 
-    public nint AllocateHost(long bytes)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegative(bytes);
-        _capture.RequireNotCapturing("cuMemHostAlloc");
-        var p = (nint)NativeMemory.Alloc((nuint)Math.Max(bytes, 1));
-        _hostAllocations.Add(p, bytes);
-        return p;
-    }
+    public nint AllocateHost(long bytes) => _host.Allocate(bytes, _capture);
 
-    public void FreeHost(nint host)
-    {
-        if (host == 0) return;
-        _capture.RequireNotCapturing("cuMemFreeHost");
-        if (!_hostAllocations.Remove(host)) throw new ArgumentException($"host memory 0x{host:x} was not allocated by this device");
-        NativeMemory.Free((void*)host);
-    }
+    public void FreeHost(nint host) => _host.Free(host, _capture);
 
     /// <summary>Asynchronous copies so far (tests: one per step in graph mode).</summary>
     public int AsyncUploadCount { get; private set; }
 
     public void UploadAsync(DevicePtr destination, nint source, long bytes)
     {
-        if (!_hostAllocations.Any(h => source >= h.Key && source - h.Key + bytes <= h.Value))
-            throw new ArgumentException($"an asynchronous copy needs host memory from AllocateHost; {bytes} bytes at 0x{source:x} are not inside one");
+        var from = _host.Source(source, bytes);
         Bytes(destination, bytes, "asynchronous upload");
         // A graph's memcpy node reads the host bytes when it runs: the record keeps the address, not the bytes.
         if (_capture.TryRecord(() => UploadAsync(destination, source, bytes))) return;
         AsyncUploadCount++;
-        new ReadOnlySpan<byte>((void*)source, checked((int)bytes)).CopyTo(Raw(destination, bytes, "asynchronous upload"));
+        from.CopyTo(Raw(destination, bytes, "asynchronous upload"));
     }
 
     public void Upload<T>(DevicePtr destination, ReadOnlySpan<T> source) where T : unmanaged
@@ -249,7 +235,6 @@ internal sealed unsafe class EmulatedDevice(bool compute = true, bool exactBf16 
     {
         _capture.Abort();
         _allocations.Clear();
-        foreach (var p in _hostAllocations.Keys) NativeMemory.Free((void*)p);
-        _hostAllocations.Clear();
+        _host.Dispose();
     }
 }
