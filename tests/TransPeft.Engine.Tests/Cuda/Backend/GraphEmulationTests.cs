@@ -138,7 +138,7 @@ public sealed class HostEmulatedGraphEmulationTests : GraphEmulationTests
 /// <summary>The session API's <see cref="TrainingStepOptions.CudaGraphs"/> on cuda-emulated: a training context
 /// that replays captured graphs takes the same steps, to the bit, as one that launches every kernel.</summary>
 [Collection(HostEmulatedCollection.Name)]
-public sealed class SessionGraphTests
+public sealed class HostEmulatedSessionGraphTests
 {
     [SkippableFact]
     public void ATrainingContextWithCudaGraphsTakesTheSameStepsToTheBit()
