@@ -30,6 +30,7 @@ internal static class ProfileCommand
         var warmup = new Option<int>("--warmup") { Description = "Steps (or with --decode, tokens) before the capture range (kernel loading, first-touch costs)", DefaultValueFactory = _ => 2 };
         var rank = new Option<int>("--lora-r") { Description = "LoRA rank (adapter on every linear layer)", DefaultValueFactory = _ => 8 };
         var decode = new Option<int>("--decode") { Description = "Profile N generated tokens (greedy, batch 1) instead of training steps", DefaultValueFactory = _ => 0 };
+        var graphs = new Option<bool>("--cuda-graphs") { Description = "Training steps: replay each step as a CUDA graph (captured once per shape and layer-drop pattern, during the warm-up)" };
         var promptTokens = new Option<int>("--prompt-tokens") { Description = "With --decode: prompt length (prefilled before the capture range)", DefaultValueFactory = _ => 32 };
         var device = CommonOptions.Device();
         var json = CommonOptions.Json();
@@ -38,7 +39,7 @@ internal static class ProfileCommand
             + "step or token, layer and op, for Nsight Systems and Nsight Compute (command lines in docs/PROFILING.md).\n"
             + "Example: nsys profile --capture-range=cudaProfilerApi tpeft profile --preset small --batch 4 --seq 512\n"
             + "         nsys profile --capture-range=cudaProfilerApi tpeft profile --preset small --decode 32 --prompt-tokens 128")
-            { preset, batch, seq, steps, warmup, rank, decode, promptTokens, device, json };
+            { preset, batch, seq, steps, warmup, rank, decode, promptTokens, graphs, device, json };
         cmd.SetAction(p => CliErrors.Run(() =>
         {
             int b = p.GetValue(batch), t = p.GetValue(seq), n = p.GetValue(steps), w = p.GetValue(warmup), r = p.GetValue(rank);
@@ -78,7 +79,7 @@ internal static class ProfileCommand
 
             var rng = new Random(2);
             var batchData = TokenBatch.FromIds(b, t, Enumerable.Range(0, b * t).Select(_ => rng.Next(config.VocabSize)).ToArray());
-            using var training = session.CreateTrainingContext(adapter);
+            using var training = session.CreateTrainingContext(adapter, options: new TrainingStepOptions { CudaGraphs = p.GetValue(graphs) });
             for (int i = 0; i < w; i++) training.Step(batchData);
             double msPerStep = Measure(gpu, "step", n, _ => training.Step(batchData));
 
@@ -86,7 +87,7 @@ internal static class ProfileCommand
                 {
                     ["device"] = session.DeviceDescription, ["preset"] = presetName, ["batch"] = b, ["seq"] = t, ["lora_r"] = r,
                     ["warmup_steps"] = w, ["profiled_steps"] = n, ["ms_per_step"] = msPerStep, ["tokens_per_s"] = b * t / (msPerStep / 1000),
-                    ["capture_range"] = captureRange,
+                    ["cuda_graphs"] = p.GetValue(graphs), ["capture_range"] = captureRange,
                 },
                 $"profiled {n} LoRA steps ({presetName}, batch {b} x seq {t}, r {r}) on {session.DeviceDescription}: {msPerStep:F1} ms/step, {b * t / (msPerStep / 1000):F0} tokens/s",
                 "capture range: cuProfilerStart..cuProfilerStop around the steps; NVTX: \"step i\" > forward|backward > \"layer L forward|backward\" > attention|mlp");

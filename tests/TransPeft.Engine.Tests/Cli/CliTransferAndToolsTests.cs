@@ -135,6 +135,10 @@ public class CliTransferAndToolsTests
         Assert.Equal("cuda-emulated", (string)doc["device"]!);
         Assert.Equal(2, (int)doc["profiled_steps"]!);
         Assert.True((double)doc["ms_per_step"]! > 0);
+        Assert.False((bool)doc["cuda_graphs"]!);
+        var graphed = TpeftProcess.Run("profile", "--preset", "micro", "--batch", "1", "--seq", "16", "--steps", "2", "--warmup", "1", "--cuda-graphs", "--device", "cuda-emulated", "--json");
+        Assert.True(graphed.ExitCode == 0, graphed.Stderr);
+        Assert.True((bool)JsonNode.Parse(graphed.Stdout)!["cuda_graphs"]!);
 
         // Decode tokens through the session API: a prompt prefilled outside the range, then N tokens inside it.
         var d = TpeftProcess.Run("profile", "--preset", "micro", "--decode", "3", "--prompt-tokens", "5", "--warmup", "1", "--device", "cuda-emulated", "--json");
