@@ -52,6 +52,7 @@ internal static class TrainingFlags
         ["pack"] = new("Concatenate examples into full --seq-len sequences (auto: yes for text, no for prompt/completion)", "true|false|auto"),
         ["shuffle"] = new("Shuffle the examples every epoch (the order is a pure function of --seed)", null, null, true),
         ["recompute"] = new("Activation recomputation: keep only each layer's input and recompute the layer in the backward (one more forward per step, far less activation memory; identical gradients)", null, null, true),
+        ["cuda_graphs"] = new("CUDA backend: record each training step as a CUDA graph (one per shape and layer-drop pattern) and replay it for later steps; per-step values come from device memory, so results are identical; ignored on the CPU", null, null, true),
         ["seed"] = new("Seed of the data order, LoRA init, dropout and Trans-PEFT masks (runs are reproducible)", "N"),
         ["eval_every"] = new("Compute the validation loss every N steps (0 = only at the end)", "N"),
         ["eval_batches"] = new("Validation micro-batches per evaluation (0 = the whole validation set)", "N"),

@@ -58,6 +58,21 @@ public static unsafe class DeviceMemory
         Check.Driver(CuDriver.cuMemsetD32Async(destination.Address, bits, (nuint)words, stream.Handle), nameof(CuDriver.cuMemsetD32Async));
     }
 
+    /// <summary>Queues a copy of <paramref name="count"/> elements from <paramref name="source"/> (page-locked, starting at
+    /// element <paramref name="offset"/>) to <paramref name="destination"/>, ordered on <paramref name="stream"/>. The
+    /// host bytes are read when the copy runs (in a captured graph: at every replay), not when it is queued.</summary>
+    public static void CopyToDeviceAsync<T>(CudaContext context, DevicePtr destination, PinnedHostBuffer<T> source, int offset, int count, CudaStream stream)
+        where T : unmanaged
+    {
+        if ((uint)offset > (uint)source.Length || (uint)count > (uint)(source.Length - offset))
+            throw new ArgumentOutOfRangeException(nameof(count), $"elements [{offset}, {offset + count}) are outside the pinned buffer of {source.Length}");
+        if (count == 0) return;
+        RequireAddress(destination, nameof(destination));
+        context.MakeCurrent();
+        Check.Driver(CuDriver.cuMemcpyHtoDAsync_v2(destination.Address, (T*)source.Pointer + offset, (nuint)((long)count * sizeof(T)), stream.Handle),
+            nameof(CuDriver.cuMemcpyHtoDAsync_v2));
+    }
+
     private static void RequireAddress(DevicePtr p, string name)
     {
         if (p.IsNull) throw new ArgumentException("device address is null", name);

@@ -221,7 +221,7 @@ public sealed class InferenceSession : IDisposable
         options ??= new TrainingStepOptions();
         ITrainableModel model = _cuda is null
             ? new CpuTransformer(weights, adapter, fullFineTune, maxPositions, options.Recompute)
-            : _cuda.CreateTransformer(weights, adapter, fullFineTune, new CudaTransformerOptions { MaxPositions = maxPositions, Recompute = options.Recompute },
+            : _cuda.CreateTransformer(weights, adapter, fullFineTune, new CudaTransformerOptions { MaxPositions = maxPositions, Recompute = options.Recompute, CaptureGraphs = options.CudaGraphs },
                 fullFineTune ? null : _deviceBase); // LoRA reads the session's frozen base; full fine-tuning trains its own copy
         return new TrainingContext(model, weights, adapter, options, Options.Threads);
     }

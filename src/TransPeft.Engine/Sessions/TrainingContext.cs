@@ -20,6 +20,9 @@ public sealed record TrainingStepOptions
     /// <summary>Activation recomputation (as <see cref="Training.TrainingOptions.Recompute"/>): one layer's activations
     /// kept instead of all, one more forward per step, the same gradients.</summary>
     public bool Recompute { get; init; }
+    /// <summary>CUDA: record each step as a CUDA graph (one per shape and Trans-PEFT layer-drop pattern) and replay it for
+    /// later steps, with the same results (as <see cref="Training.TrainingOptions.CudaGraphs"/>); ignored on the CPU.</summary>
+    public bool CudaGraphs { get; init; }
 }
 
 /// <summary>

@@ -67,6 +67,10 @@ public sealed record TrainingOptions
     /// again there, trading one more forward for one layer's activations instead of all of them. The gradients are
     /// identical to the stored path's, so it does not shape the trajectory and may change on resume.</summary>
     public bool Recompute { get; init; }
+    /// <summary>CUDA backend: capture each step as a CUDA graph per shape and layer-drop pattern and replay it for later
+    /// steps (per-step values come from device memory, so results are identical); ignored on the CPU. It does not shape
+    /// the trajectory.</summary>
+    public bool CudaGraphs { get; init; }
     public int Seed { get; init; } = 42;
 
     // Reporting and checkpoints (0 = only at the end; keep_checkpoints 0 = keep all).

@@ -70,6 +70,7 @@ public static class TrainingOptionsJson
         new("pack", "true, false or null (auto)", true, (o, v) => o with { Pack = v.NullableBool() }, o => o.Pack),
         new("shuffle", "true or false", true, (o, v) => o with { Shuffle = v.Bool() }, o => o.Shuffle),
         new("recompute", "true or false", false, (o, v) => o with { Recompute = v.Bool() }, o => o.Recompute),
+        new("cuda_graphs", "true or false", false, (o, v) => o with { CudaGraphs = v.Bool() }, o => o.CudaGraphs),
         new("seed", "an integer >= 0", true, (o, v) => o with { Seed = v.Int() }, o => o.Seed),
 
         new("eval_every", "an integer >= 0", false, (o, v) => o with { EvalEvery = v.Int() }, o => o.EvalEvery),

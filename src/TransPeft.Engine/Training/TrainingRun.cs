@@ -65,7 +65,10 @@ public static class TrainingRun
         ITrainableModel engine;
         Action<string> saveWeights;
         // AdamW runs on the device (no gradient download per micro-batch); SGD keeps the host optimizer.
-        var cudaOptions = new Compute.Cuda.CudaTransformerOptions { Recompute = options.Recompute, DeviceOptimizer = options.Optimizer == OptimizerKind.AdamW };
+        var cudaOptions = new Compute.Cuda.CudaTransformerOptions
+        {
+            Recompute = options.Recompute, DeviceOptimizer = options.Optimizer == OptimizerKind.AdamW, CaptureGraphs = options.CudaGraphs,
+        };
         if (options.Method == TrainingMethod.Full)
         {
             engine = cuda is null ? new CpuTransformer(model, fullFineTune: true, maxPositions: maxPositions, recompute: options.Recompute)
@@ -89,7 +92,10 @@ public static class TrainingRun
         try
         {
             var trainer = new Trainer(engine, data, options, outDir, saveWeights, progress, overwrite);
-            return trainer.Run(resumeFrom, cancel);
+            var result = trainer.Run(resumeFrom, cancel);
+            if (engine is Compute.Cuda.CudaTransformer { Options.CaptureGraphs: true } graphs)
+                log?.Invoke($"CUDA graphs: {graphs.GraphCaptures} captured, {graphs.GraphLaunches} launched (training and evaluation steps)");
+            return result;
         }
         finally
         {

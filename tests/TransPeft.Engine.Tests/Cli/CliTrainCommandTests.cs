@@ -100,7 +100,7 @@ public class CliTrainCommandTests
     }
 
     [SkippableFact]
-    public void TrainOnCudaEmulatedRunsTheRealKernelsAndMatchesTheCpuWithAndWithoutRecompute()
+    public void TrainOnCudaEmulatedRunsTheRealKernelsAndMatchesTheCpuWithRecomputeAndGraphs()
     {
         // The unchanged CUDA backend on kernels/*.cu compiled for the host: bf16 weights and activations against the
         // CPU's fp32, so every step's loss agrees to bf16 accuracy, not bit for bit.
@@ -109,14 +109,22 @@ public class CliTrainCommandTests
         var model = CliFixtures.ModelWithTokenizer(root);
         var data = CliFixtures.TextRecords(Path.Combine(root, "train.jsonl"), 24, 1);
         var env = CliFixtures.CacheEnv(root);
-        double[] Losses(string device, bool recompute = false)
+        double[] Losses(string device, bool recompute = false, bool graphs = false)
         {
-            var outDir = Path.Combine(root, device + (recompute ? "-recompute" : ""));
+            var outDir = Path.Combine(root, device + (recompute ? "-recompute" : "") + (graphs ? "-graphs" : ""));
             var args = Common(model, data, outDir);
             args[Array.IndexOf(args, "cpu")] = device;
-            var r = TpeftProcess.RunIn(env, [.. args, "--steps", "3", "--json", .. recompute ? new[] { "--recompute" } : []]);
+            var r = TpeftProcess.RunIn(env, [.. args, "--steps", "3", "--json", .. recompute ? new[] { "--recompute" } : [], .. graphs ? new[] { "--cuda-graphs" } : []]);
             Assert.True(r.ExitCode == 0, r.Stderr);
             if (device == "cuda-emulated") Assert.Contains("device: cuda-emulated", r.Stderr);
+            if (graphs)
+            {
+                // Every micro-batch ran as a graph; the packed batches share one shape, so most were replays.
+                var m = System.Text.RegularExpressions.Regex.Match(r.Stderr, @"CUDA graphs: (\d+) captured, (\d+) launched");
+                Assert.True(m.Success, r.Stderr);
+                int captured = int.Parse(m.Groups[1].Value), launched = int.Parse(m.Groups[2].Value);
+                Assert.True(launched >= 3 && captured < launched, $"{captured} captured, {launched} launched");
+            }
             return File.ReadAllLines(Path.Combine(outDir, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!["loss"])
                 .Where(x => x is not null).Select(x => (double)x!).ToArray();
         }
@@ -129,6 +137,8 @@ public class CliTrainCommandTests
         // --recompute gives the same gradients, so the same trajectory to the bit, on both devices.
         Assert.Equal(cpu, Losses("cpu", recompute: true));
         Assert.Equal(emulated, Losses("cuda-emulated", recompute: true));
+        // --cuda-graphs replays captured steps whose per-step values come from device memory: the same trajectory.
+        Assert.Equal(emulated, Losses("cuda-emulated", graphs: true));
     }
 
     [Fact]

@@ -77,6 +77,11 @@ public class TrainingOptionsTests
         Assert.True(TrainingOptionsJson.Load(null, [new("--recompute", "true")]).Recompute);
         // Identical gradients: a run checkpointed without it resumes with it.
         Assert.Empty(TrainingOptionsJson.TrajectoryDifferences(new TrainingOptions(), new TrainingOptions { Recompute = true }));
+        // CUDA graphs give identical steps too (GraphReplayGivesTheEagerResults): off by default, free to change on resume.
+        Assert.False(new TrainingOptions().CudaGraphs);
+        Assert.True(TrainingOptionsJson.Load(Config("""{"cuda_graphs": true}""")).CudaGraphs);
+        Assert.True(TrainingOptionsJson.Load(null, [new("--cuda-graphs", "true")]).CudaGraphs);
+        Assert.Empty(TrainingOptionsJson.TrajectoryDifferences(new TrainingOptions(), new TrainingOptions { CudaGraphs = true }));
     }
 
     [Theory]

@@ -15,6 +15,7 @@ internal sealed unsafe class CudaDevice : IComputeDevice
     private readonly CudaStream _stream;
     private readonly CublasHandle _blas;
     private readonly Dictionary<ulong, DeviceBuffer<byte>> _allocations = [];
+    private readonly Dictionary<nint, PinnedHostBuffer<byte>> _hostAllocations = [];
     private bool _capturing;
 
     internal CudaDevice(CudaBackend backend)
@@ -80,6 +81,37 @@ internal sealed unsafe class CudaDevice : IComputeDevice
 
     public void Zero(DevicePtr ptr, long bytes) => DeviceMemory.ZeroAsync(Context, ptr, bytes, _stream);
 
+    public nint AllocateHost(long bytes)
+    {
+        RequireNotCapturing(nameof(AllocateHost));
+        var buffer = new PinnedHostBuffer<byte>(Context, Math.Max(bytes, 1));
+        var p = (nint)buffer.Pointer;
+        _hostAllocations.Add(p, buffer);
+        return p;
+    }
+
+    public void FreeHost(nint host)
+    {
+        if (host == 0) return;
+        RequireNotCapturing(nameof(FreeHost));
+        if (!_hostAllocations.Remove(host, out var buffer)) throw new ArgumentException($"host memory 0x{host:x} was not allocated by this device");
+        _stream.Synchronize(); // a queued copy may still read it
+        buffer.Dispose();
+    }
+
+    public void UploadAsync(DevicePtr destination, nint source, long bytes)
+    {
+        // The source must lie inside one pinned allocation: a pageable address would make the copy synchronous (and
+        // uncapturable), a foreign one would read garbage.
+        foreach (var (start, buffer) in _hostAllocations)
+        {
+            if (source < start || source - start + bytes > buffer.Length) continue;
+            DeviceMemory.CopyToDeviceAsync(Context, destination, buffer, (int)(source - start), checked((int)bytes), _stream);
+            return;
+        }
+        throw new ArgumentException($"an asynchronous copy needs host memory from AllocateHost; {bytes} bytes at 0x{source:x} are not inside one");
+    }
+
     public void Upload<T>(DevicePtr destination, ReadOnlySpan<T> source) where T : unmanaged
     {
         RequireNotCapturing(nameof(Upload));
@@ -141,6 +173,8 @@ internal sealed unsafe class CudaDevice : IComputeDevice
         catch (CudaException) { } // a failed kernel poisons the context; freeing is still attempted
         foreach (var b in _allocations.Values) b.Dispose();
         _allocations.Clear();
+        foreach (var b in _hostAllocations.Values) b.Dispose();
+        _hostAllocations.Clear();
         _blas.Dispose();
         _stream.Dispose();
     }

@@ -13,20 +13,29 @@ namespace TransPeft.Engine.Compute.Cuda;
 /// host-compiled kernel dereferences; fresh memory is 0xFF bytes (NaN in bf16 and fp32), so reading what nothing wrote
 /// shows up. Every launch is checked against <see cref="KernelCatalog"/> and every pointer argument must lie inside an
 /// allocation (a wild pointer would otherwise crash the process). cuBLAS GEMMs are computed here with cuBLAS's
-/// semantics (<see cref="HostGemm"/>). Slow, single stream, synchronous, no graphs: for CI and debugging; what only
-/// hardware shows (timing, races hidden by the emulator's barrier ordering, tensor-core rounding) is left to a GPU.
+/// semantics (<see cref="HostGemm"/>). Graphs are captured and replayed with the driver's semantics
+/// (<see cref="EmulatedStreamCapture"/>: arguments copied at capture, no allocation or synchronous call while capturing),
+/// so a graph keyed too loosely shows up as a wrong result here. Slow, single stream, synchronous: for CI and debugging;
+/// what only hardware shows (timing, races hidden by the emulator's barrier ordering, tensor-core rounding) is left to a GPU.
 /// </summary>
-internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, EmulatedMemory memory, int multiprocessorCount = 4) : IComputeDevice
+/// <param name="supportsGraphs">False: <see cref="SupportsGraphs"/> is false and capture is refused, so models run
+/// every step with plain launches (the path a GPU takes when graphs are off).</param>
+internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, EmulatedMemory memory, int multiprocessorCount = 4, bool supportsGraphs = true) : IComputeDevice
 {
     /// <summary>This device's own allocations (freed with it); the memory itself is the backend's, as a GPU's is the context's.</summary>
     private readonly HashSet<ulong> _own = [];
+    private readonly EmulatedStreamCapture _capture = new("cuda-emulated");
+    private readonly EmulatedHostMemory _host = new();
     private int _rangeDepth;
 
-    public HostEmulatedDevice(EmulatedKernelLibrary library, int multiprocessorCount = 4) : this(library, new EmulatedMemory(), multiprocessorCount) { }
+    public HostEmulatedDevice(EmulatedKernelLibrary library, int multiprocessorCount = 4, bool supportsGraphs = true) : this(library, new EmulatedMemory(), multiprocessorCount, supportsGraphs) { }
 
     public string Name => $"cuda-emulated (kernels/*.cu compiled for the host: {library.Path})";
     public int MultiprocessorCount { get; } = multiprocessorCount;
-    public bool SupportsGraphs => false;
+    public bool SupportsGraphs { get; } = supportsGraphs;
+
+    /// <summary>Graphs captured so far (tests).</summary>
+    internal int GraphCaptures => _capture.Captures;
 
     /// <summary>Allocations made so far by this device (tests: a step makes none).</summary>
     internal int AllocationCount { get; private set; }
@@ -36,6 +45,7 @@ internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, E
 
     public DevicePtr Allocate(long bytes)
     {
+        _capture.RequireNotCapturing("cuMemAlloc");
         var p = memory.Allocate(bytes);
         _own.Add(p.Address);
         AllocationCount++;
@@ -45,6 +55,7 @@ internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, E
     public void Free(DevicePtr ptr)
     {
         if (ptr.IsNull) return;
+        _capture.RequireNotCapturing("cuMemFree");
         if (!_own.Remove(ptr.Address)) throw new ArgumentException($"{ptr} was not allocated by this device");
         memory.Free(ptr);
     }
@@ -57,6 +68,13 @@ internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, E
         KernelCatalog.CheckArguments(kernel, args);
         foreach (var a in args)
             if (a.Kind == ArgKind.Ptr && !a.AsPtr.IsNull) RequireInside(a.AsPtr, 0, $"{KernelCatalog.Get(kernel).Name} pointer argument");
+        // cuLaunchKernel copies the argument values into the graph node: so does the record.
+        if (_capture.Active)
+        {
+            var copy = args.ToArray();
+            _capture.TryRecord(() => Launch(kernel, shape, copy));
+            return;
+        }
         fixed (KernelArgument* a = args)
         {
             // KernelArgument.Value sits at offset 0: a pointer to the struct is the pointer the trampoline reads from.
@@ -70,6 +88,7 @@ internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, E
         float beta, DevicePtr c, int ldc, CudaDataType abType, CudaDataType cType)
     {
         // The same mapping CublasHandle.Gemm uses; then cuBLAS's column-major call, computed on the host.
+        if (_capture.TryRecord(() => Gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, abType, cType))) return;
         var g = ColumnMajorGemm.FromRowMajor(transA, transB, m, n, k, a, lda, b, ldb, c, ldc);
         HostGemm.Run(g, alpha, beta, abType, cType, RequireInside);
     }
@@ -77,11 +96,26 @@ internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, E
     public void Zero(DevicePtr ptr, long bytes)
     {
         RequireInside(ptr, bytes, "memset");
+        if (_capture.TryRecord(() => Zero(ptr, bytes))) return;
         new Span<byte>((void*)ptr.Address, checked((int)bytes)).Clear();
+    }
+
+    public nint AllocateHost(long bytes) => _host.Allocate(bytes, _capture);
+
+    public void FreeHost(nint host) => _host.Free(host, _capture);
+
+    public void UploadAsync(DevicePtr destination, nint source, long bytes)
+    {
+        var from = _host.Source(source, bytes);
+        RequireInside(destination, bytes, "asynchronous upload");
+        // A graph's memcpy node reads the host bytes when it runs: the record keeps the address, not the bytes.
+        if (_capture.TryRecord(() => UploadAsync(destination, source, bytes))) return;
+        from.CopyTo(new Span<byte>((void*)destination.Address, (int)bytes));
     }
 
     public void Upload<T>(DevicePtr destination, ReadOnlySpan<T> source) where T : unmanaged
     {
+        _capture.RequireNotCapturing("a synchronous host-to-device copy");
         var bytes = MemoryMarshal.AsBytes(source);
         RequireInside(destination, bytes.Length, "upload");
         bytes.CopyTo(new Span<byte>((void*)destination.Address, bytes.Length));
@@ -89,12 +123,13 @@ internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, E
 
     public void Download<T>(Span<T> destination, DevicePtr source) where T : unmanaged
     {
+        _capture.RequireNotCapturing("a synchronous device-to-host copy");
         var bytes = MemoryMarshal.AsBytes(destination);
         RequireInside(source, bytes.Length, "download");
         new ReadOnlySpan<byte>((void*)source.Address, bytes.Length).CopyTo(bytes);
     }
 
-    public void Synchronize() { }
+    public void Synchronize() => _capture.RequireNotCapturing("cuStreamSynchronize");
 
     public void PushRange(string name) => _rangeDepth++;
 
@@ -103,12 +138,19 @@ internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, E
         if (--_rangeDepth < 0) throw new InvalidOperationException("NVTX range popped more often than pushed");
     }
 
-    public void BeginCapture() => throw new NotSupportedException("the cuda-emulated device records no graphs");
-    public IDeviceGraph EndCapture() => throw new NotSupportedException("the cuda-emulated device records no graphs");
-    public void AbortCapture() { }
+    public void BeginCapture()
+    {
+        if (!SupportsGraphs) throw new NotSupportedException("this cuda-emulated device was opened without graph support");
+        _capture.Begin();
+    }
+
+    public IDeviceGraph EndCapture() => _capture.End();
+    public void AbortCapture() => _capture.Abort();
 
     public void Dispose()
     {
+        _capture.Abort();
+        _host.Dispose();
         foreach (var p in _own) memory.Free(new DevicePtr(p));
         _own.Clear();
     }
