@@ -36,6 +36,45 @@ public static unsafe class DeviceMemory
             Check.Driver(CuDriver.cuMemcpyDtoH_v2(d, source.Address, (nuint)((long)destination.Length * sizeof(T))), nameof(CuDriver.cuMemcpyDtoH_v2));
     }
 
+    /// <summary>Queues a copy of <paramref name="bytes"/> bytes from page-locked host memory (<c>cuMemHostAlloc</c>) to the
+    /// device on <paramref name="stream"/>; the host bytes must stay as they are until the stream has run the copy.</summary>
+    public static void CopyToDeviceAsync(CudaContext context, DevicePtr destination, nint source, long bytes, CudaStream stream)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+        if (bytes == 0) return;
+        RequireAddress(destination, nameof(destination));
+        context.MakeCurrent();
+        Check.Driver(CuDriver.cuMemcpyHtoDAsync_v2(destination.Address, (void*)source, (nuint)bytes, stream.Handle), nameof(CuDriver.cuMemcpyHtoDAsync_v2));
+    }
+
+    /// <summary>Queues a copy of <paramref name="bytes"/> bytes from the device to page-locked host memory on
+    /// <paramref name="stream"/>; the host bytes are valid once the stream has run the copy (synchronize).</summary>
+    public static void CopyToHostAsync(CudaContext context, nint destination, DevicePtr source, long bytes, CudaStream stream)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+        if (bytes == 0) return;
+        RequireAddress(source, nameof(source));
+        context.MakeCurrent();
+        Check.Driver(CuDriver.cuMemcpyDtoHAsync_v2((void*)destination, source.Address, (nuint)bytes, stream.Handle), nameof(CuDriver.cuMemcpyDtoHAsync_v2));
+    }
+
+    /// <summary>Page-locked host memory for the asynchronous copies (<c>cuMemHostAlloc</c>); free it with <see cref="FreeHost"/>.</summary>
+    public static nint AllocateHost(CudaContext context, long bytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(bytes);
+        context.MakeCurrent();
+        void* p = null;
+        Check.Driver(CuDriver.cuMemHostAlloc(&p, (nuint)bytes, 0), nameof(CuDriver.cuMemHostAlloc));
+        return (nint)p;
+    }
+
+    public static void FreeHost(CudaContext context, nint pointer)
+    {
+        if (pointer == 0) return;
+        context.MakeCurrent();
+        Check.Driver(CuDriver.cuMemFreeHost((void*)pointer), nameof(CuDriver.cuMemFreeHost));
+    }
+
     /// <summary>Sets <paramref name="bytes"/> bytes at <paramref name="destination"/> to zero, ordered on <paramref name="stream"/>.</summary>
     public static void ZeroAsync(CudaContext context, DevicePtr destination, long bytes, CudaStream stream)
     {

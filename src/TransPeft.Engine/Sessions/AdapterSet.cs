@@ -47,9 +47,13 @@ public sealed class AdapterSet
         {
             if (_entries.TryGetValue(name, out var old))
             {
-                if (!_session.IsCuda && SameShape(old.Adapter, adapter))
+                if (SameShape(old.Adapter, adapter))
                 {
-                    lock (SwapGate) CopyInto(old.Adapter, adapter);
+                    lock (SwapGate)
+                    {
+                        CopyInto(old.Adapter, adapter);
+                        _session.Swapped(old.Adapter); // CUDA: the device copy is refreshed before the adapter's next step
+                    }
                     return new AdapterLoadResult(name, sw.Elapsed, InPlace: true);
                 }
                 _session.Retire(old);

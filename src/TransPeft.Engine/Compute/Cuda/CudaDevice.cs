@@ -15,6 +15,7 @@ internal sealed unsafe class CudaDevice : IComputeDevice
     private readonly CudaStream _stream;
     private readonly CublasHandle _blas;
     private readonly Dictionary<ulong, DeviceBuffer<byte>> _allocations = [];
+    private readonly HashSet<nint> _pinned = [];
     private bool _capturing;
 
     internal CudaDevice(CudaBackend backend)
@@ -94,6 +95,33 @@ internal sealed unsafe class CudaDevice : IComputeDevice
         DeviceMemory.CopyToHost(Context, destination, source);
     }
 
+    public nint AllocatePinned(long bytes)
+    {
+        var p = DeviceMemory.AllocateHost(Context, Math.Max(bytes, 64));
+        _pinned.Add(p);
+        return p;
+    }
+
+    public void FreePinned(nint pointer)
+    {
+        if (pointer == 0) return;
+        if (!_pinned.Remove(pointer)) throw new ArgumentException($"0x{pointer:x} was not allocated by this device's AllocatePinned");
+        _stream.Synchronize(); // a queued copy may still read or write it
+        DeviceMemory.FreeHost(Context, pointer);
+    }
+
+    public void UploadAsync(DevicePtr destination, nint source, long bytes)
+    {
+        RequireNotCapturing(nameof(UploadAsync));
+        DeviceMemory.CopyToDeviceAsync(Context, destination, source, bytes, _stream);
+    }
+
+    public void DownloadAsync(nint destination, DevicePtr source, long bytes)
+    {
+        RequireNotCapturing(nameof(DownloadAsync));
+        DeviceMemory.CopyToHostAsync(Context, destination, source, bytes, _stream);
+    }
+
     public void Synchronize() => _stream.Synchronize();
 
     public void PushRange(string name) => Nvtx.Push(name);
@@ -133,6 +161,12 @@ internal sealed unsafe class CudaDevice : IComputeDevice
         catch (CudaException) { } // a failed kernel poisons the context; freeing is still attempted
         foreach (var b in _allocations.Values) b.Dispose();
         _allocations.Clear();
+        foreach (var p in _pinned)
+        {
+            try { DeviceMemory.FreeHost(Context, p); }
+            catch (CudaException) { }
+        }
+        _pinned.Clear();
         _blas.Dispose();
         _stream.Dispose();
     }

@@ -104,6 +104,23 @@ internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, i
         new ReadOnlySpan<byte>((void*)source.Address, bytes.Length).CopyTo(bytes);
     }
 
+    public nint AllocatePinned(long bytes) => (nint)NativeMemory.AlignedAlloc((nuint)Math.Max(bytes, 64), 64);
+
+    public void FreePinned(nint pointer) => NativeMemory.AlignedFree((void*)pointer);
+
+    // The emulator runs every launch when it is queued, so a queued copy may run at once too.
+    public void UploadAsync(DevicePtr destination, nint source, long bytes)
+    {
+        RequireInside(destination, bytes, "async upload");
+        Buffer.MemoryCopy((void*)source, (void*)destination.Address, bytes, bytes);
+    }
+
+    public void DownloadAsync(nint destination, DevicePtr source, long bytes)
+    {
+        RequireInside(source, bytes, "async download");
+        Buffer.MemoryCopy((void*)source.Address, (void*)destination, bytes, bytes);
+    }
+
     public void Synchronize() { }
 
     public void PushRange(string name) => _rangeDepth++;

@@ -38,6 +38,19 @@ internal interface IComputeDevice : IDisposable
     /// <summary>Waits for queued work, then copies device → host; complete on return. Not allowed while capturing.</summary>
     void Download<T>(Span<T> destination, DevicePtr source) where T : unmanaged;
 
+    /// <summary>Host memory the asynchronous copies use: page-locked on a GPU (<c>cuMemHostAlloc</c>), 64-byte aligned.
+    /// Never called while a step runs.</summary>
+    nint AllocatePinned(long bytes);
+
+    void FreePinned(nint pointer);
+
+    /// <summary>Queues a host → device copy from <see cref="AllocatePinned"/> memory, ordered with the launches; the host
+    /// bytes must stay unchanged until the stream reaches it (the next <see cref="Synchronize"/>). Not while capturing.</summary>
+    void UploadAsync(DevicePtr destination, nint source, long bytes);
+
+    /// <summary>Queues a device → host copy into <see cref="AllocatePinned"/> memory; valid after <see cref="Synchronize"/>.</summary>
+    void DownloadAsync(nint destination, DevicePtr source, long bytes);
+
     /// <summary>Waits for everything queued (and surfaces asynchronous errors).</summary>
     void Synchronize();
 

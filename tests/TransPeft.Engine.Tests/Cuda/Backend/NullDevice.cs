@@ -35,6 +35,10 @@ internal sealed class NullDevice : IComputeDevice
     public void Zero(DevicePtr ptr, long bytes) { }
     public void Upload<T>(DevicePtr destination, ReadOnlySpan<T> source) where T : unmanaged { }
     public void Download<T>(Span<T> destination, DevicePtr source) where T : unmanaged => destination.Clear();
+    public unsafe nint AllocatePinned(long bytes) => (nint)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)Math.Max(bytes, 64), 64);
+    public unsafe void FreePinned(nint pointer) => System.Runtime.InteropServices.NativeMemory.AlignedFree((void*)pointer);
+    public void UploadAsync(DevicePtr destination, nint source, long bytes) { }
+    public unsafe void DownloadAsync(nint destination, DevicePtr source, long bytes) => new Span<byte>((void*)destination, checked((int)bytes)).Clear();
     public void Synchronize() { }
     public void PushRange(string name) { }
     public void PopRange() { }

@@ -173,6 +173,12 @@ internal sealed class EmulatedDevice(bool compute = true, bool exactBf16 = false
         Bytes(source, (long)destination.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<T>(), "download").CopyTo(MemoryMarshal.AsBytes(destination));
     }
 
+    public unsafe nint AllocatePinned(long bytes) => (nint)NativeMemory.AlignedAlloc((nuint)Math.Max(bytes, 64), 64);
+    public unsafe void FreePinned(nint pointer) => NativeMemory.AlignedFree((void*)pointer);
+    public unsafe void UploadAsync(DevicePtr destination, nint source, long bytes) =>
+        new ReadOnlySpan<byte>((void*)source, checked((int)bytes)).CopyTo(Raw(destination, bytes, "async upload"));
+    public unsafe void DownloadAsync(nint destination, DevicePtr source, long bytes) =>
+        Raw(source, bytes, "async download").CopyTo(new Span<byte>((void*)destination, checked((int)bytes)));
     public void Synchronize() { }
 
     public void PushRange(string name) => _rangeDepth++;
