@@ -21,6 +21,7 @@ internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, i
     /// <summary>Live allocations by address, kept sorted for the pointer-argument check.</summary>
     private readonly SortedList<ulong, long> _allocations = [];
     private int _rangeDepth;
+    private Action<DevicePtr, long, string>? _requireInside;
 
     public string Name => $"cuda-emulated (kernels/*.cu compiled for the host: {library.Path})";
     public int MultiprocessorCount { get; } = multiprocessorCount;
@@ -50,6 +51,11 @@ internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, i
     /// <summary>Throws unless [p, p + bytes) lies inside one allocation.</summary>
     internal void RequireInside(DevicePtr p, long bytes, string what)
     {
+        if (!IsInside(p, bytes)) throw new InvalidOperationException($"{what}: {bytes} bytes at {p} are not inside one device allocation");
+    }
+
+    private bool IsInside(DevicePtr p, long bytes)
+    {
         var keys = _allocations.Keys;
         int lo = 0, hi = keys.Count - 1, found = -1;
         while (lo <= hi)
@@ -58,15 +64,14 @@ internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, i
             if (keys[mid] <= p.Address) { found = mid; lo = mid + 1; }
             else hi = mid - 1;
         }
-        if (found >= 0 && p.Address - keys[found] + (ulong)bytes <= (ulong)_allocations.Values[found]) return;
-        throw new InvalidOperationException($"{what}: {bytes} bytes at {p} are not inside one device allocation");
+        return found >= 0 && p.Address - keys[found] + (ulong)bytes <= (ulong)_allocations.Values[found];
     }
 
     public void Launch(KernelId kernel, LaunchShape shape, ReadOnlySpan<KernelArgument> args)
     {
         KernelCatalog.CheckArguments(kernel, args);
         foreach (var a in args)
-            if (a.Kind == ArgKind.Ptr && !a.AsPtr.IsNull) RequireInside(a.AsPtr, 0, $"{KernelCatalog.Get(kernel).Name} pointer argument");
+            if (a.Kind == ArgKind.Ptr && !a.AsPtr.IsNull && !IsInside(a.AsPtr, 0)) RequireInside(a.AsPtr, 0, $"{KernelCatalog.Get(kernel).Name} pointer argument");
         fixed (KernelArgument* a = args)
         {
             // KernelArgument.Value sits at offset 0: a pointer to the struct is the pointer the trampoline reads from.
@@ -81,7 +86,7 @@ internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, i
     {
         // The same mapping CublasHandle.Gemm uses; then cuBLAS's column-major call, computed on the host.
         var g = ColumnMajorGemm.FromRowMajor(transA, transB, m, n, k, a, lda, b, ldb, c, ldc);
-        HostGemm.Run(g, alpha, beta, abType, cType, RequireInside);
+        HostGemm.Run(g, alpha, beta, abType, cType, _requireInside ??= RequireInside); // one delegate, not one per GEMM
     }
 
     public void Zero(DevicePtr ptr, long bytes)
@@ -149,6 +154,9 @@ internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, i
 /// </summary>
 internal static unsafe class HostGemm
 {
+    [ThreadStatic] private static float[]? t_rows;
+    [ThreadStatic] private static float[]? t_col;
+
     public static void Run(ColumnMajorGemm g, float alpha, float beta, CudaDataType abType, CudaDataType cType, Action<DevicePtr, long, string> requireInside)
     {
         if (abType is not (CudaDataType.R16BF or CudaDataType.R32F) || cType is not (CudaDataType.R16BF or CudaDataType.R32F))
@@ -163,18 +171,21 @@ internal static unsafe class HostGemm
             requireInside(g.A, Extent(ta ? k : m, ta ? m : k, g.Lda) * ab, "GEMM operand A");
             requireInside(g.B, Extent(tb ? n : k, tb ? k : n, g.Ldb) * ab, "GEMM operand B");
         }
-        // op(A) row i and op(B) column j, each gathered into a contiguous fp32 vector of length k.
-        var rows = new float[(long)m * k];
+        // op(A) row i and op(B) column j, each gathered into a contiguous fp32 vector of length k (in per-thread
+        // buffers kept between calls, so a step on this device allocates nothing on the managed heap either).
+        if (t_rows is null || t_rows.Length < (long)m * k) t_rows = new float[checked(m * k)];
+        if (t_col is null || t_col.Length < k) t_col = new float[k];
+        var rows = t_rows;
+        var col = t_col;
         for (int i = 0; i < m; i++)
             for (int p = 0; p < k; p++)
                 rows[(long)i * k + p] = Load(g.A, ta ? p + (long)i * g.Lda : i + (long)p * g.Lda, abType);
-        var col = new float[k];
         for (int j = 0; j < n; j++)
         {
             for (int p = 0; p < k; p++) col[p] = Load(g.B, tb ? j + (long)p * g.Ldb : p + (long)j * g.Ldb, abType);
             for (int i = 0; i < m; i++)
             {
-                float acc = TensorPrimitives.Dot(new ReadOnlySpan<float>(rows, i * k, k), col);
+                float acc = TensorPrimitives.Dot(new ReadOnlySpan<float>(rows, i * k, k), col.AsSpan(0, k));
                 long ci = i + (long)j * g.Ldc;
                 float v = alpha * acc;
                 if (beta != 0) v += beta * Load(g.C, ci, cType);
