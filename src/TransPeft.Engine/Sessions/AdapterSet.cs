@@ -8,7 +8,7 @@ namespace TransPeft.Engine.Sessions;
 /// run. A request resolves its adapter name once when it starts and keeps that adapter until it ends, so unloading
 /// never pulls weights from under a running request. Thread-safe.
 /// <para>Replacing (<see cref="Load(string, string, bool)"/> with replace) an adapter of the same shape (same modules,
-/// ranks and scaling) on a CPU session is a hot swap in place: the new weights are copied into the served buffers
+/// ranks and scaling) is a hot swap in place (on CUDA the device pool's copy is re-uploaded into its slot too): the new weights are copied into the served buffers
 /// between two steps of a <see cref="BatchedGenerator"/> (which holds <see cref="SwapGate"/> per step), so its running
 /// requests continue with the new weights from their next token and nothing is reallocated. (A context generating
 /// on its own thread does not take that gate: swap in place only under a batched generator, or unload and load.)
@@ -39,7 +39,12 @@ public sealed class AdapterSet
     public AdapterLoadResult Load(string name, string dir, bool replace)
     {
         var sw = System.Diagnostics.Stopwatch.StartNew();
-        if (!replace) { Load(name, dir); return new AdapterLoadResult(name, sw.Elapsed, InPlace: false); }
+        if (!replace)
+        {
+            var loaded = Load(name, dir);
+            var upload = _session.Preload(loaded);
+            return new AdapterLoadResult(name, sw.Elapsed, InPlace: false) { DeviceUpload = upload };
+        }
         if (string.IsNullOrWhiteSpace(name)) throw new ArgumentException("adapter name: expected a non-empty name");
         var adapter = LoraAdapter.Load(dir, _session.Config);
         Model.ModelRules.CheckAdapter(_session.Config, adapter);
@@ -49,18 +54,21 @@ public sealed class AdapterSet
             {
                 if (SameShape(old.Adapter, adapter))
                 {
+                    TimeSpan? upload;
                     lock (SwapGate)
                     {
                         CopyInto(old.Adapter, adapter);
-                        _session.Swapped(old.Adapter); // CUDA: the device copy is refreshed before the adapter's next step
+                        _session.Swapped(old.Adapter); // CUDA: the device copy is stale now ...
+                        upload = _session.Preload(old.Adapter); // ... and refreshed in place before the next step
                     }
-                    return new AdapterLoadResult(name, sw.Elapsed, InPlace: true);
+                    return new AdapterLoadResult(name, sw.Elapsed, InPlace: true) { DeviceUpload = upload };
                 }
                 _session.Retire(old);
             }
             _entries = new Dictionary<string, AdapterEntry>(_entries, StringComparer.Ordinal) { [name] = new AdapterEntry(name, adapter, dir, _session) };
         }
-        return new AdapterLoadResult(name, sw.Elapsed, InPlace: false);
+        var uploaded = _session.Preload(adapter);
+        return new AdapterLoadResult(name, sw.Elapsed, InPlace: false) { DeviceUpload = uploaded };
     }
 
     /// <summary>Held by a <see cref="BatchedGenerator"/> for each step and by an in-place swap for its copy.</summary>
@@ -139,9 +147,15 @@ public sealed class AdapterSet
 
 /// <summary>How an adapter came to be served, and how long it took.</summary>
 /// <param name="Name">The name requests use.</param>
-/// <param name="Elapsed">Wall time: reading and checking the files, plus the copy into place for a hot swap.</param>
+/// <param name="Elapsed">Wall time: reading and checking the files, plus the copy into place for a hot swap, plus (CUDA)
+/// the upload into the device adapter pool.</param>
 /// <param name="InPlace">True when a replacement had the same shape and was copied into the served adapter's buffers.</param>
-public readonly record struct AdapterLoadResult(string Name, TimeSpan Elapsed, bool InPlace);
+public readonly record struct AdapterLoadResult(string Name, TimeSpan Elapsed, bool InPlace)
+{
+    /// <summary>CUDA: packing the adapter's pinned image and its one asynchronous copy into a device pool slot, waited
+    /// for (included in <see cref="Elapsed"/>); null on the CPU.</summary>
+    public TimeSpan? DeviceUpload { get; init; }
+}
 
 /// <summary>One served adapter and its backend model object (made on first use).</summary>
 internal sealed class AdapterEntry(string name, LoraAdapter adapter, string? source, InferenceSession session)

@@ -181,6 +181,9 @@ public sealed class InferenceSession : IDisposable
         lock (_retiredGate) _retired.Add(entry);
     }
 
+    /// <summary>CUDA: brings the adapter into the device pool now and returns how long that took; null on the CPU.</summary>
+    internal TimeSpan? Preload(LoraAdapter adapter) => _decoder?.Value.Preload(adapter);
+
     /// <summary>A served adapter's weights were replaced in place (same shape): the device copy is refreshed before its next step.</summary>
     internal void Swapped(LoraAdapter adapter)
     {

@@ -104,12 +104,15 @@ public sealed class CudaSessionTests
         using (var ctx = fresh.CreateContext("t")) want = ctx.Generate(prompt, greedy).TokenIds;
 
         using var session = Cuda(model);
-        session.Adapters.Load("t", firstDir);
+        var load = session.Adapters.Load("t", firstDir, replace: false);
+        Assert.NotNull(load.DeviceUpload); // packed and copied into a device pool slot at load time, and timed
+        Assert.True(load.Elapsed >= load.DeviceUpload);
         using var context = session.CreateContext("t");
         var before = context.Generate(prompt, greedy).TokenIds;
         int uploads = session.CudaDecoder!.Pool.Uploads;
         var swap = session.Adapters.Load("t", secondDir, replace: true);
         Assert.True(swap.InPlace);
+        Assert.NotNull(swap.DeviceUpload);
         var after = context.Generate(prompt, greedy).TokenIds;
         Assert.Equal(want, after);
         Assert.Equal(uploads + 1, session.CudaDecoder.Pool.Uploads);
