@@ -105,14 +105,17 @@ TP_DEVICE void cross_entropy_row(T* logits, const i32* targets, float* loss, int
 }
 
 /// For each row n of logits [N, V]: loss[n] = logsumexp(logits[n]) - logits[n, targets[n]] (fp32), and
-/// logits[n] is overwritten by (softmax(logits[n]) - onehot(targets[n])) * loss_scale. targets[n] = -100
+/// logits[n] is overwritten by (softmax(logits[n]) - onehot(targets[n])) * loss_scale, loss_scale =
+/// step->loss_scale read from device memory (step null: 1), so a captured training graph replays for any
+/// scale. targets[n] = -100
 /// ignores the row (loss 0, gradient row 0); any other target outside [0, V) gives NaN (loss and row).
 /// The causal shift is the caller's: targets[b, t] = labels[b, t + 1], and -100 for t = T - 1.
 /// Launch: gridDim.x = N (one block per row; grid-stride over rows), blockDim.x a multiple of 32,
 /// at most 1024 (1024 recommended for large V).
 extern "C" __global__ void cross_entropy_fused_bf16(bf16* logits, const i32* __restrict__ targets, float* __restrict__ loss,
-                                                    int N, int V, float loss_scale)
+                                                    int N, int V, const StepParams* __restrict__ step)
 {
+    const float loss_scale = step ? step->loss_scale : 1.0f;
     for (int row = blockIdx.x; row < N; row += gridDim.x)
     {
         cross_entropy_row(logits, targets, loss, row, V, loss_scale);
@@ -122,8 +125,9 @@ extern "C" __global__ void cross_entropy_fused_bf16(bf16* logits, const i32* __r
 
 /// cross_entropy_fused_bf16 on fp32 logits.
 extern "C" __global__ void cross_entropy_fused_f32(float* logits, const i32* __restrict__ targets, float* __restrict__ loss,
-                                                   int N, int V, float loss_scale)
+                                                   int N, int V, const StepParams* __restrict__ step)
 {
+    const float loss_scale = step ? step->loss_scale : 1.0f;
     for (int row = blockIdx.x; row < N; row += gridDim.x)
     {
         cross_entropy_row(logits, targets, loss, row, V, loss_scale);

@@ -3,7 +3,9 @@
 // The dropout mask is never stored: keep = 1 unless the Philox stream fires for element
 // e = row * in + col of x [N, in], tag LoRA dropout, lane = layer * 8 + projection
 // (Projection: Q=0 K=1 V=2 O=3 Gate=4 Up=5 Down=6), and kept values are scaled by 1 / (1 - p).
-// The dropped input xd = bf16(x * keep / (1 - p)) is the same value in every kernel here.
+// The dropped input xd = bf16(x * keep / (1 - p)) is the same value in every kernel here. p is the
+// module's dropout (a constant of the adapter); the stream comes from the step's StepParams in device
+// memory, so a captured graph replays for every step. A null StepParams means no dropout (p ignored).
 //
 // Forward:  t = xd A^T               lora_dropout_shrink (this file), t [N, r] bf16
 //           y += scaling * t B^T      cuBLAS GemmEx, beta = 1 (accumulates onto the base output)
@@ -27,11 +29,12 @@ TP_DEVICE float dropout_value(float x, float u, float p, float inv_keep) { retur
 /// dx. p = 0 copies (or adds) x unchanged and draws nothing. N * in must be below 2^32.
 /// Launch: grid-stride over ceil(N*in / 4) quads, any 1-D launch (blockDim 256 recommended).
 extern "C" __global__ void lora_dropout_apply(bf16* out, const bf16* x, int N, int in, float p,
-                                              u64 seed, u32 step, u32 micro_batch, u32 layer, u32 projection, int accumulate)
+                                              const StepParams* __restrict__ step, u32 layer, u32 projection, int accumulate)
 {
     const i64 n = (i64)N * in;
     const i64 quads = (n + 3) / 4;
-    const RandomStream rs = make_random_stream(seed, step, micro_batch);
+    if (!step) p = 0.0f;
+    const RandomStream rs = step_dropout_stream(step);
     const u32 lane = lora_lane(layer, projection);
     const float inv_keep = 1.0f / (1.0f - p);
     for (i64 q = (i64)blockIdx.x * blockDim.x + threadIdx.x; q < quads; q += (i64)gridDim.x * blockDim.x)
@@ -101,7 +104,7 @@ TP_DEVICE void shrink_load_x(bf16 (*xs)[SHRINK_STRIDE], const bf16* x, int N, in
 /// 10 KiB. Needs sm_80 (mma.sync bf16).
 extern "C" __global__ void __launch_bounds__(128) lora_dropout_shrink(
     bf16* __restrict__ t, const bf16* __restrict__ x, const bf16* __restrict__ A, int N, int in, int r, float p,
-    u64 seed, u32 step, u32 micro_batch, u32 layer, u32 projection)
+    const StepParams* __restrict__ step, u32 layer, u32 projection)
 {
     __shared__ TP_ALIGN(16) bf16 xs[SHRINK_ROWS][SHRINK_STRIDE];
     __shared__ TP_ALIGN(16) bf16 as[SHRINK_RANKS][SHRINK_STRIDE];
@@ -109,7 +112,8 @@ extern "C" __global__ void __launch_bounds__(128) lora_dropout_shrink(
     const int row0 = blockIdx.x * SHRINK_ROWS, rank0 = blockIdx.y * SHRINK_RANKS;
     const int ranks = min(SHRINK_RANKS, r - rank0);
     const int pairs = (ranks + 15) / 16;   // n-tiles are handled two at a time (one ldmatrix.x4)
-    const RandomStream rs = make_random_stream(seed, step, micro_batch);
+    if (!step) p = 0.0f;
+    const RandomStream rs = step_dropout_stream(step);
     const u32 lane = lora_lane(layer, projection);
     const float inv_keep = 1.0f / (1.0f - p);
 

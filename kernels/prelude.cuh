@@ -192,6 +192,32 @@ TP_DEVICE RandomStream make_random_stream(u64 seed, u32 step, u32 micro_batch)
     return s;
 }
 
+/// The values of one training step that change from step to step, read by the kernels from device memory
+/// (not passed by value) so that ONE captured CUDA graph per shape serves every step: the host rewrites this
+/// struct with one asynchronous copy before each launch or replay (CudaTransformer; C# mirror:
+/// Compute/Cuda/StepParams.cs, same layout, 40 bytes). A null pointer means: no FFN mask, no LoRA dropout
+/// draws, loss scale 1 (inference and evaluation).
+struct StepParams
+{
+    u64 mask_seed;                      // Trans-PEFT FFN mask stream (PhiloxFfnPerturbation.Stream)
+    u32 mask_step, mask_micro_batch;
+    u64 dropout_seed;                   // LoRA dropout stream (StepContext.Random)
+    u32 dropout_step, dropout_micro_batch;
+    float p_mask;                       // FFN masking probability; <= 0: no mask, nothing drawn
+    float loss_scale;                   // scale of the fused cross-entropy's logits gradient
+};
+static_assert(sizeof(StepParams) == 40, "StepParams must match Compute/Cuda/StepParams.cs");
+
+TP_DEVICE RandomStream step_mask_stream(const StepParams* sp)
+{
+    return sp ? make_random_stream(sp->mask_seed, sp->mask_step, sp->mask_micro_batch) : make_random_stream(0, 0, 0);
+}
+
+TP_DEVICE RandomStream step_dropout_stream(const StepParams* sp)
+{
+    return sp ? make_random_stream(sp->dropout_seed, sp->dropout_step, sp->dropout_micro_batch) : make_random_stream(0, 0, 0);
+}
+
 /// The uniform of one element.
 TP_DEVICE float stream_uniform(const RandomStream& s, u32 tag, u32 lane, u32 element)
 {

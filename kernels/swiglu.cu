@@ -2,7 +2,9 @@
 // keep is 0 where the Philox stream fires for element e = row * I + j (the flat index of the
 // [N, I] activation), tag FFN mask, lane = layer: exactly PhiloxFfnPerturbation.FillMask. The kept
 // values are NOT rescaled (Trans-PEFT's masking, unlike dropout). The backward regenerates the same
-// mask from the same arguments instead of storing it. Mirrors Compute/Cpu/SwiGlu.cs.
+// mask from the same arguments instead of storing it. The stream and p_mask come from the step's
+// StepParams in device memory (null: no mask), so a captured graph replays for every step.
+// Mirrors Compute/Cpu/SwiGlu.cs.
 #include "prelude.cuh"
 
 TP_DEVICE float sigmoidf(float z) { return 1.0f / (1.0f + expf(-z)); }
@@ -45,14 +47,16 @@ TP_DEVICE void keep_quad(float (&keep)[4], float p_mask, const RandomStream& rs,
 }
 
 /// a = silu(gate) * up * keep, for a, gate, up [N, I] bf16 (N = B*T), fp32 math, one rounding.
+/// The mask: step->p_mask and the step's mask stream (step null: no mask).
 /// N * I must be below 2^32 (the element index of the random stream is 32-bit).
 /// Launch: grid-stride over ceil(N*I / 4) quads, any 1-D launch (blockDim 256 recommended).
 extern "C" __global__ void swiglu_forward(bf16* __restrict__ a, const bf16* __restrict__ gate, const bf16* __restrict__ up,
-                                          int N, int I, float p_mask, u64 seed, u32 step, u32 micro_batch, u32 layer)
+                                          int N, int I, const StepParams* __restrict__ step, u32 layer)
 {
     const i64 n = (i64)N * I;
     const i64 quads = (n + 3) / 4;
-    const RandomStream rs = make_random_stream(seed, step, micro_batch);
+    const float p_mask = step ? step->p_mask : 0.0f;
+    const RandomStream rs = step_mask_stream(step);
     const bool vec = tp_aligned(a, 8) && tp_aligned(gate, 8) && tp_aligned(up, 8);
     for (i64 q = (i64)blockIdx.x * blockDim.x + threadIdx.x; q < quads; q += (i64)gridDim.x * blockDim.x)
     {
@@ -72,11 +76,12 @@ extern "C" __global__ void swiglu_forward(bf16* __restrict__ a, const bf16* __re
 /// Same arguments, mask and launch as swiglu_forward.
 extern "C" __global__ void swiglu_backward(bf16* dgate, bf16* dup, const bf16* __restrict__ da,
                                            const bf16* gate, const bf16* up,
-                                           int N, int I, float p_mask, u64 seed, u32 step, u32 micro_batch, u32 layer)
+                                           int N, int I, const StepParams* __restrict__ step, u32 layer)
 {
     const i64 n = (i64)N * I;
     const i64 quads = (n + 3) / 4;
-    const RandomStream rs = make_random_stream(seed, step, micro_batch);
+    const float p_mask = step ? step->p_mask : 0.0f;
+    const RandomStream rs = step_mask_stream(step);
     const bool vec = tp_aligned(dgate, 8) && tp_aligned(dup, 8) && tp_aligned(da, 8) && tp_aligned(gate, 8) && tp_aligned(up, 8);
     for (i64 q = (i64)blockIdx.x * blockDim.x + threadIdx.x; q < quads; q += (i64)gridDim.x * blockDim.x)
     {

@@ -12,6 +12,7 @@ int main()
         std::vector<int> tg(N); for (auto& t : tg) t = rng.integer(0, V - 1);
         tg[1] = -100; tg[N - 1] = V + 5;  // ignored, invalid
         const float ls = 1.0f / 11;
+        StepParams sp{}; sp.loss_scale = ls; sp.p_mask = 0.5f;   // the loss scale lives in (device) memory
         std::vector<double> wl(N), wg(N * V), wlf(N), wgf(N * V);
         auto ref = [&](auto get, std::vector<double>& L, std::vector<double>& G) {
             for (int n = 0; n < N; n++)
@@ -38,11 +39,11 @@ int main()
         }
         check("argmax_rows_f32", N, [&](size_t i) { return (double)amf[i]; }, wamf, 0, 0);
         std::vector<float> loss(N, -1);
-        emu::launch(cross_entropy_fused_bf16, dim3(std::min(N, 3)), dim3(256), lg.p(), (const i32*)tg.data(), loss.data(), N, V, ls);
+        emu::launch(cross_entropy_fused_bf16, dim3(std::min(N, 3)), dim3(256), lg.p(), (const i32*)tg.data(), loss.data(), N, V, (const StepParams*)&sp);
         check("cross_entropy_fused_bf16 loss", N, [&](size_t i) { return (double)loss[i]; }, wl, 1e-5, 1e-5);
         check("cross_entropy_fused_bf16 dlogits", N * V, [&](size_t i) { return (double)lg.at(i); }, wg, 1e-6, 8e-3);
         std::vector<float> loss2(N, -1);
-        emu::launch(cross_entropy_fused_f32, dim3(N), dim3(1024), lf.data(), (const i32*)tg.data(), loss2.data(), N, V, ls);
+        emu::launch(cross_entropy_fused_f32, dim3(N), dim3(1024), lf.data(), (const i32*)tg.data(), loss2.data(), N, V, (const StepParams*)&sp);
         check("cross_entropy_fused_f32 loss", N, [&](size_t i) { return (double)loss2[i]; }, wlf, 1e-5, 1e-5);
         check("cross_entropy_fused_f32 dlogits", N * V, [&](size_t i) { return (double)lf[i]; }, wgf, 1e-8, 1e-4);
     }

@@ -8,6 +8,10 @@ int main()
     {
         printf("N=%d in=%d r=%d p=%g\n", N, in, r, p);
         const u64 seed = 42; const u32 step = 3, mb = 1, layer = 2, proj = 5, lane = layer * 8 + proj;
+        StepParams sp{};   // the dropout stream lives in (device) memory, as a replayed graph reads it
+        sp.dropout_seed = seed; sp.dropout_step = step; sp.dropout_micro_batch = mb;
+        sp.mask_seed = ~seed; sp.mask_step = step + 1; sp.p_mask = 0.5f; sp.loss_scale = 3;   // not the dropout's
+        const StepParams* st = &sp;
         BfBuf x(N * in), A(r * in), t(N * r), xd(N * in), acc(N * in);
         x.randn(rng); A.randn(rng, 0.2f); acc.randn(rng);
         std::vector<double> wxd(N * in), wacc(N * in), wt(N * r);
@@ -21,12 +25,12 @@ int main()
         }
         for (int n = 0; n < N; n++) for (int k = 0; k < r; k++) { double s = 0; for (int c = 0; c < in; c++) s += (double)xdf[n * in + c] * A.at(k * in + c); wt[n * r + k] = s; }
         xd.poison();
-        emu::launch(lora_dropout_apply, dim3(3), dim3(64), xd.p(), (const bf16*)x.p(), N, in, p, seed, step, mb, layer, proj, 0);
+        emu::launch(lora_dropout_apply, dim3(3), dim3(64), xd.p(), (const bf16*)x.p(), N, in, p, st, layer, proj, 0);
         check("lora_dropout_apply (xd)", N * in, [&](size_t i) { return (double)xd.at(i); }, wxd, 0, 0);
-        emu::launch(lora_dropout_apply, dim3(3), dim3(64), acc.p(), (const bf16*)x.p(), N, in, p, seed, step, mb, layer, proj, 1);
+        emu::launch(lora_dropout_apply, dim3(3), dim3(64), acc.p(), (const bf16*)x.p(), N, in, p, st, layer, proj, 1);
         check("lora_dropout_apply (accumulate)", N * in, [&](size_t i) { return (double)acc.at(i); }, wacc, 0, 0);
         t.poison();
-        emu::launch(lora_dropout_shrink, dim3((N + 63) / 64, (r + 63) / 64), dim3(128), t.p(), (const bf16*)x.p(), (const bf16*)A.p(), N, in, r, p, seed, step, mb, layer, proj);
+        emu::launch(lora_dropout_shrink, dim3((N + 63) / 64, (r + 63) / 64), dim3(128), t.p(), (const bf16*)x.p(), (const bf16*)A.p(), N, in, r, p, st, layer, proj);
         check("lora_dropout_shrink", N * r, [&](size_t i) { return (double)t.at(i); }, wt, 2e-3, 8e-3);
     }
     return finish("test_lora");

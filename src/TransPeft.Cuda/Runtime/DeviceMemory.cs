@@ -36,45 +36,6 @@ public static unsafe class DeviceMemory
             Check.Driver(CuDriver.cuMemcpyDtoH_v2(d, source.Address, (nuint)((long)destination.Length * sizeof(T))), nameof(CuDriver.cuMemcpyDtoH_v2));
     }
 
-    /// <summary>Queues a copy of <paramref name="bytes"/> bytes from page-locked host memory (<c>cuMemHostAlloc</c>) to the
-    /// device on <paramref name="stream"/>; the host bytes must stay as they are until the stream has run the copy.</summary>
-    public static void CopyToDeviceAsync(CudaContext context, DevicePtr destination, nint source, long bytes, CudaStream stream)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegative(bytes);
-        if (bytes == 0) return;
-        RequireAddress(destination, nameof(destination));
-        context.MakeCurrent();
-        Check.Driver(CuDriver.cuMemcpyHtoDAsync_v2(destination.Address, (void*)source, (nuint)bytes, stream.Handle), nameof(CuDriver.cuMemcpyHtoDAsync_v2));
-    }
-
-    /// <summary>Queues a copy of <paramref name="bytes"/> bytes from the device to page-locked host memory on
-    /// <paramref name="stream"/>; the host bytes are valid once the stream has run the copy (synchronize).</summary>
-    public static void CopyToHostAsync(CudaContext context, nint destination, DevicePtr source, long bytes, CudaStream stream)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegative(bytes);
-        if (bytes == 0) return;
-        RequireAddress(source, nameof(source));
-        context.MakeCurrent();
-        Check.Driver(CuDriver.cuMemcpyDtoHAsync_v2((void*)destination, source.Address, (nuint)bytes, stream.Handle), nameof(CuDriver.cuMemcpyDtoHAsync_v2));
-    }
-
-    /// <summary>Page-locked host memory for the asynchronous copies (<c>cuMemHostAlloc</c>); free it with <see cref="FreeHost"/>.</summary>
-    public static nint AllocateHost(CudaContext context, long bytes)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(bytes);
-        context.MakeCurrent();
-        void* p = null;
-        Check.Driver(CuDriver.cuMemHostAlloc(&p, (nuint)bytes, 0), nameof(CuDriver.cuMemHostAlloc));
-        return (nint)p;
-    }
-
-    public static void FreeHost(CudaContext context, nint pointer)
-    {
-        if (pointer == 0) return;
-        context.MakeCurrent();
-        Check.Driver(CuDriver.cuMemFreeHost((void*)pointer), nameof(CuDriver.cuMemFreeHost));
-    }
-
     /// <summary>Sets <paramref name="bytes"/> bytes at <paramref name="destination"/> to zero, ordered on <paramref name="stream"/>.</summary>
     public static void ZeroAsync(CudaContext context, DevicePtr destination, long bytes, CudaStream stream)
     {
@@ -95,6 +56,36 @@ public static unsafe class DeviceMemory
         if (destination.Address % 4 != 0) throw new ArgumentException($"Fill32Async needs a 4-byte aligned address, got {destination}.", nameof(destination));
         context.MakeCurrent();
         Check.Driver(CuDriver.cuMemsetD32Async(destination.Address, bits, (nuint)words, stream.Handle), nameof(CuDriver.cuMemsetD32Async));
+    }
+
+    /// <summary>Queues a copy of <paramref name="count"/> elements from <paramref name="source"/> (page-locked, starting at
+    /// element <paramref name="offset"/>) to <paramref name="destination"/>, ordered on <paramref name="stream"/>. The
+    /// host bytes are read when the copy runs (in a captured graph: at every replay), not when it is queued.</summary>
+    public static void CopyToDeviceAsync<T>(CudaContext context, DevicePtr destination, PinnedHostBuffer<T> source, int offset, int count, CudaStream stream)
+        where T : unmanaged
+    {
+        if ((uint)offset > (uint)source.Length || (uint)count > (uint)(source.Length - offset))
+            throw new ArgumentOutOfRangeException(nameof(count), $"elements [{offset}, {offset + count}) are outside the pinned buffer of {source.Length}");
+        if (count == 0) return;
+        RequireAddress(destination, nameof(destination));
+        context.MakeCurrent();
+        Check.Driver(CuDriver.cuMemcpyHtoDAsync_v2(destination.Address, (T*)source.Pointer + offset, (nuint)((long)count * sizeof(T)), stream.Handle),
+            nameof(CuDriver.cuMemcpyHtoDAsync_v2));
+    }
+
+    /// <summary>Queues a copy of <paramref name="count"/> elements from <paramref name="source"/> into <paramref name="destination"/>
+    /// (page-locked, starting at element <paramref name="offset"/>), ordered on <paramref name="stream"/>; the host
+    /// elements are valid once the stream is past the copy (synchronize).</summary>
+    public static void CopyToHostAsync<T>(CudaContext context, PinnedHostBuffer<T> destination, int offset, int count, DevicePtr source, CudaStream stream)
+        where T : unmanaged
+    {
+        if ((uint)offset > (uint)destination.Length || (uint)count > (uint)(destination.Length - offset))
+            throw new ArgumentOutOfRangeException(nameof(count), $"elements [{offset}, {offset + count}) are outside the pinned buffer of {destination.Length}");
+        if (count == 0) return;
+        RequireAddress(source, nameof(source));
+        context.MakeCurrent();
+        Check.Driver(CuDriver.cuMemcpyDtoHAsync_v2((T*)destination.Pointer + offset, source.Address, (nuint)((long)count * sizeof(T)), stream.Handle),
+            nameof(CuDriver.cuMemcpyDtoHAsync_v2));
     }
 
     private static void RequireAddress(DevicePtr p, string name)

@@ -122,7 +122,7 @@ public class CliTransferAndToolsTests
     }
 
     [SkippableFact]
-    public void ProfileRunsStepsOnTheCudaBackendAndRefusesTheCpu()
+    public void ProfileRunsStepsAndDecodeTokensOnTheCudaBackendAndRefusesTheCpu()
     {
         var cpu = TpeftProcess.Run("profile", "--preset", "micro", "--batch", "1", "--seq", "8", "--steps", "1", "--device", "cpu");
         Assert.Equal(1, cpu.ExitCode);
@@ -135,6 +135,17 @@ public class CliTransferAndToolsTests
         Assert.Equal("cuda-emulated", (string)doc["device"]!);
         Assert.Equal(2, (int)doc["profiled_steps"]!);
         Assert.True((double)doc["ms_per_step"]! > 0);
+
+        // Decode tokens through the session API: a prompt prefilled outside the range, then N tokens inside it.
+        var d = TpeftProcess.Run("profile", "--preset", "micro", "--decode", "3", "--prompt-tokens", "5", "--warmup", "1", "--device", "cuda-emulated", "--json");
+        Assert.True(d.ExitCode == 0, d.Stderr);
+        var dec = JsonNode.Parse(d.Stdout)!;
+        Assert.Equal(3, (int)dec["profiled_tokens"]!);
+        Assert.Equal(5, (int)dec["prompt_tokens"]!);
+        Assert.True((double)dec["ms_per_token"]! > 0);
+        var tooLong = TpeftProcess.Run("profile", "--preset", "micro", "--decode", "600", "--prompt-tokens", "5", "--device", "cuda-emulated");
+        Assert.Equal(1, tooLong.ExitCode);
+        Assert.Contains("--prompt-tokens 5 + --decode 600 + 1 (the prefill's token) exceed the model's maximum sequence length 512", tooLong.Stderr);
     }
 
     [Fact]

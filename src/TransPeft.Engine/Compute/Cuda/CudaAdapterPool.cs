@@ -139,7 +139,7 @@ internal sealed unsafe class CudaAdapterPool : IDisposable
     {
         if (!_entries.Remove(adapter, out var e)) return;
         if (e.Slot >= 0) _residents[e.Slot] = null;
-        if (e.Image != 0) _device.FreePinned(e.Image);
+        if (e.Image != 0) _device.FreeHost(e.Image);
     }
 
     /// <summary>Whether this adapter fits the current layout (rank and modules).</summary>
@@ -224,9 +224,9 @@ internal sealed unsafe class CudaAdapterPool : IDisposable
     {
         if (e.Image == 0 || e.ImageLayout != LayoutVersion)
         {
-            if (e.Image != 0) _device.FreePinned(e.Image);
+            if (e.Image != 0) _device.FreeHost(e.Image);
             e.Image = 0;
-            e.Image = _device.AllocatePinned(SlotBytes);
+            e.Image = _device.AllocateHost(SlotBytes);
         }
         var bytes = new Span<byte>((void*)e.Image, checked((int)SlotBytes));
         bytes.Clear();
@@ -252,7 +252,7 @@ internal sealed unsafe class CudaAdapterPool : IDisposable
     public void Dispose()
     {
         foreach (var e in _entries.Values)
-            if (e.Image != 0) _device.FreePinned(e.Image);
+            if (e.Image != 0) _device.FreeHost(e.Image);
         _entries.Clear();
         if (_arena.Address != 0) _device.Free(_arena);
         _arena = default;

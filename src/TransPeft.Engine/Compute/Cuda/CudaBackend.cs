@@ -224,11 +224,12 @@ public sealed class CudaBackend : IDisposable
         return new CudaDevice(this);
     }
 
-    /// <summary>A device of its own for one model: the GPU's (<see cref="CreateDevice"/>) or the host emulation's.</summary>
-    internal IComputeDevice OpenDevice()
+    /// <summary>A device of its own for one model: the GPU's (<see cref="CreateDevice"/>) or the host emulation's.
+    /// <paramref name="emulatedGraphs"/> = false opens a cuda-emulated device without graph support (a GPU always has it).</summary>
+    internal IComputeDevice OpenDevice(bool emulatedGraphs = true)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        return _emulated is not null ? new HostEmulatedDevice(_emulated) : new CudaDevice(this);
+        return _emulated is not null ? new HostEmulatedDevice(_emulated, supportsGraphs: emulatedGraphs) : new CudaDevice(this);
     }
 
     /// <summary>

@@ -15,7 +15,7 @@ internal sealed unsafe class CudaDevice : IComputeDevice
     private readonly CudaStream _stream;
     private readonly CublasHandle _blas;
     private readonly Dictionary<ulong, DeviceBuffer<byte>> _allocations = [];
-    private readonly HashSet<nint> _pinned = [];
+    private readonly Dictionary<nint, PinnedHostBuffer<byte>> _hostAllocations = [];
     private bool _capturing;
 
     internal CudaDevice(CudaBackend backend)
@@ -81,6 +81,37 @@ internal sealed unsafe class CudaDevice : IComputeDevice
 
     public void Zero(DevicePtr ptr, long bytes) => DeviceMemory.ZeroAsync(Context, ptr, bytes, _stream);
 
+    public nint AllocateHost(long bytes)
+    {
+        RequireNotCapturing(nameof(AllocateHost));
+        var buffer = new PinnedHostBuffer<byte>(Context, Math.Max(bytes, 1));
+        var p = (nint)buffer.Pointer;
+        _hostAllocations.Add(p, buffer);
+        return p;
+    }
+
+    public void FreeHost(nint host)
+    {
+        if (host == 0) return;
+        RequireNotCapturing(nameof(FreeHost));
+        if (!_hostAllocations.Remove(host, out var buffer)) throw new ArgumentException($"host memory 0x{host:x} was not allocated by this device");
+        _stream.Synchronize(); // a queued copy may still read it
+        buffer.Dispose();
+    }
+
+    public void UploadAsync(DevicePtr destination, nint source, long bytes)
+    {
+        // The source must lie inside one pinned allocation: a pageable address would make the copy synchronous (and
+        // uncapturable), a foreign one would read garbage.
+        foreach (var (start, buffer) in _hostAllocations)
+        {
+            if (source < start || source - start + bytes > buffer.Length) continue;
+            DeviceMemory.CopyToDeviceAsync(Context, destination, buffer, (int)(source - start), checked((int)bytes), _stream);
+            return;
+        }
+        throw new ArgumentException($"an asynchronous copy needs host memory from AllocateHost; {bytes} bytes at 0x{source:x} are not inside one");
+    }
+
     public void Upload<T>(DevicePtr destination, ReadOnlySpan<T> source) where T : unmanaged
     {
         RequireNotCapturing(nameof(Upload));
@@ -95,31 +126,16 @@ internal sealed unsafe class CudaDevice : IComputeDevice
         DeviceMemory.CopyToHost(Context, destination, source);
     }
 
-    public nint AllocatePinned(long bytes)
-    {
-        var p = DeviceMemory.AllocateHost(Context, Math.Max(bytes, 64));
-        _pinned.Add(p);
-        return p;
-    }
-
-    public void FreePinned(nint pointer)
-    {
-        if (pointer == 0) return;
-        if (!_pinned.Remove(pointer)) throw new ArgumentException($"0x{pointer:x} was not allocated by this device's AllocatePinned");
-        _stream.Synchronize(); // a queued copy may still read or write it
-        DeviceMemory.FreeHost(Context, pointer);
-    }
-
-    public void UploadAsync(DevicePtr destination, nint source, long bytes)
-    {
-        RequireNotCapturing(nameof(UploadAsync));
-        DeviceMemory.CopyToDeviceAsync(Context, destination, source, bytes, _stream);
-    }
-
     public void DownloadAsync(nint destination, DevicePtr source, long bytes)
     {
         RequireNotCapturing(nameof(DownloadAsync));
-        DeviceMemory.CopyToHostAsync(Context, destination, source, bytes, _stream);
+        foreach (var (start, buffer) in _hostAllocations)
+        {
+            if (destination < start || destination - start + bytes > buffer.Length) continue;
+            DeviceMemory.CopyToHostAsync(Context, buffer, (int)(destination - start), checked((int)bytes), source, _stream);
+            return;
+        }
+        throw new ArgumentException($"an asynchronous copy needs host memory from AllocateHost; {bytes} bytes at 0x{destination:x} are not inside one");
     }
 
     public void Synchronize() => _stream.Synchronize();
@@ -161,12 +177,8 @@ internal sealed unsafe class CudaDevice : IComputeDevice
         catch (CudaException) { } // a failed kernel poisons the context; freeing is still attempted
         foreach (var b in _allocations.Values) b.Dispose();
         _allocations.Clear();
-        foreach (var p in _pinned)
-        {
-            try { DeviceMemory.FreeHost(Context, p); }
-            catch (CudaException) { }
-        }
-        _pinned.Clear();
+        foreach (var b in _hostAllocations.Values) b.Dispose();
+        _hostAllocations.Clear();
         _blas.Dispose();
         _stream.Dispose();
     }

@@ -224,8 +224,8 @@ internal sealed unsafe class CudaKvDecoder : IDisposable
         _decode = w;
         if (_staging == 0)
         {
-            _staging = _device.AllocatePinned(16L * _options.Slots);
-            _pinnedLogits = _device.AllocatePinned(4L * _options.Slots * Config.VocabSize);
+            _staging = _device.AllocateHost(16L * _options.Slots);
+            _pinnedLogits = _device.AllocateHost(4L * _options.Slots * Config.VocabSize);
         }
         return w;
     }
@@ -557,7 +557,7 @@ internal sealed unsafe class CudaKvDecoder : IDisposable
         _ops.RmsNormResidualForward(hres, norm, At(w, w.Rstd), x, proj, _base.Weight(lw.PostNorm), n, h, _eps);
         Project(w, g, norm, n, l, Projection.Gate, s);
         Project(w, u, norm, n, l, Projection.Up, s);
-        _ops.SwiGluForward(a, g, u, n, c.IntermediateSize, 0f, default, l);
+        _ops.SwiGluForward(a, g, u, n, c.IntermediateSize, DevicePtr.Null, l); // no StepParams: no Trans-PEFT mask at inference
         Project(w, proj, a, n, l, Projection.Down, s);
         _ops.Add(x, hres, proj, (long)n * h);
         _device.PopRange();
@@ -590,7 +590,7 @@ internal sealed unsafe class CudaKvDecoder : IDisposable
             if (_decode is not null) _device.Free(_decodeBase);
             if (_prefill is not null) _device.Free(_prefillBase);
             if (!_kv.IsNull) _device.Free(_kv);
-            if (_staging != 0) { _device.FreePinned(_staging); _device.FreePinned(_pinnedLogits); }
+            if (_staging != 0) { _device.FreeHost(_staging); _device.FreeHost(_pinnedLogits); }
             _base.Dispose(); // frees the weights and, when owned, the device
         }
     }

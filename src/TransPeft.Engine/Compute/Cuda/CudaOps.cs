@@ -1,6 +1,5 @@
 using TransPeft.Cuda;
 using TransPeft.Cuda.Native;
-using TransPeft.Engine.TransPeft;
 using static TransPeft.Engine.Compute.Cuda.KernelArgument;
 
 namespace TransPeft.Engine.Compute.Cuda;
@@ -141,43 +140,52 @@ internal sealed class CudaOps(IComputeDevice device)
 
     // ------------------------------------------------------------------ swiglu.cu
 
-    /// <summary>a[N,I] = silu(gate)·up·keep, keep drawn from <paramref name="stream"/> (tag FFN mask, lane = layer) with
-    /// probability <paramref name="pMask"/> of masking; pMask = 0 draws nothing.</summary>
-    public void SwiGluForward(DevicePtr a, DevicePtr gate, DevicePtr up, int n, int inter, float pMask, RandomStream stream, int layer)
+    /// <summary>a[N,I] = silu(gate)·up·keep, keep drawn with probability <c>step.PMask</c> of masking from the step's
+    /// mask stream (tag FFN mask, lane = layer), both read from the <see cref="StepParams"/> at <paramref name="step"/>
+    /// in device memory; a null <paramref name="step"/> (or PMask = 0) draws nothing.</summary>
+    public void SwiGluForward(DevicePtr a, DevicePtr gate, DevicePtr up, int n, int inter, DevicePtr step, int layer)
     {
         Device.PushRange("swiglu_forward");
-        Run(KernelId.SwiGluForward, Plan.GridStride(((long)n * inter + 3) / 4),
-            [a, gate, up, I32(n), I32(inter), F32(pMask), U64(stream.Seed), U32(stream.Step), U32(stream.MicroBatch), U32((uint)layer)]);
+        Run(KernelId.SwiGluForward, Plan.GridStride(((long)n * inter + 3) / 4), [a, gate, up, I32(n), I32(inter), step, U32((uint)layer)]);
         Device.PopRange();
     }
 
     /// <summary>dgate, dup [N,I] (overwritten) from da and the saved pre-activations; the mask is regenerated.</summary>
-    public void SwiGluBackward(DevicePtr dgate, DevicePtr dup, DevicePtr da, DevicePtr gate, DevicePtr up, int n, int inter, float pMask, RandomStream stream, int layer)
+    public void SwiGluBackward(DevicePtr dgate, DevicePtr dup, DevicePtr da, DevicePtr gate, DevicePtr up, int n, int inter, DevicePtr step, int layer)
     {
         Device.PushRange("swiglu_backward");
-        Run(KernelId.SwiGluBackward, Plan.GridStride(((long)n * inter + 3) / 4),
-            [dgate, dup, da, gate, up, I32(n), I32(inter), F32(pMask), U64(stream.Seed), U32(stream.Step), U32(stream.MicroBatch), U32((uint)layer)]);
+        Run(KernelId.SwiGluBackward, Plan.GridStride(((long)n * inter + 3) / 4), [dgate, dup, da, gate, up, I32(n), I32(inter), step, U32((uint)layer)]);
         Device.PopRange();
     }
 
     // ------------------------------------------------------------------ lora.cu
 
-    /// <summary>t[N,r] = bf16(drop(x)[N,in] · A[r,in]ᵀ) on tensor cores; p = 0: no dropout.</summary>
-    public void LoraShrink(DevicePtr t, DevicePtr x, DevicePtr a, int n, int inDim, int rank, float p, RandomStream stream, int layer, int projection)
+    /// <summary>t[N,r] = bf16(drop(x)[N,in] · A[r,in]ᵀ) on tensor cores; p = 0: no dropout. The dropout stream is the
+    /// step's (<see cref="StepParams"/> at <paramref name="step"/>, device memory); p &gt; 0 needs one.</summary>
+    public void LoraShrink(DevicePtr t, DevicePtr x, DevicePtr a, int n, int inDim, int rank, float p, DevicePtr step, int layer, int projection)
     {
+        RequireStepForDropout(p, step);
         Device.PushRange("lora_shrink");
-        Run(KernelId.LoraDropoutShrink, LaunchPlanner.LoraShrink(n, rank),
-            [t, x, a, I32(n), I32(inDim), I32(rank), F32(p), U64(stream.Seed), U32(stream.Step), U32(stream.MicroBatch), U32((uint)layer), U32((uint)projection)]);
+        Run(KernelId.LoraDropoutShrink, LaunchPlanner.LoraShrink(n, rank), [t, x, a, I32(n), I32(inDim), I32(rank), F32(p), step, U32((uint)layer), U32((uint)projection)]);
         Device.PopRange();
     }
 
-    /// <summary>out[N,in] = (accumulate ? out : 0) + x·keep/(1-p), keep drawn for element row·in + col.</summary>
-    public void LoraDropoutApply(DevicePtr outp, DevicePtr x, int n, int inDim, float p, RandomStream stream, int layer, int projection, bool accumulate)
+    /// <summary>out[N,in] = (accumulate ? out : 0) + x·keep/(1-p), keep drawn for element row·in + col from the step's
+    /// dropout stream.</summary>
+    public void LoraDropoutApply(DevicePtr outp, DevicePtr x, int n, int inDim, float p, DevicePtr step, int layer, int projection, bool accumulate)
     {
+        RequireStepForDropout(p, step);
         Device.PushRange("lora_dropout_apply");
         Run(KernelId.LoraDropoutApply, Plan.GridStride(((long)n * inDim + 3) / 4),
-            [outp, x, I32(n), I32(inDim), F32(p), U64(stream.Seed), U32(stream.Step), U32(stream.MicroBatch), U32((uint)layer), U32((uint)projection), I32(accumulate ? 1 : 0)]);
+            [outp, x, I32(n), I32(inDim), F32(p), step, U32((uint)layer), U32((uint)projection), I32(accumulate ? 1 : 0)]);
         Device.PopRange();
+    }
+
+    /// <summary>The kernels ignore p without a StepParams (no stream to draw from): a caller asking for dropout without
+    /// one is a bug, not a request for none.</summary>
+    private static void RequireStepForDropout(float p, DevicePtr step)
+    {
+        if (p > 0 && step.IsNull) throw new ArgumentException($"LoRA dropout p = {p} needs the step's StepParams (its random stream) in device memory");
     }
 
     // ------------------------------------------------------------------ lora_multi.cu (many adapters, inference)
@@ -306,19 +314,20 @@ internal sealed class CudaOps(IComputeDevice device)
 
     // ------------------------------------------------------------------ cross_entropy.cu
 
-    /// <summary>loss[N] (fp32) = CE of each row; logits[N,V] (bf16) become scale·(softmax − onehot) in place.</summary>
-    public void CrossEntropyBf16(DevicePtr logits, DevicePtr targets, DevicePtr loss, int n, int v, float lossScale)
+    /// <summary>loss[N] (fp32) = CE of each row; logits[N,V] (bf16) become scale·(softmax − onehot) in place, scale =
+    /// <c>LossScale</c> of the <see cref="StepParams"/> at <paramref name="step"/> (device memory; null: 1).</summary>
+    public void CrossEntropyBf16(DevicePtr logits, DevicePtr targets, DevicePtr loss, int n, int v, DevicePtr step)
     {
         Device.PushRange("cross_entropy");
-        Run(KernelId.CrossEntropyFusedBf16, LaunchPlanner.PerRowSoftmax(n, v), [logits, targets, loss, I32(n), I32(v), F32(lossScale)]);
+        Run(KernelId.CrossEntropyFusedBf16, LaunchPlanner.PerRowSoftmax(n, v), [logits, targets, loss, I32(n), I32(v), step]);
         Device.PopRange();
     }
 
     /// <summary>As <see cref="CrossEntropyBf16"/> on fp32 logits.</summary>
-    public void CrossEntropyF32(DevicePtr logits, DevicePtr targets, DevicePtr loss, int n, int v, float lossScale)
+    public void CrossEntropyF32(DevicePtr logits, DevicePtr targets, DevicePtr loss, int n, int v, DevicePtr step)
     {
         Device.PushRange("cross_entropy");
-        Run(KernelId.CrossEntropyFusedF32, LaunchPlanner.PerRowSoftmax(n, v), [logits, targets, loss, I32(n), I32(v), F32(lossScale)]);
+        Run(KernelId.CrossEntropyFusedF32, LaunchPlanner.PerRowSoftmax(n, v), [logits, targets, loss, I32(n), I32(v), step]);
         Device.PopRange();
     }
 

@@ -29,12 +29,29 @@ namespace TransPeft.Engine.Compute.Cuda;
 /// has its mask filled on the host, uploaded per layer and applied with <c>mul_bf16</c> (a mid-step copy: fine for
 /// tests and fixtures, never captured in a graph).
 /// </para>
+/// <para>
+/// Per-step values (the mask and dropout streams, p_mask, the loss scale) reach the kernels through one
+/// <see cref="StepParams"/> in device memory, written by one asynchronous copy before each step. So with
+/// <see cref="CudaTransformerOptions.CaptureGraphs"/> a graph is keyed by the step's shape (and its layer-drop
+/// pattern, which decides what is launched): one capture per shape and pattern, replayed for every step.
+/// </para>
 /// </summary>
 internal sealed class CudaTransformer : ITrainableModel, IOptimizerHost, IDisposable
 {
     private enum Mode { Train, Eval }
 
-    private readonly record struct GraphKey(Mode Mode, int B, int T, uint LossScaleBits, RandomStream Dropout, RandomStream Mask, uint PMaskBits, uint PDropBits);
+    /// <summary>What a captured step bakes in besides the drop pattern: the shape, and whether LoRA dropout runs (its p
+    /// is a kernel argument). Everything that changes per step is read from <see cref="StepParams"/>.</summary>
+    private readonly record struct GraphKey(Mode Mode, int B, int T, bool LoraDropout);
+
+    /// <summary>One captured step: its key, the layers it drops (a dropped layer's FFN is not launched), its graph.</summary>
+    private sealed class CachedGraph(GraphKey key, bool[] dropped, IDeviceGraph graph)
+    {
+        public GraphKey Key { get; } = key;
+        public bool[] Dropped { get; } = dropped;
+        public IDeviceGraph Graph { get; } = graph;
+        public long LastUse { get; set; }
+    }
 
     private readonly IComputeDevice _device;
     private readonly bool _ownsDevice;
@@ -59,8 +76,10 @@ internal sealed class CudaTransformer : ITrainableModel, IOptimizerHost, IDispos
     private int[] _targetsHost = [];
     private float[] _maskHost = [];
     private ushort[] _maskBits = [];
-    private IDeviceGraph? _graph;
-    private GraphKey _graphKey;
+    private readonly List<CachedGraph> _graphs = [];
+    private long _graphClock;
+    private readonly DevicePtr _stepDevice;  // StepParams the kernels read
+    private readonly nint _stepHost;         // its pinned host staging copy
     private bool _disposed;
 
     public TransformerModel Model { get; }
@@ -129,10 +148,14 @@ internal sealed class CudaTransformer : ITrainableModel, IOptimizerHost, IDispos
         _paramBase = device.Allocate(_params.Arena.TotalBytes);
         try
         {
+            _stepDevice = device.Allocate(StepParams.Bytes);
+            _stepHost = device.AllocateHost(StepParams.Bytes);
             UploadAllParameters();
         }
         catch
         {
+            device.FreeHost(_stepHost);
+            device.Free(_stepDevice);
             device.Free(_paramBase);
             throw;
         }
@@ -264,7 +287,7 @@ internal sealed class CudaTransformer : ITrainableModel, IOptimizerHost, IDispos
         int capacity = Math.Max(rows, _acts?.Rows ?? 0);
         bool mask = maskBuffer || (_acts?.HasMaskBuffer ?? false);
         var plan = ActivationLayout.Plan(Config, capacity, _loraRanks, mask, _options.HeadChunkBytes, _options.Recompute);
-        DropGraph();
+        DropGraphs(); // they point into the old arena
         if (_acts is not null) _device.Free(_actBase);
         _acts = null;
         _actBase = _device.Allocate(plan.Arena.TotalBytes);
@@ -348,6 +371,8 @@ internal sealed class CudaTransformer : ITrainableModel, IOptimizerHost, IDispos
         UploadBatch(ids, null, b, t);
         if (!_options.DeviceOptimizer) UploadTrainables();
         var ctx = new StepContext(default, perturbation, Training: false);
+        DecideDrops(ctx);
+        WriteStepParams(1f, ctx);
         Forward(b, t, ctx);
         var acts = _acts!;
         int n = b * t, h = Config.HiddenSize, v = Config.VocabSize;
@@ -368,53 +393,76 @@ internal sealed class CudaTransformer : ITrainableModel, IOptimizerHost, IDispos
 
     private void RunStep(Mode mode, int b, int t, float lossScale, in StepContext ctx)
     {
+        DecideDrops(ctx);
+        WriteStepParams(lossScale, ctx);
         bool capturable = _options.CaptureGraphs && _device.SupportsGraphs && !NeedsHostMask(ctx.Perturbation);
         if (!capturable)
         {
-            Record(mode, b, t, lossScale, ctx);
+            Record(mode, b, t, ctx);
             return;
         }
-        var key = KeyOf(mode, b, t, lossScale, ctx);
-        if (_graph is null || !_graphKey.Equals(key))
-        {
-            DropGraph();
-            _device.BeginCapture();
-            try { Record(mode, b, t, lossScale, ctx); }
-            catch
-            {
-                _device.AbortCapture();
-                throw;
-            }
-            _graph = _device.EndCapture();
-            _graphKey = key;
-            GraphCaptures++;
-        }
-        _graph.Launch();
+        var key = new GraphKey(mode, b, t, mode == Mode.Train && ctx.Training && _anyLoraDropout);
+        var graph = FindGraph(key) ?? Capture(key, mode, b, t, ctx);
+        graph.LastUse = ++_graphClock;
+        graph.Graph.Launch();
         GraphLaunches++;
     }
 
-    private GraphKey KeyOf(Mode mode, int b, int t, float lossScale, in StepContext ctx)
+    /// <summary>The layers this step drops (Trans-PEFT cross-layer dropping), decided on the host before anything is queued.</summary>
+    private void DecideDrops(in StepContext ctx)
     {
-        var dropout = mode == Mode.Train && ctx.Training && _anyLoraDropout ? ctx.Random : default;
-        RandomStream mask = default;
-        uint pMask = 0, pDrop = 0;
-        if (ctx.Perturbation is PhiloxFfnPerturbation ph && (ph.PMask > 0 || ph.PDrop > 0))
-        {
-            mask = ph.Stream;
-            pMask = BitConverter.SingleToUInt32Bits((float)ph.PMask);
-            pDrop = BitConverter.SingleToUInt32Bits((float)ph.PDrop);
-        }
-        return new GraphKey(mode, b, t, BitConverter.SingleToUInt32Bits(lossScale), dropout, mask, pMask, pDrop);
+        for (int l = 0; l < _dropped.Length; l++) _dropped[l] = ctx.Perturbation?.IsDropped(l) ?? false;
     }
 
-    private void DropGraph()
+    /// <summary>Writes this step's <see cref="StepParams"/> into the pinned staging copy and queues its upload. The
+    /// previous step's copy is done: every step ends with a synchronizing download of the loss.</summary>
+    private unsafe void WriteStepParams(float lossScale, in StepContext ctx)
     {
-        _graph?.Dispose();
-        _graph = null;
+        var mask = ctx.Perturbation as PhiloxFfnPerturbation;
+        float pMask = mask is { HasMask: true } ? (float)mask.PMask : 0f;
+        *(StepParams*)_stepHost = StepParams.For(mask?.Stream ?? default, pMask, ctx.Random, lossScale);
+        _device.UploadAsync(_stepDevice, _stepHost, StepParams.Bytes);
+    }
+
+    private CachedGraph? FindGraph(GraphKey key)
+    {
+        foreach (var g in _graphs)
+            if (g.Key == key && g.Dropped.AsSpan().SequenceEqual(_dropped)) return g;
+        return null;
+    }
+
+    /// <summary>Records the step as a graph and caches it, evicting the least recently used graph when
+    /// <see cref="CudaTransformerOptions.MaxGraphs"/> are held.</summary>
+    private CachedGraph Capture(GraphKey key, Mode mode, int b, int t, in StepContext ctx)
+    {
+        if (_graphs.Count >= Math.Max(1, _options.MaxGraphs))
+        {
+            var oldest = _graphs[0];
+            foreach (var g in _graphs) if (g.LastUse < oldest.LastUse) oldest = g;
+            _graphs.Remove(oldest);
+            oldest.Graph.Dispose();
+        }
+        _device.BeginCapture();
+        try { Record(mode, b, t, ctx); }
+        catch
+        {
+            _device.AbortCapture();
+            throw;
+        }
+        var captured = new CachedGraph(key, (bool[])_dropped.Clone(), _device.EndCapture());
+        _graphs.Add(captured);
+        GraphCaptures++;
+        return captured;
+    }
+
+    private void DropGraphs()
+    {
+        foreach (var g in _graphs) g.Graph.Dispose();
+        _graphs.Clear();
     }
 
     /// <summary>Queues a whole step: (zero gradients,) forward, loss (and its gradient), backward, loss sum.</summary>
-    private void Record(Mode mode, int b, int t, float lossScale, in StepContext ctx)
+    private void Record(Mode mode, int b, int t, in StepContext ctx)
     {
         var acts = _acts!;
         int n = b * t;
@@ -423,7 +471,7 @@ internal sealed class CudaTransformer : ITrainableModel, IOptimizerHost, IDispos
         Forward(b, t, ctx);
         if (mode == Mode.Train)
         {
-            HeadTrain(n, lossScale);
+            HeadTrain(n);
             Backward(b, t, ctx);
         }
         else HeadEval(n);
@@ -471,7 +519,6 @@ internal sealed class CudaTransformer : ITrainableModel, IOptimizerHost, IDispos
         ProjForward(A(acts.Proj), A(la.Att), n, l, Projection.O, ctx);
         _device.PopRange();
 
-        _dropped[l] = ctx.Perturbation?.IsDropped(l) ?? false;
         if (_dropped[l])
         {
             // Cross-layer knowledge dropping: the post-attention norm and the MLP are skipped; x' = h = x + attn.
@@ -488,18 +535,14 @@ internal sealed class CudaTransformer : ITrainableModel, IOptimizerHost, IDispos
         _device.PopRange();
     }
 
-    /// <summary>a = silu(g)·u·mask with this step's Trans-PEFT mask of layer <paramref name="l"/> (none, Philox, or host-given).</summary>
+    /// <summary>a = silu(g)·u·mask with this step's Trans-PEFT mask of layer <paramref name="l"/>: none or Philox (the
+    /// kernel reads p_mask and the stream from the step's StepParams), or host-given.</summary>
     private void SwiGluActivation(DevicePtr a, DevicePtr g, DevicePtr u, int n, int inter, int l, in StepContext ctx)
     {
-        if (ctx.Perturbation is PhiloxFfnPerturbation { HasMask: true } ph)
+        _ops.SwiGluForward(a, g, u, n, inter, _stepDevice, l);
+        if (NeedsHostMask(ctx.Perturbation))
         {
-            _ops.SwiGluForward(a, g, u, n, inter, (float)ph.PMask, ph.Stream, l);
-            return;
-        }
-        _ops.SwiGluForward(a, g, u, n, inter, 0f, default, l);
-        if (ctx.Perturbation is { HasMask: true } p)
-        {
-            UploadHostMask(p, l, n, inter);
+            UploadHostMask(ctx.Perturbation!, l, n, inter);
             _ops.Multiply(a, a, A(_acts!.Mask), (long)n * inter);
         }
     }
@@ -528,7 +571,7 @@ internal sealed class CudaTransformer : ITrainableModel, IOptimizerHost, IDispos
         if (w.Bias(p) is { } bias) _ops.BiasAdd(y, Weight(bias), n, outDim);
         if (_lora[l, (int)p] is not { } lora) return;
         var loraT = A(_acts!.Layers[l].LoraT[(int)p]);
-        _ops.LoraShrink(loraT, x, Weight(lora.A), n, inDim, lora.Rank, DropoutOf(lora, ctx), ctx.Random, l, (int)p);
+        _ops.LoraShrink(loraT, x, Weight(lora.A), n, inDim, lora.Rank, DropoutOf(lora, ctx), _stepDevice, l, (int)p);
         _ops.MatmulNT(y, loraT, Weight(lora.B), n, lora.Rank, outDim, accumulate: true, alpha: lora.Scaling);
     }
 
@@ -536,7 +579,7 @@ internal sealed class CudaTransformer : ITrainableModel, IOptimizerHost, IDispos
 
     /// <summary>Training head, chunk by chunk: bf16 logits, fused cross-entropy turning them into dlogits in place,
     /// then dxf = dlogits·H and (when trainable) dH += dlogitsᵀ·xf. The [N, V] matrix never exists.</summary>
-    private void HeadTrain(int n, float lossScale)
+    private void HeadTrain(int n)
     {
         var acts = _acts!;
         int h = Config.HiddenSize, v = Config.VocabSize;
@@ -549,7 +592,7 @@ internal sealed class CudaTransformer : ITrainableModel, IOptimizerHost, IDispos
             var xf = A(acts.FinalNormOut).OffsetBytes((long)r0 * h * 2);
             var logits = A(acts.Logits);
             _ops.MatmulNT(logits, xf, Weight(head), rows, h, v, accumulate: false);
-            _ops.CrossEntropyBf16(logits, A(acts.Targets).OffsetBytes((long)r0 * 4), A(acts.Losses).OffsetBytes((long)r0 * 4), rows, v, lossScale);
+            _ops.CrossEntropyBf16(logits, A(acts.Targets).OffsetBytes((long)r0 * 4), A(acts.Losses).OffsetBytes((long)r0 * 4), rows, v, _stepDevice);
             _ops.MatmulNN(A(acts.DN).OffsetBytes((long)r0 * h * 2), logits, Weight(head), rows, v, h, accumulate: false);
             if (!dHead.IsNull) _ops.MatmulTN(dHead, logits, xf, rows, v, h, accumulate: true);
         }
@@ -567,7 +610,7 @@ internal sealed class CudaTransformer : ITrainableModel, IOptimizerHost, IDispos
             int rows = Math.Min(acts.HeadChunkRows, n - r0);
             var logits = A(acts.Logits);
             _ops.MatmulNT(logits, A(acts.FinalNormOut).OffsetBytes((long)r0 * h * 2), Weight(Model.Head), rows, h, v, false, 1f, CudaDataType.R32F);
-            _ops.CrossEntropyF32(logits, A(acts.Targets).OffsetBytes((long)r0 * 4), A(acts.Losses).OffsetBytes((long)r0 * 4), rows, v, 1f);
+            _ops.CrossEntropyF32(logits, A(acts.Targets).OffsetBytes((long)r0 * 4), A(acts.Losses).OffsetBytes((long)r0 * 4), rows, v, DevicePtr.Null);
         }
         _device.PopRange();
     }
@@ -614,15 +657,12 @@ internal sealed class CudaTransformer : ITrainableModel, IOptimizerHost, IDispos
             var aRecomputed = A(acts.DG);
             SwiGluActivation(aRecomputed, A(la.G), A(la.U), n, inter, l, ctx);
             ProjBackward(A(acts.DA), dx, aRecomputed, n, l, Projection.Down, accumulate: false, ctx);
-            float pMask = 0f;
-            RandomStream maskStream = default;
-            if (ctx.Perturbation is PhiloxFfnPerturbation { HasMask: true } ph) { pMask = (float)ph.PMask; maskStream = ph.Stream; }
-            else if (ctx.Perturbation is { HasMask: true })
+            if (NeedsHostMask(ctx.Perturbation))
             {
                 // The mask buffer still holds layer l's mask, uploaded by SwiGluActivation just above.
                 _ops.Multiply(A(acts.DA), A(acts.DA), A(acts.Mask), (long)n * inter);
             }
-            _ops.SwiGluBackward(A(acts.DG), A(acts.DU), A(acts.DA), A(la.G), A(la.U), n, inter, pMask, maskStream, l);
+            _ops.SwiGluBackward(A(acts.DG), A(acts.DU), A(acts.DA), A(la.G), A(la.U), n, inter, _stepDevice, l);
             ProjBackward(A(acts.DN), A(acts.DG), A(la.N2), n, l, Projection.Gate, accumulate: false, ctx);
             ProjBackward(A(acts.DN), A(acts.DU), A(la.N2), n, l, Projection.Up, accumulate: true, ctx);
             _ops.RmsNormBackward(dx, A(acts.DN), A(la.H), Weight(w.PostNorm), A(la.Rstd2), n, h, accumulate: true);
@@ -670,7 +710,7 @@ internal sealed class CudaTransformer : ITrainableModel, IOptimizerHost, IDispos
         if (pDrop > 0)
         {
             xin = A(acts.ScratchIn);
-            _ops.LoraDropoutApply(xin, x, n, inDim, pDrop, ctx.Random, l, (int)p, accumulate: false);
+            _ops.LoraDropoutApply(xin, x, n, inDim, pDrop, _stepDevice, l, (int)p, accumulate: false);
         }
         if (GradOf(lora.A) is { IsNull: false } dA) _ops.MatmulTN(dA, dt, xin, n, r, inDim, accumulate: true);
         if (pDrop == 0)
@@ -680,7 +720,7 @@ internal sealed class CudaTransformer : ITrainableModel, IOptimizerHost, IDispos
         }
         // With dropout, d(drop(x))/dx = keep/(1-p): form dt·A in scratch, then mask, scale and add.
         _ops.MatmulNN(A(acts.ScratchIn), dt, Weight(lora.A), n, r, inDim, accumulate: false);
-        _ops.LoraDropoutApply(dIn, A(acts.ScratchIn), n, inDim, pDrop, ctx.Random, l, (int)p, accumulate: true);
+        _ops.LoraDropoutApply(dIn, A(acts.ScratchIn), n, inDim, pDrop, _stepDevice, l, (int)p, accumulate: true);
     }
 
     // ---------------------------------------------------------------- lifetime
@@ -707,8 +747,10 @@ internal sealed class CudaTransformer : ITrainableModel, IOptimizerHost, IDispos
         if (_disposed) return;
         _disposed = true;
         _optimizer?.Dispose();
-        DropGraph();
+        DropGraphs();
         if (_acts is not null) _device.Free(_actBase);
+        _device.FreeHost(_stepHost);
+        _device.Free(_stepDevice);
         _device.Free(_paramBase);
         if (_ownsDevice) _device.Dispose();
     }

@@ -14,11 +14,15 @@ internal sealed record CudaTransformerOptions
     public bool DeviceOptimizer { get; init; }
 
     /// <summary>
-    /// Record each step (zero gradients, forward, loss, backward) as a CUDA graph and replay it while nothing
-    /// the graph bakes in changes: the shape, the loss scale, and the random stream when LoRA dropout or a
-    /// Philox Trans-PEFT perturbation draws from it. Explicit (host-given) masks are never captured. Off by default.
+    /// Record each step (zero gradients, forward, loss, backward) as a CUDA graph, keyed by the step's shape and its
+    /// Trans-PEFT layer-drop pattern, and replay it for every later step with that key: the per-step values (random
+    /// streams, p_mask, loss scale) are read from device memory (<see cref="StepParams"/>). Explicit (host-given)
+    /// masks are never captured. Off by default.
     /// </summary>
     public bool CaptureGraphs { get; init; }
+
+    /// <summary>Captured graphs kept (least recently used evicted): one per shape and layer-drop pattern in use.</summary>
+    public int MaxGraphs { get; init; } = 8;
 
     /// <summary>Device memory for one chunk of LM-head logits (fp32-sized); the head runs chunk by chunk.</summary>
     public long HeadChunkBytes { get; init; } = ActivationLayout.DefaultHeadChunkBytes;

@@ -13,19 +13,28 @@ namespace TransPeft.Engine.Compute.Cuda;
 /// host-compiled kernel dereferences; fresh memory is 0xFF bytes (NaN in bf16 and fp32), so reading what nothing wrote
 /// shows up. Every launch is checked against <see cref="KernelCatalog"/> and every pointer argument must lie inside an
 /// allocation (a wild pointer would otherwise crash the process). cuBLAS GEMMs are computed here with cuBLAS's
-/// semantics (<see cref="HostGemm"/>). Slow, single stream, synchronous, no graphs: for CI and debugging; what only
-/// hardware shows (timing, races hidden by the emulator's barrier ordering, tensor-core rounding) is left to a GPU.
+/// semantics (<see cref="HostGemm"/>). Graphs are captured and replayed with the driver's semantics
+/// (<see cref="EmulatedStreamCapture"/>: arguments copied at capture, no allocation or synchronous call while capturing),
+/// so a graph keyed too loosely shows up as a wrong result here. Slow, single stream, synchronous: for CI and debugging;
+/// what only hardware shows (timing, races hidden by the emulator's barrier ordering, tensor-core rounding) is left to a GPU.
 /// </summary>
-internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, int multiprocessorCount = 4) : IComputeDevice
+/// <param name="supportsGraphs">False: <see cref="SupportsGraphs"/> is false and capture is refused, so models run
+/// every step with plain launches (the path a GPU takes when graphs are off).</param>
+internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, int multiprocessorCount = 4, bool supportsGraphs = true) : IComputeDevice
 {
     /// <summary>Live allocations by address, kept sorted for the pointer-argument check.</summary>
     private readonly SortedList<ulong, long> _allocations = [];
+    private readonly Dictionary<nint, long> _hostAllocations = [];
+    private readonly EmulatedStreamCapture _capture = new("cuda-emulated");
     private int _rangeDepth;
     private Action<DevicePtr, long, string>? _requireInside;
 
     public string Name => $"cuda-emulated (kernels/*.cu compiled for the host: {library.Path})";
     public int MultiprocessorCount { get; } = multiprocessorCount;
-    public bool SupportsGraphs => false;
+    public bool SupportsGraphs { get; } = supportsGraphs;
+
+    /// <summary>Graphs captured so far (tests).</summary>
+    internal int GraphCaptures => _capture.Captures;
 
     /// <summary>Allocations made so far (tests: a step makes none).</summary>
     internal int AllocationCount { get; private set; }
@@ -33,6 +42,7 @@ internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, i
     public DevicePtr Allocate(long bytes)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+        _capture.RequireNotCapturing("cuMemAlloc");
         long size = Math.Max(bytes, 256);
         var p = NativeMemory.AlignedAlloc((nuint)size, 256);
         new Span<byte>(p, checked((int)size)).Fill(0xFF);
@@ -44,6 +54,7 @@ internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, i
     public void Free(DevicePtr ptr)
     {
         if (ptr.IsNull) return;
+        _capture.RequireNotCapturing("cuMemFree");
         if (!_allocations.Remove(ptr.Address)) throw new ArgumentException($"{ptr} was not allocated by this device");
         NativeMemory.AlignedFree((void*)ptr.Address);
     }
@@ -72,6 +83,11 @@ internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, i
         KernelCatalog.CheckArguments(kernel, args);
         foreach (var a in args)
             if (a.Kind == ArgKind.Ptr && !a.AsPtr.IsNull && !IsInside(a.AsPtr, 0)) RequireInside(a.AsPtr, 0, $"{KernelCatalog.Get(kernel).Name} pointer argument");
+        if (_capture.Active)
+        {
+            RecordLaunch(kernel, shape, args.ToArray());
+            return;
+        }
         fixed (KernelArgument* a = args)
         {
             // KernelArgument.Value sits at offset 0: a pointer to the struct is the pointer the trampoline reads from.
@@ -81,9 +97,29 @@ internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, i
         }
     }
 
+    // The recording helpers hold the lambdas: a lambda capturing a method's parameters allocates its closure when the
+    // method is entered, so the eager paths above and below stay free of managed allocations (KvDecoderTests measure it).
+
+    /// <summary>cuLaunchKernel copies the argument values into the graph node: so does the record.</summary>
+    private void RecordLaunch(KernelId kernel, LaunchShape shape, KernelArgument[] copy) => _capture.TryRecord(() => Launch(kernel, shape, copy));
+
+    private void RecordGemm(bool transA, bool transB, int m, int n, int k, float alpha, DevicePtr a, int lda, DevicePtr b, int ldb,
+        float beta, DevicePtr c, int ldc, CudaDataType abType, CudaDataType cType) =>
+        _capture.TryRecord(() => Gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, abType, cType));
+
+    private void RecordZero(DevicePtr ptr, long bytes) => _capture.TryRecord(() => Zero(ptr, bytes));
+
+    /// <summary>A graph's memcpy node reads the host bytes when it runs: the record keeps the address, not the bytes.</summary>
+    private void RecordUploadAsync(DevicePtr destination, nint source, long bytes) => _capture.TryRecord(() => UploadAsync(destination, source, bytes));
+
     public void Gemm(bool transA, bool transB, int m, int n, int k, float alpha, DevicePtr a, int lda, DevicePtr b, int ldb,
         float beta, DevicePtr c, int ldc, CudaDataType abType, CudaDataType cType)
     {
+        if (_capture.Active)
+        {
+            RecordGemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, abType, cType);
+            return;
+        }
         // The same mapping CublasHandle.Gemm uses; then cuBLAS's column-major call, computed on the host.
         var g = ColumnMajorGemm.FromRowMajor(transA, transB, m, n, k, a, lda, b, ldb, c, ldc);
         HostGemm.Run(g, alpha, beta, abType, cType, _requireInside ??= RequireInside); // one delegate, not one per GEMM
@@ -92,11 +128,54 @@ internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, i
     public void Zero(DevicePtr ptr, long bytes)
     {
         RequireInside(ptr, bytes, "memset");
+        if (_capture.Active)
+        {
+            RecordZero(ptr, bytes);
+            return;
+        }
         new Span<byte>((void*)ptr.Address, checked((int)bytes)).Clear();
+    }
+
+    public nint AllocateHost(long bytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+        _capture.RequireNotCapturing("cuMemHostAlloc");
+        var p = (nint)NativeMemory.Alloc((nuint)Math.Max(bytes, 1));
+        _hostAllocations.Add(p, bytes);
+        return p;
+    }
+
+    public void FreeHost(nint host)
+    {
+        if (host == 0) return;
+        _capture.RequireNotCapturing("cuMemFreeHost");
+        if (!_hostAllocations.Remove(host)) throw new ArgumentException($"host memory 0x{host:x} was not allocated by this device");
+        NativeMemory.Free((void*)host);
+    }
+
+    public void UploadAsync(DevicePtr destination, nint source, long bytes)
+    {
+        RequireHost(source, bytes);
+        RequireInside(destination, bytes, "asynchronous upload");
+        if (_capture.Active)
+        {
+            RecordUploadAsync(destination, source, bytes);
+            return;
+        }
+        new ReadOnlySpan<byte>((void*)source, checked((int)bytes)).CopyTo(new Span<byte>((void*)destination.Address, (int)bytes));
+    }
+
+    /// <summary>Throws unless [host, host + bytes) lies inside one <see cref="AllocateHost"/> allocation.</summary>
+    private void RequireHost(nint host, long bytes)
+    {
+        foreach (var (start, size) in _hostAllocations)
+            if (host >= start && host - start + bytes <= size) return;
+        throw new ArgumentException($"an asynchronous copy needs host memory from AllocateHost; {bytes} bytes at 0x{host:x} are not inside one");
     }
 
     public void Upload<T>(DevicePtr destination, ReadOnlySpan<T> source) where T : unmanaged
     {
+        _capture.RequireNotCapturing("a synchronous host-to-device copy");
         var bytes = MemoryMarshal.AsBytes(source);
         RequireInside(destination, bytes.Length, "upload");
         bytes.CopyTo(new Span<byte>((void*)destination.Address, bytes.Length));
@@ -104,29 +183,22 @@ internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, i
 
     public void Download<T>(Span<T> destination, DevicePtr source) where T : unmanaged
     {
+        _capture.RequireNotCapturing("a synchronous device-to-host copy");
         var bytes = MemoryMarshal.AsBytes(destination);
         RequireInside(source, bytes.Length, "download");
         new ReadOnlySpan<byte>((void*)source.Address, bytes.Length).CopyTo(bytes);
     }
 
-    public nint AllocatePinned(long bytes) => (nint)NativeMemory.AlignedAlloc((nuint)Math.Max(bytes, 64), 64);
-
-    public void FreePinned(nint pointer) => NativeMemory.AlignedFree((void*)pointer);
-
-    // The emulator runs every launch when it is queued, so a queued copy may run at once too.
-    public void UploadAsync(DevicePtr destination, nint source, long bytes)
-    {
-        RequireInside(destination, bytes, "async upload");
-        Buffer.MemoryCopy((void*)source, (void*)destination.Address, bytes, bytes);
-    }
-
+    // The emulator runs every launch when it is queued, so a queued copy back runs at once too.
     public void DownloadAsync(nint destination, DevicePtr source, long bytes)
     {
+        _capture.RequireNotCapturing("cuMemcpyDtoHAsync");
+        RequireHost(destination, bytes);
         RequireInside(source, bytes, "async download");
         Buffer.MemoryCopy((void*)source.Address, (void*)destination, bytes, bytes);
     }
 
-    public void Synchronize() { }
+    public void Synchronize() => _capture.RequireNotCapturing("cuStreamSynchronize");
 
     public void PushRange(string name) => _rangeDepth++;
 
@@ -135,12 +207,20 @@ internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, i
         if (--_rangeDepth < 0) throw new InvalidOperationException("NVTX range popped more often than pushed");
     }
 
-    public void BeginCapture() => throw new NotSupportedException("the cuda-emulated device records no graphs");
-    public IDeviceGraph EndCapture() => throw new NotSupportedException("the cuda-emulated device records no graphs");
-    public void AbortCapture() { }
+    public void BeginCapture()
+    {
+        if (!SupportsGraphs) throw new NotSupportedException("this cuda-emulated device was opened without graph support");
+        _capture.Begin();
+    }
+
+    public IDeviceGraph EndCapture() => _capture.End();
+    public void AbortCapture() => _capture.Abort();
 
     public void Dispose()
     {
+        _capture.Abort();
+        foreach (var p in _hostAllocations.Keys) NativeMemory.Free((void*)p);
+        _hostAllocations.Clear();
         foreach (var p in _allocations.Keys) NativeMemory.AlignedFree((void*)p);
         _allocations.Clear();
     }

@@ -32,23 +32,28 @@ internal interface IComputeDevice : IDisposable
     /// <summary>Queues a memset to zero.</summary>
     void Zero(DevicePtr ptr, long bytes);
 
+    /// <summary>Host memory for <see cref="UploadAsync"/> (page-locked on a GPU: an asynchronous copy needs it), valid
+    /// until <see cref="FreeHost"/> or the device's disposal. Never called while a step runs or a graph is captured.</summary>
+    nint AllocateHost(long bytes);
+
+    void FreeHost(nint host);
+
+    /// <summary>
+    /// Queues a host → device copy of <paramref name="bytes"/> from <paramref name="source"/> (inside memory from
+    /// <see cref="AllocateHost"/>). The host bytes are read when the copy RUNS, and in a captured graph at every replay:
+    /// the host may rewrite them only once the stream is past the copy (after a <see cref="Download{T}"/> or
+    /// <see cref="Synchronize"/>). This is how per-step values reach a replayed graph without a synchronization.
+    /// </summary>
+    void UploadAsync(DevicePtr destination, nint source, long bytes);
+
     /// <summary>Waits for queued work, then copies host → device; complete on return. Not allowed while capturing.</summary>
     void Upload<T>(DevicePtr destination, ReadOnlySpan<T> source) where T : unmanaged;
 
     /// <summary>Waits for queued work, then copies device → host; complete on return. Not allowed while capturing.</summary>
     void Download<T>(Span<T> destination, DevicePtr source) where T : unmanaged;
 
-    /// <summary>Host memory the asynchronous copies use: page-locked on a GPU (<c>cuMemHostAlloc</c>), 64-byte aligned.
-    /// Never called while a step runs.</summary>
-    nint AllocatePinned(long bytes);
-
-    void FreePinned(nint pointer);
-
-    /// <summary>Queues a host → device copy from <see cref="AllocatePinned"/> memory, ordered with the launches; the host
-    /// bytes must stay unchanged until the stream reaches it (the next <see cref="Synchronize"/>). Not while capturing.</summary>
-    void UploadAsync(DevicePtr destination, nint source, long bytes);
-
-    /// <summary>Queues a device → host copy into <see cref="AllocatePinned"/> memory; valid after <see cref="Synchronize"/>.</summary>
+    /// <summary>Queues a device → host copy of <paramref name="bytes"/> into memory from <see cref="AllocateHost"/>, ordered
+    /// with the launches; the host bytes are valid after <see cref="Synchronize"/>. Not while capturing.</summary>
     void DownloadAsync(nint destination, DevicePtr source, long bytes);
 
     /// <summary>Waits for everything queued (and surfaces asynchronous errors).</summary>

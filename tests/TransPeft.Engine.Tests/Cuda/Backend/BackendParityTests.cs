@@ -286,6 +286,86 @@ public abstract class BackendParityTests
         Assert.True(s - r >= 2 * 2 * 2L * batch.BatchSize * batch.SeqLen * c.IntermediateSize, $"saved only {s - r} bytes");
     }
 
+    /// <summary>Replayed graphs against plain launches of the same steps: on an emulated device (whose capture copies the
+    /// arguments as the driver does) to the bit, on a GPU to fp32 rounding.</summary>
+    private void AssertSameStep(string what, (double Loss, int Counted) eager, (double Loss, int Counted) graphed, CudaTransformer e, CudaTransformer g)
+    {
+        Assert.Equal(eager.Counted, graphed.Counted);
+        if (IsGpu) ParityCheck.Relative($"{what} loss", eager.Loss, graphed.Loss, 1e-6);
+        else Assert.Equal(eager.Loss, graphed.Loss);
+        for (int i = 0; i < e.TrainableParameters.Count; i++)
+        {
+            var name = e.TrainableParameters[i].Name;
+            if (IsGpu) ParityCheck.Elementwise($"{what} grad {name}", e.TrainableParameters[i].Grad, g.TrainableParameters[i].Grad, 1e-7, 1e-5);
+            else Assert.True(e.TrainableParameters[i].Grad.AsSpan().SequenceEqual(g.TrainableParameters[i].Grad), $"{what}: gradient of {name} differs");
+        }
+    }
+
+    /// <summary>
+    /// Graphs keyed by shape only: N training steps whose random streams, loss scales and batches all change, with
+    /// Trans-PEFT masks (and layer drops), LoRA dropout and the on-device AdamW, replaying captured graphs, give the
+    /// losses, gradients and weights of the same N steps with plain launches; one capture per shape and drop pattern
+    /// (the emulated devices copy captured arguments as the driver does, so a per-step value baked into a graph would
+    /// show here as a different loss).
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void GraphReplayGivesTheEagerResults(bool layerDrops)
+    {
+        var c = Config("qwen2", layers: 3);
+        var deviceAdam = new CudaTransformerOptions { DeviceOptimizer = true };
+        using var eager = new CudaTransformer(NewDevice(), Model(c, 1), Adapter(c, 2, dropout: 0.1), options: deviceAdam, ownsDevice: true);
+        using var graphed = new CudaTransformer(NewDevice(), Model(c, 1), Adapter(c, 2, dropout: 0.1),
+            options: deviceAdam with { CaptureGraphs = true }, ownsDevice: true);
+        Assert.True(graphed.Device.SupportsGraphs);
+        using var eagerAdam = new CudaAdamW(eager, weightDecay: 0.01);
+        using var graphedAdam = new CudaAdamW(graphed, weightDecay: 0.01);
+        var patterns = new HashSet<string>();
+        const int steps = 6;
+        for (int step = 1; step <= steps; step++)
+        {
+            var batch = Batch(c, 2, 12, 10 + step);
+            var stream = new RandomStream(7, (uint)step, (uint)(step % 2));
+            var ctx = new StepContext(stream, new PhiloxFfnPerturbation(stream, 0.2, layerDrops ? 0.5 : 0), true);
+            patterns.Add(string.Concat(Enumerable.Range(0, c.NumLayers).Select(l => ctx.Perturbation!.IsDropped(l) ? '1' : '0')));
+            float lossScale = 1f / (batch.CountedTargets() + step);
+            eager.ZeroGrad(); graphed.ZeroGrad();
+            var e = eager.ForwardBackward(batch, lossScale, ctx);
+            var g = graphed.ForwardBackward(batch, lossScale, ctx);
+            eager.CopyGradientsToHost(); graphed.CopyGradientsToHost();
+            AssertSameStep($"graph step {step}", e, g, eager, graphed);
+            eagerAdam.Update(1e-2, 1.0); graphedAdam.Update(1e-2, 1.0);
+        }
+        Assert.Equal(steps, graphed.GraphLaunches);
+        Assert.Equal(patterns.Count, graphed.GraphCaptures); // one per drop pattern of this shape; 1 without drops
+        if (!layerDrops) Assert.Equal(1, graphed.GraphCaptures);
+        eager.SyncToHost(); graphed.SyncToHost();
+        for (int i = 0; i < eager.TrainableParameters.Count; i++)
+        {
+            var (we, wg) = (eager.TrainableParameters[i].Data, graphed.TrainableParameters[i].Data);
+            if (IsGpu) ParityCheck.Elementwise($"graph weights {eager.TrainableParameters[i].Name}", we, wg, 1e-7, 1e-5);
+            else Assert.True(we.AsSpan().SequenceEqual(wg), $"weights of {eager.TrainableParameters[i].Name} differ after {steps} steps");
+        }
+
+        // Evaluation: one more graph, replayed across batches of its shape; another shape captures once more, and the
+        // training shape's graphs are still cached.
+        int captures = graphed.GraphCaptures;
+        foreach (var (b, t, seed) in new[] { (2, 12, 3), (2, 12, 4), (1, 7, 5), (1, 7, 6) })
+        {
+            var batch = Batch(c, b, t, seed);
+            AssertSameStep($"graph eval {b}x{t}", eager.Loss(batch), graphed.Loss(batch), eager, graphed);
+        }
+        Assert.Equal(captures + 2, graphed.GraphCaptures);
+        var again = new RandomStream(7, 1, 1);
+        var last = new StepContext(again, new PhiloxFfnPerturbation(again, 0.2, 0), true);
+        eager.ZeroGrad(); graphed.ZeroGrad();
+        var (el, gl) = (eager.ForwardBackward(Batch(c, 2, 12, 30), 0.01f, last), graphed.ForwardBackward(Batch(c, 2, 12, 30), 0.01f, last));
+        eager.CopyGradientsToHost(); graphed.CopyGradientsToHost();
+        AssertSameStep("graph step after evaluation", el, gl, eager, graphed);
+        if (!layerDrops) Assert.Equal(captures + 2, graphed.GraphCaptures);
+    }
+
     [SkippableFact]
     public void DeviceAdamWMatchesHostAdamWOnTheSameGradients()
     {

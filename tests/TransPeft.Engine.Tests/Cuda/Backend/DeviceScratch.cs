@@ -48,6 +48,9 @@ internal sealed class DeviceScratch(IComputeDevice device) : IDisposable
     }
 
     public DevicePtr F32(float[] values) => Upload(values);
+
+    /// <summary>A step's <see cref="StepParams"/> in device memory, as the kernels read it.</summary>
+    public DevicePtr Step(StepParams step) => Upload(new[] { step });
     public DevicePtr I32(int[] values) => Upload(values);
     public DevicePtr F64(double[] values) => Upload(values);
 

@@ -25,7 +25,7 @@ internal static class HostEmulatedBackend
         throw new SkipException($"cuda-emulated is unavailable: {reason}");
     }
 
-    public static IComputeDevice NewDevice() => Require().OpenDevice();
+    public static IComputeDevice NewDevice(bool graphs = true) => Require().OpenDevice(graphs);
 }
 
 /// <summary>Every kernel through <see cref="CudaOps"/> against the CPU reference, run by the REAL kernel code compiled

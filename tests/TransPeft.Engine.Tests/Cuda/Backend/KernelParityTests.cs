@@ -1,3 +1,4 @@
+using TransPeft.Cuda;
 using TransPeft.Cuda.Native;
 using TransPeft.Engine.Compute.Cpu;
 using TransPeft.Engine.Compute.Cuda;
@@ -236,8 +237,10 @@ public abstract class KernelParityTests
             mask = new float[n * inter];
             new PhiloxFfnPerturbation(stream, pMask, 0).FillMask(layer, 0, n, inter, mask);
         }
+        // The mask comes from the StepParams in device memory; its dropout stream and loss scale must not matter.
+        var step = s.Step(StepParams.For(stream, (float)pMask, new RandomStream(1, 2, 3), 5f));
         var a = s.PoisonedBf16((long)n * inter);
-        ops.SwiGluForward(a, dGate, dUp, n, inter, (float)pMask, stream, layer);
+        ops.SwiGluForward(a, dGate, dUp, n, inter, step, layer);
         var want = new float[n * inter];
         SwiGlu.Forward(want, gate, up, mask, n * inter);
         Close("swiglu_forward", want, s.ReadBf16(a, want.Length), 1e-3, 8e-3);
@@ -246,7 +249,7 @@ public abstract class KernelParityTests
         var dDa = s.Bf16(da);
         var dg = s.PoisonedBf16((long)n * inter);
         var du = s.PoisonedBf16((long)n * inter);
-        ops.SwiGluBackward(dg, du, dDa, dGate, dUp, n, inter, (float)pMask, stream, layer);
+        ops.SwiGluBackward(dg, du, dDa, dGate, dUp, n, inter, step, layer);
         var wg = new float[n * inter]; var wu = new float[n * inter];
         SwiGlu.Backward(wg, wu, da, gate, up, mask, n * inter);
         Close("swiglu_backward dgate", wg, s.ReadBf16(dg, wg.Length), 1e-3, 8e-3);
@@ -256,6 +259,11 @@ public abstract class KernelParityTests
             var got = s.ReadBf16(a, want.Length);
             for (int i = 0; i < mask.Length; i++)
                 if (mask[i] == 0) Assert.True(got[i] == 0, $"swiglu_forward[{i}] is masked but {got[i]}");
+            // Without StepParams (inference) nothing is masked.
+            var plain = s.PoisonedBf16((long)n * inter);
+            ops.SwiGluForward(plain, dGate, dUp, n, inter, DevicePtr.Null, layer);
+            SwiGlu.Forward(want, gate, up, null, n * inter);
+            Close("swiglu_forward without StepParams", want, s.ReadBf16(plain, want.Length), 1e-3, 8e-3);
         }
     }
 
@@ -280,8 +288,10 @@ public abstract class KernelParityTests
             xd[i] = pf > 0 && stream.Uniform(RandomStream.TagLoraDropout, lane, (uint)i) < pf ? 0f : pf > 0 ? x[i] * (1f / (1f - pf)) : x[i];
         var xdRounded = Bf16Models.Rounded(xd);
 
+        // The dropout stream comes from the StepParams in device memory; its mask stream and p_mask must not matter.
+        var step = s.Step(StepParams.For(new RandomStream(5, 6, 7), 0.5f, stream, 3f));
         var t = s.PoisonedBf16((long)n * r);
-        ops.LoraShrink(t, dX, dA, n, inDim, r, pf, stream, layer, projection);
+        ops.LoraShrink(t, dX, dA, n, inDim, r, pf, step, layer, projection);
         var want = new float[n * r];
         for (int row = 0; row < n; row++)
             for (int q = 0; q < r; q++)
@@ -293,11 +303,11 @@ public abstract class KernelParityTests
         Close("lora_dropout_shrink", want, s.ReadBf16(t, want.Length), 2e-3, 8e-3);
 
         var outp = s.PoisonedBf16((long)n * inDim);
-        ops.LoraDropoutApply(outp, dX, n, inDim, pf, stream, layer, projection, accumulate: false);
+        ops.LoraDropoutApply(outp, dX, n, inDim, pf, step, layer, projection, accumulate: false);
         ParityCheck.Elementwise("lora_dropout_apply", xdRounded, s.ReadBf16(outp, xd.Length), 0, 0);
         var start = Random(n * inDim, 62);
         var acc2 = s.Bf16(start);
-        ops.LoraDropoutApply(acc2, dX, n, inDim, pf, stream, layer, projection, accumulate: true);
+        ops.LoraDropoutApply(acc2, dX, n, inDim, pf, step, layer, projection, accumulate: true);
         Close("lora_dropout_apply accumulate", start.Zip(xd, (a, b) => a + b).ToArray(), s.ReadBf16(acc2, xd.Length), 0, 8e-3);
     }
 
@@ -317,8 +327,9 @@ public abstract class KernelParityTests
         var dLogits = bf16 ? s.Bf16(logits) : s.F32(logits);
         var dTargets = s.I32(targets);
         var loss = s.PoisonedF32(n);
-        if (bf16) ops.CrossEntropyBf16(dLogits, dTargets, loss, n, v, scale);
-        else ops.CrossEntropyF32(dLogits, dTargets, loss, n, v, scale);
+        var step = s.Step(StepParams.For(new RandomStream(5, 6, 7), 0.5f, default, scale)); // the scale is read from the device
+        if (bf16) ops.CrossEntropyBf16(dLogits, dTargets, loss, n, v, step);
+        else ops.CrossEntropyF32(dLogits, dTargets, loss, n, v, step);
         var grad = (float[])logits.Clone();
         var perRow = new float[n];
         for (int r = 0; r < n; r++)

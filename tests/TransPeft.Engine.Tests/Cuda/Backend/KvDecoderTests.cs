@@ -16,7 +16,7 @@ namespace TransPeft.Engine.Tests.Cuda.Backend;
 /// </summary>
 public abstract class KvDecoderTests
 {
-    internal abstract IComputeDevice NewDevice();
+    internal abstract IComputeDevice NewDevice(bool graphs = true);
 
     private static readonly ParityTolerance Tol = ParityTolerance.Bf16;
 
@@ -142,6 +142,61 @@ public abstract class KvDecoderTests
         Assert.Contains("exceeds the session's maximum sequence length 24", tooLong.Message);
     }
 
+    /// <summary>
+    /// The decode step captured once per batch size and replayed (the device reads each token's ids, slots, positions
+    /// and adapter slots from the staging upload) gives the plain launches' logits to the bit over many tokens, through
+    /// a batch-size change (a request leaving) and a pool re-plan (a higher-rank adapter arriving drops the graphs).
+    /// </summary>
+    [SkippableFact]
+    public void GraphReplayedDecodeStepsGiveThePlainLaunchesLogitsToTheBit()
+    {
+        var c = Config();
+        var model = BackendParityTests.Model(c, 21);
+        var a0 = BackendParityTests.Adapter(c, 22, rank: 2);
+        var a1 = BackendParityTests.Adapter(c, 23, rank: 4);
+        var late = BackendParityTests.Adapter(c, 24, rank: 6);
+        int v = c.VocabSize;
+
+        (List<float> Logits, int Captures, int Launches) Run(bool graphs)
+        {
+            using var decoder = new CudaKvDecoder(NewDevice(graphs), model, new CudaKvOptions(4, 24, 3), ownsDevice: true);
+            var rows = new List<LoraAdapter?> { a0, null, a1 };
+            var caches = new List<KvCache>();
+            var next = new List<int>();
+            var all = new List<float>();
+            var first = new float[v];
+            for (int i = 0; i < rows.Count; i++)
+            {
+                var gpu = new CudaKvInference(decoder, rows[i]);
+                caches.Add(gpu.CreateCache(1, 20));
+                gpu.Prefill(caches[i], TinyModels.RandomIds(3 + i, v, 30 + i), 1, 3 + i, first);
+                next.Add(Sampling.ArgMax(first));
+            }
+            var logits = new float[rows.Count * v];
+            for (int step = 0; step < 10; step++)
+            {
+                if (step == 4) { caches[1].Dispose(); caches.RemoveAt(1); rows.RemoveAt(1); next.RemoveAt(1); } // a request leaves: N = 2
+                if (step == 7) rows[1] = late; // a rank-6 adapter: the pool re-plans, the graphs go
+                int n = rows.Count;
+                decoder.DecodeMixed(next.ToArray(), caches, rows, logits.AsSpan(0, n * v));
+                all.AddRange(logits.AsSpan(0, n * v).ToArray());
+                for (int i = 0; i < n; i++) next[i] = Sampling.ArgMax(logits.AsSpan(i * v, v));
+            }
+            foreach (var cache in caches) cache.Dispose();
+            return (all, decoder.GraphCaptures, decoder.GraphLaunches);
+        }
+
+        var plain = Run(graphs: false);
+        var replayed = Run(graphs: true);
+        Assert.Equal(0, plain.Captures);
+        Assert.Equal(3, replayed.Captures); // N = 3; N = 2; N = 2 again after the re-plan
+        Assert.Equal(10, replayed.Launches);
+        Assert.Equal(plain.Logits.Count, replayed.Logits.Count);
+        for (int i = 0; i < plain.Logits.Count; i++)
+            Assert.True(BitConverter.SingleToInt32Bits(plain.Logits[i]) == BitConverter.SingleToInt32Bits(replayed.Logits[i]),
+                $"logit {i}: plain {plain.Logits[i]}, replayed {replayed.Logits[i]}");
+    }
+
     /// <summary>Whether this device's own host code allocates nothing per launch (so the decoder's can be measured).</summary>
     protected virtual bool MeasuresAllocations => true;
 
@@ -182,7 +237,7 @@ public abstract class KvDecoderTests
 /// <summary>The decoder on the C# twin device (bf16 storage): the orchestration, against the documented kernel contracts.</summary>
 public sealed class EmulatedKvDecoderTests : KvDecoderTests
 {
-    internal override IComputeDevice NewDevice() => new EmulatedDevice();
+    internal override IComputeDevice NewDevice(bool graphs = true) => new EmulatedDevice(graphs: graphs);
     protected override bool MeasuresAllocations => false;
 }
 
@@ -190,7 +245,7 @@ public sealed class EmulatedKvDecoderTests : KvDecoderTests
 [Collection(HostEmulatedCollection.Name)]
 public sealed class HostEmulatedKvDecoderTests : KvDecoderTests
 {
-    internal override IComputeDevice NewDevice() => HostEmulatedBackend.NewDevice();
+    internal override IComputeDevice NewDevice(bool graphs = true) => HostEmulatedBackend.NewDevice(graphs);
 }
 
 /// <summary>The decoder's own host code on a device that does nothing: a decode step allocates nothing and makes no

@@ -33,11 +33,12 @@ internal sealed class NullDevice : IComputeDevice
     public void Gemm(bool transA, bool transB, int m, int n, int k, float alpha, DevicePtr a, int lda, DevicePtr b, int ldb,
         float beta, DevicePtr c, int ldc, CudaDataType abType, CudaDataType cType) { }
     public void Zero(DevicePtr ptr, long bytes) { }
+    // Host staging memory is real (the model writes its step values into it); device memory is not.
+    public unsafe nint AllocateHost(long bytes) => (nint)System.Runtime.InteropServices.NativeMemory.AllocZeroed((nuint)Math.Max(bytes, 1));
+    public unsafe void FreeHost(nint host) => System.Runtime.InteropServices.NativeMemory.Free((void*)host);
+    public void UploadAsync(DevicePtr destination, nint source, long bytes) { }
     public void Upload<T>(DevicePtr destination, ReadOnlySpan<T> source) where T : unmanaged { }
     public void Download<T>(Span<T> destination, DevicePtr source) where T : unmanaged => destination.Clear();
-    public unsafe nint AllocatePinned(long bytes) => (nint)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)Math.Max(bytes, 64), 64);
-    public unsafe void FreePinned(nint pointer) => System.Runtime.InteropServices.NativeMemory.AlignedFree((void*)pointer);
-    public void UploadAsync(DevicePtr destination, nint source, long bytes) { }
     public unsafe void DownloadAsync(nint destination, DevicePtr source, long bytes) => new Span<byte>((void*)destination, checked((int)bytes)).Clear();
     public void Synchronize() { }
     public void PushRange(string name) { }

@@ -74,6 +74,7 @@ public sealed class StepResourceTests
         Assert.Equal(0, Count(KernelId.MulBf16)); // Philox masks are drawn in-kernel
         Assert.Equal(1, Count(KernelId.CrossEntropyFusedBf16));
         Assert.Equal(1, Count(KernelId.ReduceSumF32));
-        Assert.Equal(0, device.AllocationCount - 2); // the parameter arena and the activation arena
+        Assert.Equal(3, device.AllocationCount); // the parameter arena, the step values (StepParams) and the activation arena
+        Assert.Equal(1, device.AsyncUploadCount); // the step values: one asynchronous copy per step
     }
 }

@@ -19,7 +19,9 @@ namespace TransPeft.Engine.Tests.Cuda.Emulation;
 /// orchestration and the tests' tolerances; it does NOT check the real kernels: only a GPU run does.
 /// </para>
 /// </summary>
-internal sealed class EmulatedDevice(bool compute = true, bool exactBf16 = false, int multiprocessorCount = 4) : IComputeDevice
+/// <remarks>Graphs are captured and replayed with the driver's semantics (<see cref="EmulatedStreamCapture"/>) unless
+/// <c>graphs</c> is false.</remarks>
+internal sealed unsafe class EmulatedDevice(bool compute = true, bool exactBf16 = false, int multiprocessorCount = 4, bool graphs = true) : IComputeDevice
 {
     private const ulong FirstAddress = 0x7f00_0000_0000;
     private const ulong Gap = 1 << 16;
@@ -34,6 +36,8 @@ internal sealed class EmulatedDevice(bool compute = true, bool exactBf16 = false
     }
 
     private readonly List<Allocation> _allocations = [];
+    private readonly Dictionary<nint, long> _hostAllocations = [];
+    private readonly EmulatedStreamCapture _capture = new("emulated GPU");
     private ulong _next = FirstAddress;
     private int _rangeDepth;
 
@@ -44,7 +48,10 @@ internal sealed class EmulatedDevice(bool compute = true, bool exactBf16 = false
     public bool ExactBf16 { get; } = exactBf16;
     public string Name => "emulated GPU (CPU)";
     public int MultiprocessorCount { get; } = multiprocessorCount;
-    public bool SupportsGraphs => false;
+    public bool SupportsGraphs { get; } = graphs;
+
+    /// <summary>Graphs captured so far.</summary>
+    public int GraphCaptures => _capture.Captures;
 
     /// <summary>Device allocations made so far (a step must make none).</summary>
     public int AllocationCount { get; private set; }
@@ -60,6 +67,7 @@ internal sealed class EmulatedDevice(bool compute = true, bool exactBf16 = false
     public DevicePtr Allocate(long bytes)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+        _capture.RequireNotCapturing("cuMemAlloc");
         var data = new byte[Math.Max(bytes, 1)];
         data.AsSpan().Fill(0xFF);
         var p = _next;
@@ -72,6 +80,7 @@ internal sealed class EmulatedDevice(bool compute = true, bool exactBf16 = false
     public void Free(DevicePtr ptr)
     {
         if (ptr.IsNull) return;
+        _capture.RequireNotCapturing("cuMemFree");
         int i = _allocations.FindIndex(a => a.Base == ptr.Address);
         if (i < 0) throw new ArgumentException($"{ptr} is not the start of an allocation");
         _allocations.RemoveAt(i);
@@ -144,6 +153,12 @@ internal sealed class EmulatedDevice(bool compute = true, bool exactBf16 = false
         EmulatedLaunchRules.Check(kernel, shape, args);
         foreach (var a in args)
             if (a.Kind == ArgKind.Ptr && !a.AsPtr.IsNull) Bytes(a.AsPtr, 0, $"{KernelCatalog.Get(kernel).Name} pointer argument");
+        if (_capture.Active)
+        {
+            var copy = args.ToArray(); // the driver copies argument values into the graph node
+            _capture.TryRecord(() => Launch(kernel, shape, copy));
+            return;
+        }
         LaunchCounts[(int)kernel]++;
         if (Compute) EmulatedKernels.Run(this, kernel, shape, args);
     }
@@ -154,32 +169,71 @@ internal sealed class EmulatedDevice(bool compute = true, bool exactBf16 = false
         if (abType is not (CudaDataType.R16BF or CudaDataType.R32F) || cType is not (CudaDataType.R16BF or CudaDataType.R32F))
             throw new NotSupportedException($"GEMM types {abType} -> {cType}");
         // The same mapping CublasHandle.Gemm uses; then cuBLAS's column-major semantics, computed literally.
+        if (_capture.TryRecord(() => Gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, abType, cType))) return;
         var g = ColumnMajorGemm.FromRowMajor(transA, transB, m, n, k, a, lda, b, ldb, c, ldc);
         GemmCount++;
         EmulatedKernels.GemmColumnMajor(this, g, alpha, beta, abType, cType, Compute);
     }
 
-    public void Zero(DevicePtr ptr, long bytes) => Raw(ptr, bytes, "memset").Clear();
+    public void Zero(DevicePtr ptr, long bytes)
+    {
+        Bytes(ptr, bytes, "memset");
+        if (_capture.TryRecord(() => Zero(ptr, bytes))) return;
+        Raw(ptr, bytes, "memset").Clear();
+    }
+
+    public nint AllocateHost(long bytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+        _capture.RequireNotCapturing("cuMemHostAlloc");
+        var p = (nint)NativeMemory.Alloc((nuint)Math.Max(bytes, 1));
+        _hostAllocations.Add(p, bytes);
+        return p;
+    }
+
+    public void FreeHost(nint host)
+    {
+        if (host == 0) return;
+        _capture.RequireNotCapturing("cuMemFreeHost");
+        if (!_hostAllocations.Remove(host)) throw new ArgumentException($"host memory 0x{host:x} was not allocated by this device");
+        NativeMemory.Free((void*)host);
+    }
+
+    /// <summary>Asynchronous copies so far (tests: one per step in graph mode).</summary>
+    public int AsyncUploadCount { get; private set; }
+
+    public void UploadAsync(DevicePtr destination, nint source, long bytes)
+    {
+        if (!_hostAllocations.Any(h => source >= h.Key && source - h.Key + bytes <= h.Value))
+            throw new ArgumentException($"an asynchronous copy needs host memory from AllocateHost; {bytes} bytes at 0x{source:x} are not inside one");
+        Bytes(destination, bytes, "asynchronous upload");
+        // A graph's memcpy node reads the host bytes when it runs: the record keeps the address, not the bytes.
+        if (_capture.TryRecord(() => UploadAsync(destination, source, bytes))) return;
+        AsyncUploadCount++;
+        new ReadOnlySpan<byte>((void*)source, checked((int)bytes)).CopyTo(Raw(destination, bytes, "asynchronous upload"));
+    }
 
     public void Upload<T>(DevicePtr destination, ReadOnlySpan<T> source) where T : unmanaged
     {
+        _capture.RequireNotCapturing("a synchronous host-to-device copy");
         UploadCount++;
         MemoryMarshal.AsBytes(source).CopyTo(Raw(destination, (long)source.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<T>(), "upload"));
     }
 
     public void Download<T>(Span<T> destination, DevicePtr source) where T : unmanaged
     {
+        _capture.RequireNotCapturing("a synchronous device-to-host copy");
         DownloadCount++;
         Bytes(source, (long)destination.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<T>(), "download").CopyTo(MemoryMarshal.AsBytes(destination));
     }
 
-    public unsafe nint AllocatePinned(long bytes) => (nint)NativeMemory.AlignedAlloc((nuint)Math.Max(bytes, 64), 64);
-    public unsafe void FreePinned(nint pointer) => NativeMemory.AlignedFree((void*)pointer);
-    public unsafe void UploadAsync(DevicePtr destination, nint source, long bytes) =>
-        new ReadOnlySpan<byte>((void*)source, checked((int)bytes)).CopyTo(Raw(destination, bytes, "async upload"));
-    public unsafe void DownloadAsync(nint destination, DevicePtr source, long bytes) =>
+    public unsafe void DownloadAsync(nint destination, DevicePtr source, long bytes)
+    {
+        _capture.RequireNotCapturing("cuMemcpyDtoHAsync");
         Raw(source, bytes, "async download").CopyTo(new Span<byte>((void*)destination, checked((int)bytes)));
-    public void Synchronize() { }
+    }
+
+    public void Synchronize() => _capture.RequireNotCapturing("cuStreamSynchronize");
 
     public void PushRange(string name) => _rangeDepth++;
 
@@ -188,9 +242,20 @@ internal sealed class EmulatedDevice(bool compute = true, bool exactBf16 = false
         if (--_rangeDepth < 0) throw new InvalidOperationException("NVTX range popped more often than pushed");
     }
 
-    public void BeginCapture() => throw new NotSupportedException("the emulated device records no graphs");
-    public IDeviceGraph EndCapture() => throw new NotSupportedException("the emulated device records no graphs");
-    public void AbortCapture() { }
+    public void BeginCapture()
+    {
+        if (!SupportsGraphs) throw new NotSupportedException("this emulated device was made without graph support");
+        _capture.Begin();
+    }
 
-    public void Dispose() => _allocations.Clear();
+    public IDeviceGraph EndCapture() => _capture.End();
+    public void AbortCapture() => _capture.Abort();
+
+    public void Dispose()
+    {
+        _capture.Abort();
+        _allocations.Clear();
+        foreach (var p in _hostAllocations.Keys) NativeMemory.Free((void*)p);
+        _hostAllocations.Clear();
+    }
 }

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using TransPeft.Cuda;
 using TransPeft.Cuda.Native;
 using TransPeft.Engine.Compute.Cuda;
@@ -190,9 +191,10 @@ internal static class EmulatedKernels
             case KernelId.SwiGluForward:
             {
                 int n = a[3].AsI32, inter = a[4].AsI32;
-                float p = a[5].AsF32;
-                var rs = new RandomStream(a[6].AsU64, a[7].AsU32, a[8].AsU32);
-                uint layer = a[9].AsU32;
+                var sp = Step(d, a[5].AsPtr);
+                float p = sp.PMask;
+                var rs = new RandomStream(sp.MaskSeed, sp.MaskStep, sp.MaskMicroBatch);
+                uint layer = a[6].AsU32;
                 long count = (long)n * inter;
                 var o = d.Bf(a[0].AsPtr, count); var gate = d.Bf(a[1].AsPtr, count); var up = d.Bf(a[2].AsPtr, count);
                 for (long e = 0; e < count; e++)
@@ -206,9 +208,10 @@ internal static class EmulatedKernels
             case KernelId.SwiGluBackward:
             {
                 int n = a[5].AsI32, inter = a[6].AsI32;
-                float p = a[7].AsF32;
-                var rs = new RandomStream(a[8].AsU64, a[9].AsU32, a[10].AsU32);
-                uint layer = a[11].AsU32;
+                var sp = Step(d, a[7].AsPtr);
+                float p = sp.PMask;
+                var rs = new RandomStream(sp.MaskSeed, sp.MaskStep, sp.MaskMicroBatch);
+                uint layer = a[8].AsU32;
                 long count = (long)n * inter;
                 var dg = d.Bf(a[0].AsPtr, count); var du = d.Bf(a[1].AsPtr, count); var da = d.Bf(a[2].AsPtr, count);
                 var gate = d.Bf(a[3].AsPtr, count); var up = d.Bf(a[4].AsPtr, count);
@@ -224,10 +227,10 @@ internal static class EmulatedKernels
             case KernelId.LoraDropoutApply:
             {
                 int n = a[2].AsI32, inDim = a[3].AsI32;
-                float p = a[4].AsF32;
-                var rs = new RandomStream(a[5].AsU64, a[6].AsU32, a[7].AsU32);
-                uint lane = a[8].AsU32 * 8 + a[9].AsU32;
-                bool acc = a[10].AsI32 != 0;
+                float p = a[5].AsPtr.IsNull ? 0f : a[4].AsF32; // no StepParams: no stream, no dropout
+                var rs = DropoutStream(d, a[5].AsPtr);
+                uint lane = a[6].AsU32 * 8 + a[7].AsU32;
+                bool acc = a[8].AsI32 != 0;
                 long count = (long)n * inDim;
                 var o = d.Bf(a[0].AsPtr, count); var x = d.Bf(a[1].AsPtr, count);
                 for (long e = 0; e < count; e++) o[e] = (acc ? o[e] : 0f) + Dropped(x[e], rs, lane, e, p);
@@ -236,9 +239,9 @@ internal static class EmulatedKernels
             case KernelId.LoraDropoutShrink:
             {
                 int n = a[3].AsI32, inDim = a[4].AsI32, r = a[5].AsI32;
-                float p = a[6].AsF32;
-                var rs = new RandomStream(a[7].AsU64, a[8].AsU32, a[9].AsU32);
-                uint lane = a[10].AsU32 * 8 + a[11].AsU32;
+                float p = a[7].AsPtr.IsNull ? 0f : a[6].AsF32;
+                var rs = DropoutStream(d, a[7].AsPtr);
+                uint lane = a[8].AsU32 * 8 + a[9].AsU32;
                 var t = d.Bf(a[0].AsPtr, (long)n * r); var x = d.Bf(a[1].AsPtr, (long)n * inDim); var A = d.Bf(a[2].AsPtr, (long)r * inDim);
                 var xd = new float[inDim];
                 for (int row = 0; row < n; row++)
@@ -277,7 +280,7 @@ internal static class EmulatedKernels
                 MultiLoraExpand(d, a[0].AsPtr, a[1].AsPtr, a[2].AsPtr, a[3].AsPtr, SegmentRows(d, a[4].AsPtr, a[5].AsPtr, a[6].AsI32), a[7].AsI32, a[8].AsI32, a[9].AsI64, a[10].AsI32);
                 break;
             case KernelId.CrossEntropyFusedBf16 or KernelId.CrossEntropyFusedF32:
-                CrossEntropy(d, k == KernelId.CrossEntropyFusedBf16, a[0].AsPtr, a[1].AsPtr, a[2].AsPtr, a[3].AsI32, a[4].AsI32, a[5].AsF32);
+                CrossEntropy(d, k == KernelId.CrossEntropyFusedBf16, a[0].AsPtr, a[1].AsPtr, a[2].AsPtr, a[3].AsI32, a[4].AsI32, Step(d, a[5].AsPtr).LossScale);
                 break;
             case KernelId.ArgmaxRowsF32:
             {
@@ -427,6 +430,16 @@ internal static class EmulatedKernels
                 x[i1] = x1 * cs - x2 * sn;
                 x[i2] = x2 * cs + x1 * sn;
             }
+    }
+
+    /// <summary>The <see cref="StepParams"/> a kernel reads at <paramref name="p"/>; null: no mask, no dropout, loss scale 1.</summary>
+    private static StepParams Step(EmulatedDevice d, DevicePtr p) =>
+        p.IsNull ? new StepParams { LossScale = 1f } : MemoryMarshal.Read<StepParams>(d.Bytes(p, StepParams.Bytes, "StepParams"));
+
+    private static RandomStream DropoutStream(EmulatedDevice d, DevicePtr p)
+    {
+        var sp = Step(d, p);
+        return new RandomStream(sp.DropoutSeed, sp.DropoutStep, sp.DropoutMicroBatch);
     }
 
     private static float Dropped(float x, RandomStream rs, uint lane, long e, float p) =>
