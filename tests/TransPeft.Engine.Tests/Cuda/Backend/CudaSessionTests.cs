@@ -18,13 +18,6 @@ public sealed class CudaSessionTests
     private static InferenceSession Cuda(Model.TransformerModel model, int maxBatch = 8) =>
         InferenceSession.FromModel(model, HostEmulatedBackend.Require(), new SessionOptions { MaxSequenceLength = 32, MaxBatchSize = maxBatch, MaxResidentAdapters = 2 });
 
-    private static async Task<List<int>> Collect(BatchRequest<BatchSequence> r)
-    {
-        var list = new List<int>();
-        await foreach (var t in r.ReadAllAsync()) list.Add(t);
-        return list;
-    }
-
     [SkippableFact]
     public async Task BatchedMixedAdapterRequestsGetTheTokensOfTheSameRequestsAloneAndGiveBackTheirSlots()
     {
@@ -49,7 +42,7 @@ public sealed class CudaSessionTests
 
         var gen = new BatchedGenerator(session, new BatcherOptions { MaxBatchRequests = 4, MaxBatchTokens = 12 });
         var loop = Task.Run(() => gen.RunAsync());
-        var requests = jobs.Select(j => Collect(gen.Submit(j.Prompt, j.Adapter, j.Options))).ToList();
+        var requests = jobs.Select(j => Inference.BatchedGeneratorTests.Collect(gen.Submit(j.Prompt, j.Adapter, j.Options))).ToList();
         var batched = await Task.WhenAll(requests).WaitAsync(TimeSpan.FromMinutes(5));
         gen.Batcher.Close();
         await loop.WaitAsync(TimeSpan.FromMinutes(1));
