@@ -16,7 +16,7 @@ namespace TransPeft.Engine.Tests.Cuda.Backend;
 /// </summary>
 public abstract class KvDecoderTests
 {
-    internal abstract IComputeDevice NewDevice(bool graphs = true);
+    internal abstract IComputeDevice NewDevice();
 
     private static readonly ParityTolerance Tol = ParityTolerance.Bf16;
 
@@ -159,7 +159,7 @@ public abstract class KvDecoderTests
 
         (List<float> Logits, int Captures, int Launches) Run(bool graphs)
         {
-            using var decoder = new CudaKvDecoder(NewDevice(graphs), model, new CudaKvOptions(4, 24, 3), ownsDevice: true);
+            using var decoder = new CudaKvDecoder(NewDevice(), model, new CudaKvOptions(4, 24, 3, CaptureGraphs: graphs), ownsDevice: true);
             var rows = new List<LoraAdapter?> { a0, null, a1 };
             var caches = new List<KvCache>();
             var next = new List<int>();
@@ -237,7 +237,7 @@ public abstract class KvDecoderTests
 /// <summary>The decoder on the C# twin device (bf16 storage): the orchestration, against the documented kernel contracts.</summary>
 public sealed class EmulatedKvDecoderTests : KvDecoderTests
 {
-    internal override IComputeDevice NewDevice(bool graphs = true) => new EmulatedDevice(graphs: graphs);
+    internal override IComputeDevice NewDevice() => new EmulatedDevice();
     protected override bool MeasuresAllocations => false;
 }
 
@@ -245,7 +245,14 @@ public sealed class EmulatedKvDecoderTests : KvDecoderTests
 [Collection(HostEmulatedCollection.Name)]
 public sealed class HostEmulatedKvDecoderTests : KvDecoderTests
 {
-    internal override IComputeDevice NewDevice(bool graphs = true) => HostEmulatedBackend.NewDevice(graphs);
+    internal override IComputeDevice NewDevice() => HostEmulatedBackend.NewDevice();
+}
+
+/// <summary>The decoder on GPU 0 (skipped without one): the real kernels, cuBLAS, pinned copies and graphs.</summary>
+[Collection(GpuCollection.Name)]
+public sealed class GpuKvDecoderTests : KvDecoderTests
+{
+    internal override IComputeDevice NewDevice() => GpuBackend.NewDevice();
 }
 
 /// <summary>The decoder's own host code on a device that does nothing: a decode step allocates nothing and makes no
@@ -271,5 +278,26 @@ public sealed class NullDeviceKvDecoderTests
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
         Assert.Equal(allocations, device.Allocations);
         Assert.Equal(8, cache.Length);
+    }
+}
+
+/// <summary>The device KV cache respects the session's memory limit: refused before anything is allocated, in one line
+/// naming the options to lower.</summary>
+public sealed class KvArenaBudgetTests
+{
+    [Fact]
+    public void AKvArenaBeyondMaxMemoryBytesIsRefusedNamingTheOptions()
+    {
+        var c = BackendParityTests.Config("qwen2");
+        var device = new NullDevice();
+        using var decoder = new CudaKvDecoder(device, BackendParityTests.Model(c, 4), new CudaKvOptions(4, 24, 2, MaxMemoryBytes: 4096), ownsDevice: false);
+        var gpu = new CudaKvInference(decoder, null);
+        using var cache = gpu.CreateCache(1, 8);
+        int allocations = device.Allocations;
+        var e = Assert.Throws<InvalidOperationException>(() => gpu.Prefill(cache, [1, 2], 1, 2, new float[c.VocabSize]));
+        long kv = 2L * c.NumLayers * 4 * 24 * c.KvDim * 2;
+        Assert.StartsWith($"the device KV cache of 4 slots x 24 positions needs {kv} bytes; with the weights' ", e.Message);
+        Assert.EndsWith("exceeds SessionOptions.MaxMemoryBytes 4096: lower MaxBatchSize or MaxSequenceLength", e.Message);
+        Assert.Equal(allocations, device.Allocations);
     }
 }
