@@ -156,15 +156,15 @@ public sealed class InferenceSession : IDisposable
     /// device pool of <see cref="SessionOptions.MaxResidentAdapters"/> slots.</summary>
     private CudaKvDecoder CreateDecoder()
     {
-        var device = _cuda!.OpenDevice();
+        // The base-only inference model is the decoder's weight store (its Weight accessor); adapters never upload a base.
+        var weights = _cuda!.CreateInference(Model, null, new CudaTransformerOptions { MaxPositions = MaxSequenceLength });
         try
         {
-            return new CudaKvDecoder(device, Model, new CudaKvOptions(Options.MaxBatchSize, MaxSequenceLength, Options.MaxResidentAdapters, Options.MaxMemoryBytes),
-                ownsDevice: true);
+            return new CudaKvDecoder(weights, new CudaKvOptions(Options.MaxBatchSize, MaxSequenceLength, Options.MaxResidentAdapters, Options.MaxMemoryBytes));
         }
         catch
         {
-            device.Dispose();
+            weights.Dispose();
             throw;
         }
     }

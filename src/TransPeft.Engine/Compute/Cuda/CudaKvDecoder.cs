@@ -98,13 +98,24 @@ internal sealed unsafe class CudaKvDecoder : IDisposable
     private float[] _chunk = [];
     private bool _disposed;
 
+    /// <summary>A decoder over the base weights <paramref name="model"/> uploaded to <paramref name="device"/> (tests and hosts
+    /// without a session).</summary>
     public CudaKvDecoder(IComputeDevice device, TransformerModel model, CudaKvOptions options, bool ownsDevice)
+        : this(CudaTransformer.ForInference(device, model, null, new CudaTransformerOptions { MaxPositions = options.Capacity }, ownsDevice), options) { }
+
+    /// <summary>A decoder reading the base weights of <paramref name="weights"/> (a base-only inference model: its
+    /// <see cref="CudaTransformer.Weight"/> and <see cref="CudaTransformer.InvFreq"/> are all the decoder uses of it) on
+    /// that model's device. The decoder owns it: disposing the decoder disposes it (and the device, when it owns that).</summary>
+    public CudaKvDecoder(CudaTransformer weights, CudaKvOptions options)
     {
+        var model = weights.Model;
         var c = model.Config;
+        if (weights.Adapter is not null) throw new ArgumentException("the decoder's weight store must be a base-only model: adapters go through its adapter pool");
         if (options.Slots <= 0) throw new ArgumentOutOfRangeException(nameof(options), $"KV cache slots must be positive, got {options.Slots}");
         if (options.Capacity <= 0 || options.Capacity > c.MaxPositionEmbeddings)
             throw new ArgumentOutOfRangeException(nameof(options), $"KV cache capacity {options.Capacity} must be in [1, max_position_embeddings {c.MaxPositionEmbeddings}]");
-        _base = CudaTransformer.ForInference(device, model, null, new CudaTransformerOptions { MaxPositions = options.Capacity }, ownsDevice);
+        var device = weights.Device;
+        _base = weights;
         _device = device;
         _ops = _base.Ops;
         _model = model;
