@@ -68,7 +68,7 @@ internal sealed unsafe class CudaKvDecoder : IDisposable
             w.Rstd = l.Add("rstd", rows, 4); w.Lse = l.Add("lse", (long)rows * c.NumHeads, 4);
             w.T = l.Add("lora t", (long)rows * Math.Max(rank, 1), 4);
             w.Logits = l.Add("logits", (long)logitRows * c.VocabSize, 4);
-            w.Ints = l.Add("row ints", 4L * rows, 4);
+            w.Ints = l.Add("row ints", 4L * rows + 3, 4); // + one SGMV segment: seg_start [2], seg_slot [1]
             w.Hidden = l.Add("hidden fp32", hiddenRows * (long)h, 4);
             w.Bytes = l.TotalBytes;
             return w;
@@ -250,13 +250,14 @@ internal sealed unsafe class CudaKvDecoder : IDisposable
         var w = Work.Plan(Config, rows, _pool.Rank, Math.Min(rows, 64), rows);
         _prefillBase = _device.Allocate(w.Bytes);
         _prefill = w;
-        if (_prefillInts.Length < 4 * rows) _prefillInts = new int[4 * rows];
+        if (_prefillInts.Length < 4 * rows + 3) _prefillInts = new int[4 * rows + 3];
         return w;
     }
 
     private DevicePtr At(Work w, ArenaRegion r) => (ReferenceEquals(w, _decode) ? _decodeBase : _prefillBase).OffsetBytes(r.Offset);
 
-    /// <summary>Row array <paramref name="which"/> (0 ids, 1 slots, 2 positions, 3 adapter slots) of an n-row step.</summary>
+    /// <summary>Row array <paramref name="which"/> (0 ids, 1 slots, 2 positions, 3 adapter slots, 4 the one SGMV segment's
+    /// seg_start [2] then seg_slot [1]) of an n-row step.</summary>
     private DevicePtr Ints(Work w, int which, int n) => At(w, w.Ints).OffsetBytes(4L * which * n);
 
     private void DropGraphs()
@@ -513,7 +514,10 @@ internal sealed unsafe class CudaKvDecoder : IDisposable
         int n = ids.Length;
         ids.CopyTo(_prefillInts);
         _prefillInts.AsSpan(3 * n, n).Fill(adapterSlot);
-        _device.Upload<int>(Ints(w, 0, n), _prefillInts.AsSpan(0, 4 * n));
+        _prefillInts[4 * n] = 0; // every row is one segment of one adapter
+        _prefillInts[4 * n + 1] = n;
+        _prefillInts[4 * n + 2] = adapterSlot;
+        _device.Upload<int>(Ints(w, 0, n), _prefillInts.AsSpan(0, 4 * n + 3));
     }
 
     // ---------------------------------------------------------------- the layer
@@ -574,7 +578,8 @@ internal sealed unsafe class CudaKvDecoder : IDisposable
         _device.PopRange();
     }
 
-    /// <summary>y[n,out] = x·Wᵀ (+ b) (cuBLAS), then each row's adapter through the pool (BGMV; rows of slot −1 keep y).</summary>
+    /// <summary>y[n,out] = x·Wᵀ (+ b) (cuBLAS), then the rows' adapters through the pool (decode: BGMV per row; prefill and
+    /// forward: one SGMV segment); rows of slot −1 keep y.</summary>
     private void Project(Work w, DevicePtr y, DevicePtr x, int n, int l, Projection p, in Step s)
     {
         var lw = _model.Layers[l];
@@ -585,9 +590,19 @@ internal sealed unsafe class CudaKvDecoder : IDisposable
         if (!s.Lora || !_pool.Adapts(l, p)) return;
         var (a, b, scaling) = _pool.Module(l, p);
         var t = At(w, w.T);
-        var rowSlot = Ints(w, 3, n);
-        _ops.BgmvShrink(t, x, a, rowSlot, n, inDim, _pool.Rank, _pool.SlotStrideBf16);
-        _ops.BgmvExpand(y, t, b, scaling, rowSlot, n, outDim, _pool.Rank, _pool.SlotStrideBf16, _pool.ScaleStride);
+        if (s.Mode == Attend.Decode)
+        {
+            // Decode rows each name their adapter slot (BGMV: one block per row).
+            var rowSlot = Ints(w, 3, n);
+            _ops.BgmvShrink(t, x, a, rowSlot, n, inDim, _pool.Rank, _pool.SlotStrideBf16);
+            _ops.BgmvExpand(y, t, b, scaling, rowSlot, n, outDim, _pool.Rank, _pool.SlotStrideBf16, _pool.ScaleStride);
+            return;
+        }
+        // A prefill or full forward is one adapter over all rows: one SGMV segment, the adapter's weights staged in
+        // shared memory once per 16 rows instead of read once per row.
+        DevicePtr segStart = Ints(w, 4, n), segSlot = segStart.OffsetBytes(8);
+        _ops.SgmvShrink(t, x, a, segStart, segSlot, 1, n, inDim, _pool.Rank, _pool.SlotStrideBf16);
+        _ops.SgmvExpand(y, t, b, scaling, segStart, segSlot, 1, n, outDim, _pool.Rank, _pool.SlotStrideBf16, _pool.ScaleStride);
     }
 
     public void Dispose()
