@@ -29,8 +29,8 @@ internal sealed record CudaKvOptions(int Slots, int Capacity, int AdapterSlots, 
 /// </para>
 /// <para>
 /// Decode (N rows, one token each, rows from different requests and adapters): token ids, slots, positions and
-/// adapter slots go into ONE pinned staging buffer and up in one asynchronous copy; the step reads them from the
-/// device (<c>rope_rows</c>, <c>kv_append</c>, <c>decode_attention</c>, BGMV), so it is the same launch sequence for
+/// adapter slots go into ONE pinned staging buffer and up in one asynchronous copy (the graph's first node); the step
+/// reads them from the device (<c>rope_rows</c>, <c>kv_append</c>, <c>decode_attention</c>, BGMV), so it is the same launch sequence for
 /// every step of a given N: captured once per N as a CUDA graph and replayed (plain launches on a device without
 /// graphs). fp32 logits [N, V] come back in one copy into pinned memory; one synchronization per step. The per-token
 /// path allocates nothing on the managed heap once the N-row working memory exists.
@@ -370,12 +370,11 @@ internal sealed unsafe class CudaKvDecoder : IDisposable
         if (cache.Length + 1 > cache.Capacity) throw new ArgumentException($"cache holds {cache.Capacity} positions, all used");
     }
 
-    /// <summary>Staging up, the step (graph or launches), fp32 logits down, one synchronization.</summary>
+    /// <summary>The step (staging upload and launches: one graph, or plain launches), fp32 logits down, one synchronization.</summary>
     private void StepDecode(int n, Span<float> logits)
     {
         var w = _decode!;
         int v = Config.VocabSize;
-        _device.UploadAsync(Ints(w, 0, n), _staging, 16L * n);
         if (_options.CaptureGraphs && _device.SupportsGraphs)
         {
             if (_graphLayout != _pool.LayoutVersion) { DropGraphs(); _graphLayout = _pool.LayoutVersion; }
@@ -403,11 +402,14 @@ internal sealed unsafe class CudaKvDecoder : IDisposable
         NonFiniteValueException.ThrowIfAny(got, "model output", "logits");
     }
 
-    /// <summary>Queues the decode step of n rows whose ids/slots/positions/adapter slots are on the device.</summary>
+    /// <summary>Queues the decode step of n rows: the staging upload of their ids/slots/positions/adapter slots (inside the
+    /// graph too: a captured copy reads the pinned bytes when it runs, so every replay takes that token's values), then
+    /// the launches, which read those values from the device.</summary>
     private void RecordDecode(Work w, int n)
     {
         var c = Config;
         int h = c.HiddenSize;
+        _device.UploadAsync(Ints(w, 0, n), _staging, 16L * n);
         _device.PushRange("decode");
         _ops.EmbeddingForward(At(w, w.X), Ints(w, 0, n), _base.Weight(_model.Embed), n, h, c.VocabSize);
         var step = new Step(Attend.Decode, n, n, 1, -1, 0, _pool.Rank > 0);
