@@ -19,22 +19,6 @@
 #include "prelude.cuh"
 
 #define ATT_WARPS 4
-#define ATT_MAX_D 256
-#define ATT_DIMS_PER_LANE (ATT_MAX_D / 32)
-
-/// dot(x, row) over d elements, x fp32 in shared memory, row bf16 in global memory (d even, row 4-byte
-/// aligned: two elements per load).
-TP_DEVICE float dot_row(const float* x, const bf16* row, int d)
-{
-    const u32* r = reinterpret_cast<const u32*>(row);
-    float acc = 0.0f;
-    for (int c = 0; c < d; c += 2)
-    {
-        const u32 w = r[c >> 1];
-        acc += x[c] * bf16x2_lo(w) + x[c + 1] * bf16x2_hi(w);
-    }
-    return acc;
-}
 
 TP_DEVICE i64 q_row(int b, int t, int h, int Tq, int nh, int d) { return (((i64)b * Tq + t) * nh + h) * d; }
 TP_DEVICE i64 kv_row(int b, int j, int g, int Tcap, int nkv, int d) { return (((i64)b * Tcap + j) * nkv + g) * d; }
@@ -47,52 +31,13 @@ extern "C" __global__ void __launch_bounds__(128) flash_attention_forward(
 {
     __shared__ float qs[ATT_WARPS][ATT_MAX_D];
     if (d > ATT_MAX_D || (d & 1)) __trap();   // outside this kernel's contract: fail loudly
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int warp = threadIdx.x >> 5;
     const int t = blockIdx.x * ATT_WARPS + warp, h = blockIdx.y, b = blockIdx.z;
     if (t >= Tq) return;                  // whole warp; no block-wide barrier follows
     const int g = h / (nh / nkv);
-    const bf16* qr = q + q_row(b, t, h, Tq, nh, d);
-    for (int c = lane; c < d; c += 32) qs[warp][c] = bf16_to_f32(qr[c]);
-    __syncwarp();
-
-    const int last = t + Tkv - Tq;        // last visible key
-    float m = -TP_INFINITY, l = 0.0f;
-    float o[ATT_DIMS_PER_LANE];
-    for (int i = 0; i < ATT_DIMS_PER_LANE; i++) o[i] = 0.0f;
-    for (int j0 = 0; j0 <= last; j0 += 32)
-    {
-        // Each lane scores one key of the chunk of 32 ...
-        const int j = j0 + lane;
-        const float s = j <= last ? scale * dot_row(qs[warp], k + kv_row(b, j, g, Tcap, nkv, d), d) : -TP_INFINITY;
-        const float m_new = fmaxf(m, warp_max(s));   // finite: key j0 is always visible
-        const float alpha = expf(m - m_new);
-        const float p = j <= last ? expf(s - m_new) : 0.0f;
-        l = l * alpha + warp_sum(p);
-        m = m_new;
-        for (int i = 0; i < ATT_DIMS_PER_LANE; i++) o[i] *= alpha;
-        // ... then the warp accumulates p_j * v_j with each lane owning the dims lane, lane + 32, ...
-        const int span = min(32, last - j0 + 1);
-        for (int jj = 0; jj < span; jj++)
-        {
-            const float pj = __shfl_sync(TP_FULL_MASK, p, jj);
-            const bf16* vr = v + kv_row(b, j0 + jj, g, Tcap, nkv, d);
-#pragma unroll
-            for (int i = 0; i < ATT_DIMS_PER_LANE; i++)
-            {
-                const int c = lane + 32 * i;
-                if (c < d) o[i] += pj * bf16_to_f32(vr[c]);
-            }
-        }
-    }
-    bf16* orow = out + q_row(b, t, h, Tq, nh, d);
-    const float inv = 1.0f / l;
-#pragma unroll
-    for (int i = 0; i < ATT_DIMS_PER_LANE; i++)
-    {
-        const int c = lane + 32 * i;
-        if (c < d) orow[c] = f32_to_bf16(o[i] * inv);
-    }
-    if (lane == 0) lse[((i64)b * nh + h) * Tq + t] = m + logf(l);
+    // The row itself is prelude.cuh's attention_row, shared with decode.cu's decode_attention.
+    attention_row(out + q_row(b, t, h, Tq, nh, d), lse + ((i64)b * nh + h) * Tq + t, qs[warp], q + q_row(b, t, h, Tq, nh, d),
+                  k + kv_row(b, 0, g, Tcap, nkv, d), v + kv_row(b, 0, g, Tcap, nkv, d), (i64)nkv * d, t + Tkv - Tq, d, scale);
 }
 
 /// Dsum[b, h, t] = sum over c of dout[b, t, h, c] * out[b, t, h, c] (fp32), for out, dout [B, T, nh, d].

@@ -3,7 +3,12 @@
 //     y[n] += scaling[s] * (x[n] A[s]^T) B[s]^T,   s = the row's slot.
 // The pool holds every loaded adapter's module for one projection, padded to the pool's largest rank rmax
 // with zero rows of A and zero columns of B, so slot s is at a fixed offset and the padding adds exact zeros:
-//     A_pool [S, rmax, in] bf16,  B_pool [S, out, rmax] bf16,  scaling [S] fp32,  t [N, rmax] fp32 scratch.
+//     A[s] = A + s * slot_stride: [rmax, in] bf16,  B[s] = B + s * slot_stride: [out, rmax] bf16,
+//     scaling[s * scale_stride] fp32,  t [N, rmax] fp32 scratch.
+// The strides let a pool keep each adapter's modules contiguous in its slot (every projection of every
+// layer one after another, so loading an adapter is one copy): A and B then point at the module's offset
+// in slot 0 and slot_stride is the slot's size in elements. A pool of one projection has slot_stride =
+// rmax * in (A) or out * rmax (B) and scale_stride = 1.
 // Inference only (no dropout, no gradients). Mirrors Compute/Cpu/MixedLora.cs.
 //
 // Two forms of the same op:
@@ -25,7 +30,7 @@
 /// rows); warp w computes ranks w, w + warps, ... as lane-strided dot products reduced with warp_sum.
 /// Launch: blockDim.x multiple of 32 (128 recommended), any gridDim.x.
 extern "C" __global__ void bgmv_shrink(float* t, const bf16* x, const bf16* A, const i32* row_slot,
-                                       int N, int in, int rmax)
+                                       int N, int in, int rmax, i64 slot_stride)
 {
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
     for (int n = blockIdx.x; n < N; n += gridDim.x)
@@ -33,7 +38,7 @@ extern "C" __global__ void bgmv_shrink(float* t, const bf16* x, const bf16* A, c
         const int s = row_slot[n];
         if (s < 0) continue;
         const bf16* xr = x + (i64)n * in;
-        const bf16* As = A + (i64)s * rmax * in;
+        const bf16* As = A + (i64)s * slot_stride;
         for (int j = warp; j < rmax; j += warps)
         {
             const bf16* a = As + (i64)j * in;
@@ -48,7 +53,7 @@ extern "C" __global__ void bgmv_shrink(float* t, const bf16* x, const bf16* A, c
 /// y[n, o] = bf16(y[n, o] + scaling[s] * sum_j t[n, j] B[s, o, j]) for rows with s = row_slot[n] >= 0.
 /// Grid-stride over N * out elements, any 1-D launch (blockDim 256 recommended).
 extern "C" __global__ void bgmv_expand(bf16* y, const float* t, const bf16* B, const float* scaling, const i32* row_slot,
-                                       int N, int out, int rmax)
+                                       int N, int out, int rmax, i64 slot_stride, int scale_stride)
 {
     const i64 total = (i64)N * out;
     for (i64 e = (i64)blockIdx.x * blockDim.x + threadIdx.x; e < total; e += (i64)gridDim.x * blockDim.x)
@@ -57,10 +62,10 @@ extern "C" __global__ void bgmv_expand(bf16* y, const float* t, const bf16* B, c
         const int s = row_slot[n];
         if (s < 0) continue;
         const float* tr = t + (i64)n * rmax;
-        const bf16* b = B + ((i64)s * out + o) * rmax;
+        const bf16* b = B + (i64)s * slot_stride + (i64)o * rmax;
         float acc = 0.0f;
         for (int j = 0; j < rmax; j++) acc += tr[j] * bf16_to_f32(b[j]);
-        y[e] = f32_to_bf16(bf16_to_f32(y[e]) + scaling[s] * acc);
+        y[e] = f32_to_bf16(bf16_to_f32(y[e]) + scaling[(i64)s * scale_stride] * acc);
     }
 }
 
@@ -71,7 +76,7 @@ extern "C" __global__ void bgmv_expand(bf16* y, const float* t, const bf16* B, c
 /// 10.5 KiB static shared memory.
 extern "C" __global__ void __launch_bounds__(MULTI_THREADS) sgmv_shrink(
     float* __restrict__ t, const bf16* __restrict__ x, const bf16* __restrict__ A, const i32* seg_start, const i32* seg_slot,
-    int nseg, int in, int rmax)
+    int nseg, int in, int rmax, i64 slot_stride)
 {
     __shared__ float xs[MULTI_ROWS][MULTI_K + 1];
     __shared__ float as[MULTI_COLS][MULTI_K + 1];
@@ -81,7 +86,7 @@ extern "C" __global__ void __launch_bounds__(MULTI_THREADS) sgmv_shrink(
     if (s < 0) return;
     const int first = seg_start[seg], last = seg_start[seg + 1];
     const int row = threadIdx.x % MULTI_ROWS, group = threadIdx.x / MULTI_ROWS;
-    const bf16* As = A + (i64)s * rmax * in;
+    const bf16* As = A + (i64)s * slot_stride;
     for (int row0 = first + blockIdx.x * MULTI_ROWS; row0 < last; row0 += gridDim.x * MULTI_ROWS)
         for (int rank0 = 0; rank0 < rmax; rank0 += MULTI_COLS)
         {
@@ -123,7 +128,7 @@ extern "C" __global__ void __launch_bounds__(MULTI_THREADS) sgmv_shrink(
 /// shared memory.
 extern "C" __global__ void __launch_bounds__(MULTI_THREADS) sgmv_expand(
     bf16* __restrict__ y, const float* __restrict__ t, const bf16* __restrict__ B, const float* scaling,
-    const i32* seg_start, const i32* seg_slot, int nseg, int out, int rmax)
+    const i32* seg_start, const i32* seg_slot, int nseg, int out, int rmax, i64 slot_stride, int scale_stride)
 {
     __shared__ float ts[MULTI_ROWS][MULTI_K + 1];
     __shared__ float bs[MULTI_COLS][MULTI_K + 1];
@@ -134,8 +139,8 @@ extern "C" __global__ void __launch_bounds__(MULTI_THREADS) sgmv_expand(
     const int first = seg_start[seg], last = seg_start[seg + 1];
     const int row = threadIdx.x % MULTI_ROWS, group = threadIdx.x / MULTI_ROWS;
     const int col0 = blockIdx.x * MULTI_COLS;
-    const bf16* Bs = B + (i64)s * out * rmax;
-    const float scale = scaling[s];
+    const bf16* Bs = B + (i64)s * slot_stride;
+    const float scale = scaling[(i64)s * scale_stride];
     for (int row0 = first + blockIdx.y * MULTI_ROWS; row0 < last; row0 += gridDim.y * MULTI_ROWS)
     {
         float acc[MULTI_COLS / 8];

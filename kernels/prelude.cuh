@@ -335,3 +335,94 @@ TP_DEVICE void accumulators_to_a_fragment(u32 (&a)[4], const float (&lo)[4], con
     a[2] = pack_bf16x2(hi[0], hi[1]);
     a[3] = pack_bf16x2(hi[2], hi[3]);
 }
+
+// ------------------------------------------------------------------------------------------------
+// Pieces two kernel files share (NVRTC compiles each file alone, and kernel files include nothing
+// but this prelude): RoPE's angle and rotation (rope.cu, decode.cu), and one causal attention row
+// (attention.cu's generic forward, decode.cu's decode attention), so both give the same bits.
+// ------------------------------------------------------------------------------------------------
+
+/// cos and sin of pos * inv_freq. The product is formed and reduced modulo 2*pi in double, so long
+/// positions lose no accuracy to fp32 rounding of the angle; sin/cos of the reduced angle in fp32.
+TP_DEVICE void rope_angle(int pos, double inv_freq, float sign, float& c, float& s)
+{
+    const double two_pi = 6.283185307179586476925286766559;
+    double a = (double)pos * inv_freq;
+    a -= floor(a / two_pi) * two_pi;
+    sincosf(sign * (float)a, &s, &c);
+}
+
+/// Rotates dims j and j + d/2 of one head (rotate-half layout) in place by sign * pos * inv_freq[j].
+TP_DEVICE void rope_rotate_pair(bf16* head, int j, int half, int pos, double inv_freq, float sign)
+{
+    float c, s;
+    rope_angle(pos, inv_freq, sign, c, s);
+    const float x0 = bf16_to_f32(head[j]), x1 = bf16_to_f32(head[j + half]);
+    head[j] = f32_to_bf16(x0 * c - x1 * s);
+    head[j + half] = f32_to_bf16(x1 * c + x0 * s);
+}
+
+#define ATT_MAX_D 256
+#define ATT_DIMS_PER_LANE (ATT_MAX_D / 32)
+
+/// dot(x, row) over d elements, x fp32 in shared memory, row bf16 in global memory (d even, row 4-byte
+/// aligned: two elements per load).
+TP_DEVICE float dot_row(const float* x, const bf16* row, int d)
+{
+    const u32* r = reinterpret_cast<const u32*>(row);
+    float acc = 0.0f;
+    for (int c = 0; c < d; c += 2)
+    {
+        const u32 w = r[c >> 1];
+        acc += x[c] * bf16x2_lo(w) + x[c + 1] * bf16x2_hi(w);
+    }
+    return acc;
+}
+
+/// One warp computes one query row of softmax(scale q k^T) v over keys 0 .. last (last >= 0), flash style:
+/// keys j at k + j * kv_stride (likewise v), qr the query row [d] bf16, qs a [ATT_MAX_D] fp32 shared buffer
+/// owned by this warp. Writes orow [d] bf16 and, when lse is not null, *lse = logsumexp (lane 0).
+/// d even, <= 256. The whole warp must call it (shuffles).
+TP_DEVICE void attention_row(bf16* orow, float* lse, float* qs, const bf16* qr, const bf16* k, const bf16* v,
+                             i64 kv_stride, int last, int d, float scale)
+{
+    const int lane = threadIdx.x & 31;
+    for (int c = lane; c < d; c += 32) qs[c] = bf16_to_f32(qr[c]);
+    __syncwarp();
+    float m = -TP_INFINITY, l = 0.0f;
+    float o[ATT_DIMS_PER_LANE];
+    for (int i = 0; i < ATT_DIMS_PER_LANE; i++) o[i] = 0.0f;
+    for (int j0 = 0; j0 <= last; j0 += 32)
+    {
+        // Each lane scores one key of the chunk of 32 ...
+        const int j = j0 + lane;
+        const float s = j <= last ? scale * dot_row(qs, k + (i64)j * kv_stride, d) : -TP_INFINITY;
+        const float m_new = fmaxf(m, warp_max(s));   // finite: key j0 is always visible
+        const float alpha = expf(m - m_new);
+        const float p = j <= last ? expf(s - m_new) : 0.0f;
+        l = l * alpha + warp_sum(p);
+        m = m_new;
+        for (int i = 0; i < ATT_DIMS_PER_LANE; i++) o[i] *= alpha;
+        // ... then the warp accumulates p_j * v_j with each lane owning the dims lane, lane + 32, ...
+        const int span = min(32, last - j0 + 1);
+        for (int jj = 0; jj < span; jj++)
+        {
+            const float pj = __shfl_sync(TP_FULL_MASK, p, jj);
+            const bf16* vr = v + (i64)(j0 + jj) * kv_stride;
+#pragma unroll
+            for (int i = 0; i < ATT_DIMS_PER_LANE; i++)
+            {
+                const int c = lane + 32 * i;
+                if (c < d) o[i] += pj * bf16_to_f32(vr[c]);
+            }
+        }
+    }
+    const float inv = 1.0f / l;
+#pragma unroll
+    for (int i = 0; i < ATT_DIMS_PER_LANE; i++)
+    {
+        const int c = lane + 32 * i;
+        if (c < d) orow[c] = f32_to_bf16(o[i] * inv);
+    }
+    if (lse != nullptr && lane == 0) *lse = m + logf(l);
+}

@@ -5,18 +5,9 @@
 // inv_freq [d/2] comes from the host in fp64, as Rope.InverseFrequencies computes it (rope_theta and
 // llama3 scaling are host-side): at position 10^5 an fp32 inv_freq alone would move the angle by
 // ~6e-3 rad. The backward is the transpose of a rotation: the same rotation by -angle.
-// Mirrors Compute/Cpu/Rope.cs Forward/Backward (pos_offset = its pos0).
+// Mirrors Compute/Cpu/Rope.cs Forward/Backward (pos_offset = its pos0). The angle and the rotation
+// (rope_angle, rope_rotate_pair) live in prelude.cuh: decode.cu rotates rows at per-row positions with them.
 #include "prelude.cuh"
-
-/// cos and sin of pos * inv_freq. The product is formed and reduced modulo 2*pi in double, so long
-/// positions lose no accuracy to fp32 rounding of the angle; sin/cos of the reduced angle in fp32.
-TP_DEVICE void rope_angle(int pos, double inv_freq, float sign, float& c, float& s)
-{
-    const double two_pi = 6.283185307179586476925286766559;
-    double a = (double)pos * inv_freq;
-    a -= floor(a / two_pi) * two_pi;
-    sincosf(sign * (float)a, &s, &c);
-}
 
 /// x [B, T, heads, d] bf16, rotated in place; position of row t is t + pos_offset (KV-cache decode
 /// passes the number of cached tokens). One thread per (b, t, head, j < d/2) pair: grid-stride, so
@@ -30,12 +21,7 @@ TP_DEVICE void rope_apply(bf16* x, const double* inv_freq, int B, int T, int hea
         const int j = (int)(p % half);
         const i64 row = p / half;               // (b * T + t) * heads + h
         const int t = (int)((row / heads) % T);
-        float c, s;
-        rope_angle(t + pos_offset, inv_freq[j], sign, c, s);
-        bf16* head = x + row * d;
-        const float x0 = bf16_to_f32(head[j]), x1 = bf16_to_f32(head[j + half]);
-        head[j] = f32_to_bf16(x0 * c - x1 * s);
-        head[j + half] = f32_to_bf16(x1 * c + x0 * s);
+        rope_rotate_pair(x + row * d, j, half, t + pos_offset, inv_freq[j], sign);
     }
 }
 

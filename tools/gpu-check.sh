@@ -13,7 +13,9 @@
 #   runtime         driver, cuBLAS and CUDA-graph tests (GpuRuntimeTests, CudaBackendTests, NativeBindingTests, GpuGraphEmulationTests)
 #   kernel-parity   every kernel against the CPU reference op (GpuKernelParityTests)
 #   train-parity    golden-fixture and scenario training steps GPU vs CPU (GpuBackendParityTests,
-#                   GpuBackendGoldenFixtureTests), with the worst error as a multiple of the bf16 tolerance
+#                   GpuBackendGoldenFixtureTests, which include KV-cached decoding), the KV-cached decoder
+#                   (GpuKvDecoderTests: recompute parity, mixed adapters, eviction, graphs = plain launches, no
+#                   managed allocation per token), with the worst error as a multiple of the bf16 tolerance
 #   memcheck, racecheck  compute-sanitizer on the attention and LoRA kernel tests, if time remains
 #   gpu-check.d/*   extra steps shipped in the package, in name order, if time remains
 # Only GPU test classes run: the CPU-only suites are the CI's job and would spend device time for nothing.
@@ -184,7 +186,7 @@ record kernel-parity "$st" "$secs" "$detail"
 
 parity="$logs/train-parity.txt"
 export TPEFT_PARITY_REPORT="$parity"
-run_tests train-parity 180 "FullyQualifiedName~.GpuBackendParityTests.|FullyQualifiedName~.GpuBackendGoldenFixtureTests."
+run_tests train-parity 180 "FullyQualifiedName~.GpuBackendParityTests.|FullyQualifiedName~.GpuBackendGoldenFixtureTests.|FullyQualifiedName~.GpuKvDecoderTests."
 if [ -s "$parity" ]; then
   # Each GPU parity scenario appended "PASS|FAIL name: ... N.NNx" (error as a multiple of the bf16 tolerance).
   npass=$(grep -c '^PASS ' "$parity" || true)

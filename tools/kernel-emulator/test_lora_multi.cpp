@@ -58,13 +58,13 @@ int main()
             BfBuf y = y0;
             if (sgmv)
             {
-                emu::launch(sgmv_shrink, dim3(2, nseg), dim3(128), t.data(), (const bf16*)x.p(), (const bf16*)A.p(), (const i32*)seg_start.data(), (const i32*)seg_slot.data(), nseg, in, rmax);
-                emu::launch(sgmv_expand, dim3((out + 63) / 64, (longest + 15) / 16, nseg), dim3(128), y.p(), (const float*)t.data(), (const bf16*)B.p(), scalings, (const i32*)seg_start.data(), (const i32*)seg_slot.data(), nseg, out, rmax);
+                emu::launch(sgmv_shrink, dim3(2, nseg), dim3(128), t.data(), (const bf16*)x.p(), (const bf16*)A.p(), (const i32*)seg_start.data(), (const i32*)seg_slot.data(), nseg, in, rmax, (i64)rmax * in);
+                emu::launch(sgmv_expand, dim3((out + 63) / 64, (longest + 15) / 16, nseg), dim3(128), y.p(), (const float*)t.data(), (const bf16*)B.p(), scalings, (const i32*)seg_start.data(), (const i32*)seg_slot.data(), nseg, out, rmax, (i64)out * rmax, 1);
             }
             else
             {
-                emu::launch(bgmv_shrink, dim3(3), dim3(128), t.data(), (const bf16*)x.p(), (const bf16*)A.p(), (const i32*)c.slots.data(), N, in, rmax);
-                emu::launch(bgmv_expand, dim3(2), dim3(64), y.p(), (const float*)t.data(), (const bf16*)B.p(), scalings, (const i32*)c.slots.data(), N, out, rmax);
+                emu::launch(bgmv_shrink, dim3(3), dim3(128), t.data(), (const bf16*)x.p(), (const bf16*)A.p(), (const i32*)c.slots.data(), N, in, rmax, (i64)rmax * in);
+                emu::launch(bgmv_expand, dim3(2), dim3(64), y.p(), (const float*)t.data(), (const bf16*)B.p(), scalings, (const i32*)c.slots.data(), N, out, rmax, (i64)out * rmax, 1);
             }
             check(sgmv ? "sgmv shrink + expand" : "bgmv shrink + expand", N * out, [&](size_t i) { return (double)y.at(i); }, want, 2e-3, 8e-3);
             bool untouched = true;

@@ -32,9 +32,11 @@ internal static class ServeCommand
             { model, adapters, tokenizer, host, port, device, maxBatch, maxBatchTokens, apiKey, grace, name };
         cmd.SetAction(p => CliErrors.Run(() =>
         {
-            var sessionOptions = DeviceChoice.ForCommand(p, device, cpuOnly: "batched mixed-adapter serving runs on the CPU backend (the CUDA kernels are not wired into it yet)");
-            string modelDir = p.GetValue(model)!;
             var batcher = new BatcherOptions { MaxBatchRequests = p.GetValue(maxBatch), MaxBatchTokens = p.GetValue(maxBatchTokens) };
+            var sessionOptions = DeviceChoice.ForCommand(p, device);
+            // On CUDA every running request holds a device KV slot: the session gets at least one per batch request.
+            sessionOptions = sessionOptions with { MaxBatchSize = Math.Max(sessionOptions.MaxBatchSize, batcher.MaxBatchRequests) };
+            string modelDir = p.GetValue(model)!;
             try { batcher.Validate(); }
             catch (ArgumentOutOfRangeException e) { throw new ArgumentException($"--max-batch/--max-batch-tokens: {e.Message.Split(" (Parameter")[0]}"); }
             int listenPort = p.GetValue(port);

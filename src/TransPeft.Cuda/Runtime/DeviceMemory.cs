@@ -73,6 +73,21 @@ public static unsafe class DeviceMemory
             nameof(CuDriver.cuMemcpyHtoDAsync_v2));
     }
 
+    /// <summary>Queues a copy of <paramref name="count"/> elements from <paramref name="source"/> into <paramref name="destination"/>
+    /// (page-locked, starting at element <paramref name="offset"/>), ordered on <paramref name="stream"/>; the host
+    /// elements are valid once the stream is past the copy (synchronize).</summary>
+    public static void CopyToHostAsync<T>(CudaContext context, PinnedHostBuffer<T> destination, int offset, int count, DevicePtr source, CudaStream stream)
+        where T : unmanaged
+    {
+        if ((uint)offset > (uint)destination.Length || (uint)count > (uint)(destination.Length - offset))
+            throw new ArgumentOutOfRangeException(nameof(count), $"elements [{offset}, {offset + count}) are outside the pinned buffer of {destination.Length}");
+        if (count == 0) return;
+        RequireAddress(source, nameof(source));
+        context.MakeCurrent();
+        Check.Driver(CuDriver.cuMemcpyDtoHAsync_v2((T*)destination.Pointer + offset, source.Address, (nuint)((long)count * sizeof(T)), stream.Handle),
+            nameof(CuDriver.cuMemcpyDtoHAsync_v2));
+    }
+
     private static void RequireAddress(DevicePtr p, string name)
     {
         if (p.IsNull) throw new ArgumentException("device address is null", name);

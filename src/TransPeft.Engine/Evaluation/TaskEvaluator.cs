@@ -104,7 +104,7 @@ public sealed class TaskEvaluator
     {
         int p = promptIds.Length;
         int longest = candidates.Max(c => c.Length);
-        var cache = _model.CreateCache(1, p + longest - 1);
+        using var cache = _model.CreateCache(1, p + longest - 1); // a CUDA cache's device slot goes back at the end
         int v = Config.VocabSize;
         var promptLogits = new float[v];
         var logits = new float[v];

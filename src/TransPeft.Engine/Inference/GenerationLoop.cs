@@ -52,7 +52,12 @@ internal sealed class GenerationLoop
         if (promptIds.Count >= max)
             throw new ArgumentException($"prompt of {promptIds.Count} tokens leaves no room under max_position_embeddings {max}");
         int capacity = (int)Math.Min(max, (long)promptIds.Count + options.MaxNewTokens);
-        _cache = cache is not null && cache.BatchSize == 1 && cache.Capacity >= capacity ? cache : _model.CreateCache(1, capacity);
+        if (cache is not null && cache.BatchSize == 1 && cache.Capacity >= capacity) _cache = cache;
+        else
+        {
+            cache?.Dispose(); // a CUDA cache's device slots go back before the new cache takes its own
+            _cache = _model.CreateCache(1, capacity);
+        }
         _cache.Reset();
         _options = options;
         _eos = options.EosTokenIds ?? config.EosTokenIds;

@@ -31,7 +31,7 @@ public sealed class Generator
     {
         var loop = new GenerationLoop(_model, _tokenizer);
         var sw = Stopwatch.StartNew();
-        loop.Start(promptIds, options, null);
+        using var cache = loop.Start(promptIds, options, null); // a CUDA cache's device slot goes back at the end
         while (loop.Step() >= 0) cancel.ThrowIfCancellationRequested();
         double seconds = sw.Elapsed.TotalSeconds;
         return new GenerationResult(loop.Output.ToArray(), loop.Text(), loop.StopReason!, seconds > 0 ? loop.Output.Count / seconds : 0);

@@ -6,7 +6,7 @@ namespace TransPeft.Engine.Inference;
 /// Keys and values of every layer for B sequences, [B, Capacity, nkv, d] each, keys stored after RoPE.
 /// <see cref="Length"/> positions are filled; a decode step appends to every row at once.
 /// </summary>
-public sealed class KvCache
+public sealed class KvCache : IDisposable
 {
     public int BatchSize { get; }
     public int Capacity { get; }
@@ -37,4 +37,12 @@ public sealed class KvCache
 
     /// <summary>Forgets every cached position (the memory is kept for the next request).</summary>
     public void Reset() => Length = 0;
+
+    /// <summary>Gives back what the backend holds for this cache: a CUDA session's device KV slots (a CPU cache is
+    /// managed memory only). Using the cache again takes slots again.</summary>
+    public void Dispose()
+    {
+        Length = 0;
+        (Scratch as IDisposable)?.Dispose();
+    }
 }

@@ -8,7 +8,7 @@ namespace TransPeft.Engine.Sessions;
 /// run. A request resolves its adapter name once when it starts and keeps that adapter until it ends, so unloading
 /// never pulls weights from under a running request. Thread-safe.
 /// <para>Replacing (<see cref="Load(string, string, bool)"/> with replace, or <see cref="Replace"/>) an adapter of the
-/// same shape (same modules, ranks and scaling) on a CPU session is a hot swap in place: the new weights are copied
+/// same shape (same modules, ranks and scaling) is a hot swap in place (on CUDA the device pool's copy is re-uploaded into its slot too): the new weights are copied
 /// into the served buffers between two steps, so running requests continue with the new weights from their next
 /// token and nothing is reallocated. Every step sees one set of weights whole, never a mix: a
 /// <see cref="BatchedGenerator"/> holds <see cref="SwapGate"/> for each of its steps, and an
@@ -41,22 +41,25 @@ public sealed class AdapterSet
     public AdapterLoadResult Load(string name, string dir, bool replace)
     {
         var sw = System.Diagnostics.Stopwatch.StartNew();
-        if (!replace) { Load(name, dir); return new AdapterLoadResult(name, sw.Elapsed, InPlace: false); }
+        if (!replace)
+        {
+            var loaded = Load(name, dir);
+            return new AdapterLoadResult(name, sw.Elapsed, InPlace: false) { DeviceUpload = _session.Preload(loaded) };
+        }
         if (string.IsNullOrWhiteSpace(name)) throw new ArgumentException("adapter name: expected a non-empty name");
-        bool inPlace = Replace(name, LoraAdapter.Load(dir, _session.Config), dir);
-        return new AdapterLoadResult(name, sw.Elapsed, inPlace);
+        var (inPlace, deviceUpload) = Replace(name, LoraAdapter.Load(dir, _session.Config), dir);
+        return new AdapterLoadResult(name, sw.Elapsed, inPlace) { DeviceUpload = deviceUpload };
     }
 
     /// <summary>
     /// Serves <paramref name="adapter"/> (made by <see cref="LoraAdapter.Create"/> or trained in this process) under
-    /// <paramref name="name"/>, replacing the adapter of that name if there is one: in place when the shapes agree on a
-    /// CPU session (see the class remarks; the served buffers then keep their identity and <paramref name="adapter"/>
-    /// is only read), else as a new entry that serves <paramref name="adapter"/> itself (as <see cref="Add(string, LoraAdapter)"/> does: do
+    /// <paramref name="name"/>, replacing the adapter of that name if there is one: in place when the shapes agree (see the class
+    /// remarks; the served buffers then keep their identity and <paramref name="adapter"/> is only read), else as a new entry that serves <paramref name="adapter"/> itself (as <see cref="Add(string, LoraAdapter)"/> does: do
     /// not change its weights afterwards). Returns true for an in-place swap.
     /// </summary>
-    public bool Replace(string name, LoraAdapter adapter) => Replace(name, adapter, null);
+    public bool Replace(string name, LoraAdapter adapter) => Replace(name, adapter, null).InPlace;
 
-    private bool Replace(string name, LoraAdapter adapter, string? source)
+    private (bool InPlace, TimeSpan? Upload) Replace(string name, LoraAdapter adapter, string? source)
     {
         if (string.IsNullOrWhiteSpace(name)) throw new ArgumentException("adapter name: expected a non-empty name");
         Model.ModelRules.CheckAdapter(_session.Config, adapter);
@@ -64,21 +67,27 @@ public sealed class AdapterSet
         {
             if (_entries.TryGetValue(name, out var old))
             {
-                if (!_session.IsCuda && SameShape(old.Adapter, adapter))
+                if (SameShape(old.Adapter, adapter))
                 {
+                    TimeSpan? upload;
                     lock (SwapGate)
                     {
                         _steps.EnterWriteLock();
-                        try { CopyInto(old.Adapter, adapter); }
+                        try
+                        {
+                            CopyInto(old.Adapter, adapter);
+                            _session.Swapped(old.Adapter); // CUDA: the device copy is stale now ...
+                            upload = _session.Preload(old.Adapter); // ... and refreshed in place before the next step
+                        }
                         finally { _steps.ExitWriteLock(); }
                     }
-                    return true;
+                    return (true, upload);
                 }
                 _session.Retire(old);
             }
             _entries = new Dictionary<string, AdapterEntry>(_entries, StringComparer.Ordinal) { [name] = new AdapterEntry(name, adapter, source, _session) };
         }
-        return false;
+        return (false, _session.Preload(adapter));
     }
 
     /// <summary>Held by a <see cref="BatchedGenerator"/> for each step and by an in-place swap for its copy.</summary>
@@ -176,9 +185,15 @@ public sealed class AdapterSet
 
 /// <summary>How an adapter came to be served, and how long it took.</summary>
 /// <param name="Name">The name requests use.</param>
-/// <param name="Elapsed">Wall time: reading and checking the files, plus the copy into place for a hot swap.</param>
+/// <param name="Elapsed">Wall time: reading and checking the files, plus the copy into place for a hot swap, plus (CUDA)
+/// the upload into the device adapter pool.</param>
 /// <param name="InPlace">True when a replacement had the same shape and was copied into the served adapter's buffers.</param>
-public readonly record struct AdapterLoadResult(string Name, TimeSpan Elapsed, bool InPlace);
+public readonly record struct AdapterLoadResult(string Name, TimeSpan Elapsed, bool InPlace)
+{
+    /// <summary>CUDA: packing the adapter's pinned image and its one asynchronous copy into a device pool slot, waited
+    /// for (included in <see cref="Elapsed"/>); null on the CPU.</summary>
+    public TimeSpan? DeviceUpload { get; init; }
+}
 
 /// <summary>One served adapter and its backend model object (made on first use).</summary>
 internal sealed class AdapterEntry(string name, LoraAdapter adapter, string? source, InferenceSession session)

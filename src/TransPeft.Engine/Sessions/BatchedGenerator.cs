@@ -1,6 +1,8 @@
 using TransPeft.Engine.Compute;
 using TransPeft.Engine.Compute.Cpu;
+using TransPeft.Engine.Compute.Cuda;
 using TransPeft.Engine.Inference;
+using TransPeft.Engine.Lora;
 using TransPeft.Engine.Model;
 
 namespace TransPeft.Engine.Sessions;
@@ -29,7 +31,7 @@ public sealed class BatchSequence
 
 /// <summary>
 /// Many requests over one session's base model, each with its own adapter or none, generated together by continuous
-/// batching (<see cref="ContinuousBatcher{TSequence}"/>) on the CPU backend. Each step prefills the prompt chunks of
+/// batching (<see cref="ContinuousBatcher{TSequence}"/>) on the CPU or the CUDA backend. Each step prefills the prompt chunks of
 /// new requests one sequence at a time (the adapter's own backend, <see cref="IInferenceModel.Prefill"/>) and decodes
 /// every running request in ONE mixed-adapter step (<see cref="CpuMixedDecoder"/>: the base weights streamed once for
 /// all rows, LoRA per adapter segment, rows sorted by adapter). A request gets exactly the tokens it gets alone
@@ -40,17 +42,26 @@ public sealed class BatchSequence
 public sealed class BatchedGenerator
 {
     private readonly InferenceSession _session;
-    private readonly CpuMixedDecoder _decoder;
+    private readonly CpuMixedDecoder? _decoder;
+    private readonly CudaKvDecoder? _cuda;
     private float[] _logits = [];
     private float[] _prefillLogits = [];
 
-    /// <summary>A batched generator over a CPU <paramref name="session"/> (the CUDA mixed-adapter path is not wired yet).</summary>
+    /// <summary>A batched generator over <paramref name="session"/>: on the CPU the mixed step is
+    /// <see cref="CpuMixedDecoder"/>; on CUDA the session's KV-cached decoder runs every decode row in one step, each
+    /// row's adapter through the device adapter pool (BGMV), and each request holds one device KV slot while it runs
+    /// (so <see cref="BatcherOptions.MaxBatchRequests"/> must not exceed <see cref="SessionOptions.MaxBatchSize"/>).</summary>
     public BatchedGenerator(InferenceSession session, BatcherOptions? options = null)
     {
-        if (session.IsCuda)
-            throw new NotSupportedException("batched mixed-adapter generation runs on the CPU backend; the CUDA kernels (kernels/lora_multi.cu) are not wired into a CUDA decode step yet");
         _session = session;
-        _decoder = new CpuMixedDecoder(session.Model, session.MaxSequenceLength);
+        if (session.IsCuda)
+        {
+            int requests = (options ?? new BatcherOptions()).MaxBatchRequests;
+            if (requests > session.Options.MaxBatchSize)
+                throw new ArgumentException($"BatcherOptions.MaxBatchRequests {requests} exceeds the session's {session.Options.MaxBatchSize} device KV cache slots (SessionOptions.MaxBatchSize)");
+            _cuda = session.CudaDecoder;
+        }
+        else _decoder = new CpuMixedDecoder(session.Model, session.MaxSequenceLength);
         Batcher = new ContinuousBatcher<BatchSequence>(Step, options);
     }
 
@@ -83,6 +94,8 @@ public sealed class BatchedGenerator
         var cache = Backend(served).CreateCache(1, prompt.Count + maxNew - 1);
         var sequence = new BatchSequence(served, cache, options, prompt.Count);
         var request = new BatchRequest<BatchSequence>(sequence, prompt, maxNew, options.EosTokenIds ?? Config.EosTokenIds, cancel);
+        // However the request ends, its cache goes (on CUDA, its device KV slot goes back to the session).
+        request.Completion.ContinueWith(_ => cache.Dispose(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         Batcher.Submit(request);
         return request;
     }
@@ -108,6 +121,11 @@ public sealed class BatchedGenerator
                 if (row.Sample) next[i] = Pick(_prefillLogits.AsSpan(0, v), row.Sequence);
             }
             if (decodeRows.Count == 0) return;
+            if (_cuda is not null)
+            {
+                DecodeOnCuda(rows, decodeRows, next);
+                return;
+            }
 
             // Sort decode rows by adapter so each adapter is one segment of the mixed step.
             var adapters = new List<AdapterEntry>();
@@ -133,10 +151,31 @@ public sealed class BatchedGenerator
                 slots[j] = rowSlot[order[j]];
             }
             if (_logits.Length < n * v) _logits = new float[n * v];
-            _decoder.Decode(ids, caches, slots, adapters.Select(a => a.Adapter).ToArray(), _logits);
+            _decoder!.Decode(ids, caches, slots, adapters.Select(a => a.Adapter).ToArray(), _logits);
             for (int j = 0; j < n; j++)
                 if (rows[order[j]].Sample) next[order[j]] = Pick(_logits.AsSpan(j * v, v), rows[order[j]].Sequence);
         }
+    }
+
+    /// <summary>Every decode row in one CUDA step, in the batcher's order: BGMV reads each row's adapter slot, so
+    /// rows need no sorting by adapter.</summary>
+    private void DecodeOnCuda(ReadOnlySpan<BatchRow<BatchSequence>> rows, List<int> decodeRows, Span<int> next)
+    {
+        int n = decodeRows.Count, v = Config.VocabSize;
+        var ids = new int[n];
+        var caches = new KvCache[n];
+        var adapters = new LoraAdapter?[n];
+        for (int j = 0; j < n; j++)
+        {
+            var row = rows[decodeRows[j]];
+            ids[j] = row.Tokens.Span[0];
+            caches[j] = row.Sequence.Cache;
+            adapters[j] = row.Sequence.Served?.Adapter;
+        }
+        if (_logits.Length < n * v) _logits = new float[n * v];
+        _cuda!.DecodeMixed(ids, caches, adapters, _logits);
+        for (int j = 0; j < n; j++)
+            if (rows[decodeRows[j]].Sample) next[decodeRows[j]] = Pick(_logits.AsSpan(j * v, v), rows[decodeRows[j]].Sequence);
     }
 
     private IInferenceModel Backend(AdapterEntry? served) => served?.Backend ?? _session.BackendFor(null);

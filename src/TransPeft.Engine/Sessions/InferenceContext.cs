@@ -211,9 +211,11 @@ public sealed class InferenceContext : IDisposable
         }
     }
 
-    /// <summary>Drops the cache and working memory (they are managed memory on the CPU; the GC frees them).</summary>
+    /// <summary>Drops the cache and working memory: managed memory on the CPU (the GC frees it), the device KV slots
+    /// on CUDA (given back to the session now).</summary>
     public void Dispose()
     {
+        _cache?.Dispose();
         _cache = null;
         _scratch = null;
         _loop = null;

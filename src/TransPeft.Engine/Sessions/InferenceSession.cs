@@ -26,6 +26,7 @@ public sealed class InferenceSession : IDisposable
     private readonly bool _ownsCuda;
     private readonly Lazy<IInferenceModel> _base;
     private DeviceBaseWeights? _deviceBase; // CUDA: the one device copy of the base every model of the session reads
+    private readonly Lazy<CudaKvDecoder>? _decoder;
     private readonly List<AdapterEntry> _retired = [];
     private readonly object _retiredGate = new();
     private bool _disposed;
@@ -45,6 +46,7 @@ public sealed class InferenceSession : IDisposable
         MaxSequenceLength = options.MaxSequenceLength > 0 ? options.MaxSequenceLength : maxModel;
         Adapters = new AdapterSet(this);
         _base = new Lazy<IInferenceModel>(() => CreateBackend(null));
+        if (cuda is not null) _decoder = new Lazy<CudaKvDecoder>(CreateDecoder);
     }
 
     /// <summary>
@@ -168,15 +170,47 @@ public sealed class InferenceSession : IDisposable
     internal IInferenceModel CreateBackend(LoraAdapter? adapter)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (_cuda is null) return CpuTransformer.ForInference(Model, adapter, MaxSequenceLength);
-        return new CudaRecomputeInference(_cuda.CreateInference(Model, adapter, new CudaTransformerOptions { MaxPositions = MaxSequenceLength }, _deviceBase));
+        if (_decoder is null) return CpuTransformer.ForInference(Model, adapter, MaxSequenceLength);
+        return new CudaKvInference(_decoder.Value, adapter);
     }
 
-    /// <summary>An unloaded adapter's backend is released with the session (a running request may still hold it).</summary>
+    /// <summary>The CUDA session's one KV-cached decoder: the base weights once on the device, a KV slot per sequence
+    /// (<see cref="SessionOptions.MaxBatchSize"/> slots of <see cref="MaxSequenceLength"/> positions), the adapters in a
+    /// device pool of <see cref="SessionOptions.MaxResidentAdapters"/> slots.</summary>
+    private CudaKvDecoder CreateDecoder()
+    {
+        // The base-only inference model is the decoder's weight store (its Weight accessor); adapters never upload a base.
+        var weights = _cuda!.CreateInference(Model, null, new CudaTransformerOptions { MaxPositions = MaxSequenceLength }, _deviceBase);
+        try
+        {
+            return new CudaKvDecoder(weights, new CudaKvOptions(Options.MaxBatchSize, MaxSequenceLength, Options.MaxResidentAdapters, Options.MaxMemoryBytes));
+        }
+        catch
+        {
+            weights.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The CUDA decoder (tests: graphs, pool, slots); null on the CPU.</summary>
+    internal CudaKvDecoder? CudaDecoder => _decoder?.Value;
+
+    /// <summary>An unloaded adapter's backend is released with the session (a running request may still hold it); on
+    /// CUDA its device slot and pinned image are freed now (a request still using it brings it back).</summary>
     internal void Retire(AdapterEntry entry)
     {
+        if (_decoder is { IsValueCreated: true }) _decoder.Value.Forget(entry.Adapter);
         if (!entry.HasBackend) return;
         lock (_retiredGate) _retired.Add(entry);
+    }
+
+    /// <summary>CUDA: brings the adapter into the device pool now and returns how long that took; null on the CPU.</summary>
+    internal TimeSpan? Preload(LoraAdapter adapter) => _decoder?.Value.Preload(adapter);
+
+    /// <summary>A served adapter's weights were replaced in place (same shape): the device copy is refreshed before its next step.</summary>
+    internal void Swapped(LoraAdapter adapter)
+    {
+        if (_decoder is { IsValueCreated: true }) _decoder.Value.Invalidate(adapter);
     }
 
     /// <summary>The loss of a model (or an adapter) on a data file; see <see cref="InferenceContext.ScoreFile"/>.</summary>
@@ -236,6 +270,7 @@ public sealed class InferenceSession : IDisposable
         lock (_retiredGate) foreach (var e in _retired) (e.Backend as IDisposable)?.Dispose();
         // The session's reference; a training context still running keeps the base alive until it is disposed.
         _deviceBase?.Release();
+        if (_decoder is { IsValueCreated: true }) _decoder.Value.Dispose();
         if (_ownsCuda) _cuda?.Dispose();
     }
 }

@@ -39,8 +39,14 @@ public sealed record SessionOptions
 
     public SessionDType DType { get; init; } = SessionDType.Auto;
 
-    /// <summary>Most sequences one call may carry (forward, score).</summary>
+    /// <summary>Most sequences one call may carry (forward, score). On CUDA also the number of device KV cache slots:
+    /// sequences (contexts, batched requests) that hold a cache on the device at once.</summary>
     public int MaxBatchSize { get; init; } = 64;
+
+    /// <summary>CUDA: most adapters held on the device at once (the adapter pool's slots). Beyond it the least recently
+    /// used adapter that the running batch does not use is evicted to pinned host memory, and re-uploaded (one copy)
+    /// when used again. Ignored on the CPU.</summary>
+    public int MaxResidentAdapters { get; init; } = 16;
 
     /// <summary>Most positions one sequence may reach, prompt and generated tokens together (0 = the model's
     /// max_position_embeddings). Smaller values shrink the per-context KV cache and RoPE tables.</summary>
@@ -57,6 +63,7 @@ public sealed record SessionOptions
     {
         if (Threads < 0) throw new ArgumentException($"SessionOptions.Threads: expected 0 (every core) or a positive count, got {Threads}");
         if (MaxBatchSize <= 0) throw new ArgumentException($"SessionOptions.MaxBatchSize: expected a positive number, got {MaxBatchSize}");
+        if (MaxResidentAdapters <= 0) throw new ArgumentException($"SessionOptions.MaxResidentAdapters: expected a positive number, got {MaxResidentAdapters}");
         if (MaxSequenceLength < 0) throw new ArgumentException($"SessionOptions.MaxSequenceLength: expected 0 (the model's maximum) or a positive number, got {MaxSequenceLength}");
         if (MaxMemoryBytes is <= 0) throw new ArgumentException($"SessionOptions.MaxMemoryBytes: expected a positive number of bytes or null, got {MaxMemoryBytes}");
         DeviceSpec.Parse(Device);

@@ -12,7 +12,8 @@ namespace TransPeft.Engine.Tests.Inference;
 /// </summary>
 public class BatchedGeneratorTests
 {
-    private static async Task<List<int>> Collect(BatchRequest<BatchSequence> r)
+    /// <summary>Every token a request streams, in order (the CUDA session tests use it too).</summary>
+    internal static async Task<List<int>> Collect(BatchRequest<BatchSequence> r)
     {
         var list = new List<int>();
         await foreach (var t in r.ReadAllAsync()) list.Add(t);

@@ -134,6 +134,18 @@ internal sealed unsafe class CudaDevice : IComputeDevice
         DeviceMemory.CopyToHost(Context, destination, source);
     }
 
+    public void DownloadAsync(nint destination, DevicePtr source, long bytes)
+    {
+        RequireNotCapturing(nameof(DownloadAsync));
+        foreach (var (start, buffer) in _hostAllocations)
+        {
+            if (destination < start || destination - start + bytes > buffer.Length) continue;
+            DeviceMemory.CopyToHostAsync(Context, buffer, (int)(destination - start), checked((int)bytes), source, _stream);
+            return;
+        }
+        throw new ArgumentException($"an asynchronous copy needs host memory from AllocateHost; {bytes} bytes at 0x{destination:x} are not inside one");
+    }
+
     public void Synchronize() => _stream.Synchronize();
 
     public void PushRange(string name) => Nvtx.Push(name);

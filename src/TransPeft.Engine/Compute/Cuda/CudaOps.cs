@@ -190,36 +190,75 @@ internal sealed class CudaOps(IComputeDevice device)
 
     // ------------------------------------------------------------------ lora_multi.cu (many adapters, inference)
 
-    /// <summary>t[N,rmax] (fp32) = x[N,in]·A_pool[slot(n)]ᵀ per row; rows of slot −1 are not written. Decode batches.</summary>
-    public void BgmvShrink(DevicePtr t, DevicePtr x, DevicePtr aPool, DevicePtr rowSlot, int n, int inDim, int rmax)
+    /// <summary>t[N,rmax] (fp32) = x[N,in]·A[slot(n)]ᵀ per row, A[s] = <paramref name="a"/> + s·<paramref name="slotStride"/>
+    /// elements ([rmax, in] bf16); rows of slot −1 are not written. Decode batches.</summary>
+    public void BgmvShrink(DevicePtr t, DevicePtr x, DevicePtr a, DevicePtr rowSlot, int n, int inDim, int rmax, long slotStride)
     {
         Device.PushRange("bgmv_shrink");
-        Run(KernelId.BgmvShrink, LaunchPlanner.BlockPerRow(n, 128), [t, x, aPool, rowSlot, I32(n), I32(inDim), I32(rmax)]);
+        Run(KernelId.BgmvShrink, LaunchPlanner.BlockPerRow(n, 128), [t, x, a, rowSlot, I32(n), I32(inDim), I32(rmax), I64(slotStride)]);
         Device.PopRange();
     }
 
-    /// <summary>y[N,out] += scaling[slot]·t·B_pool[slot]ᵀ per row (bf16 y); rows of slot −1 keep y.</summary>
-    public void BgmvExpand(DevicePtr y, DevicePtr t, DevicePtr bPool, DevicePtr scaling, DevicePtr rowSlot, int n, int outDim, int rmax)
+    /// <summary>y[N,out] += scaling[s·scaleStride]·t·B[s]ᵀ per row (bf16 y), B[s] = <paramref name="b"/> + s·<paramref name="slotStride"/>
+    /// elements ([out, rmax] bf16); rows of slot −1 keep y.</summary>
+    public void BgmvExpand(DevicePtr y, DevicePtr t, DevicePtr b, DevicePtr scaling, DevicePtr rowSlot, int n, int outDim, int rmax, long slotStride, int scaleStride)
     {
         Device.PushRange("bgmv_expand");
-        Run(KernelId.BgmvExpand, Plan.GridStride((long)n * outDim), [y, t, bPool, scaling, rowSlot, I32(n), I32(outDim), I32(rmax)]);
+        Run(KernelId.BgmvExpand, Plan.GridStride((long)n * outDim), [y, t, b, scaling, rowSlot, I32(n), I32(outDim), I32(rmax), I64(slotStride), I32(scaleStride)]);
         Device.PopRange();
     }
 
     /// <summary>As <see cref="BgmvShrink"/> over segments (seg_start [nseg+1], seg_slot [nseg], i32 on the device);
     /// <paramref name="longestSegment"/> sizes the grid.</summary>
-    public void SgmvShrink(DevicePtr t, DevicePtr x, DevicePtr aPool, DevicePtr segStart, DevicePtr segSlot, int segments, int longestSegment, int inDim, int rmax)
+    public void SgmvShrink(DevicePtr t, DevicePtr x, DevicePtr a, DevicePtr segStart, DevicePtr segSlot, int segments, int longestSegment, int inDim, int rmax, long slotStride)
     {
         Device.PushRange("sgmv_shrink");
-        Run(KernelId.SgmvShrink, LaunchPlanner.SgmvShrink(segments, longestSegment), [t, x, aPool, segStart, segSlot, I32(segments), I32(inDim), I32(rmax)]);
+        Run(KernelId.SgmvShrink, LaunchPlanner.SgmvShrink(segments, longestSegment), [t, x, a, segStart, segSlot, I32(segments), I32(inDim), I32(rmax), I64(slotStride)]);
         Device.PopRange();
     }
 
     /// <summary>As <see cref="BgmvExpand"/> over segments.</summary>
-    public void SgmvExpand(DevicePtr y, DevicePtr t, DevicePtr bPool, DevicePtr scaling, DevicePtr segStart, DevicePtr segSlot, int segments, int longestSegment, int outDim, int rmax)
+    public void SgmvExpand(DevicePtr y, DevicePtr t, DevicePtr b, DevicePtr scaling, DevicePtr segStart, DevicePtr segSlot, int segments, int longestSegment,
+        int outDim, int rmax, long slotStride, int scaleStride)
     {
         Device.PushRange("sgmv_expand");
-        Run(KernelId.SgmvExpand, LaunchPlanner.SgmvExpand(segments, longestSegment, outDim), [y, t, bPool, scaling, segStart, segSlot, I32(segments), I32(outDim), I32(rmax)]);
+        Run(KernelId.SgmvExpand, LaunchPlanner.SgmvExpand(segments, longestSegment, outDim),
+            [y, t, b, scaling, segStart, segSlot, I32(segments), I32(outDim), I32(rmax), I64(slotStride), I32(scaleStride)]);
+        Device.PopRange();
+    }
+
+    // ------------------------------------------------------------------ decode.cu (per-row slot and position from device buffers)
+
+    /// <summary>Rotates x[N,heads,d] in place, row n by pos[n] (i32 on the device) · inv_freq (fp64 [d/2]).</summary>
+    public void RopeRows(DevicePtr x, DevicePtr invFreq, DevicePtr pos, int n, int heads, int d)
+    {
+        Device.PushRange("rope_rows");
+        Run(KernelId.RopeRows, Plan.GridStride((long)n * heads * (d / 2)), [x, invFreq, pos, I32(n), I32(heads), I32(d)]);
+        Device.PopRange();
+    }
+
+    /// <summary>kCache/vCache[slot[n], pos[n], :] = k/v[n, :], caches [S, cap, row] bf16 (one layer), row = nkv·d.</summary>
+    public void KvAppend(DevicePtr kCache, DevicePtr vCache, DevicePtr k, DevicePtr v, DevicePtr slot, DevicePtr pos, int n, int cap, int row)
+    {
+        Device.PushRange("kv_append");
+        Run(KernelId.KvAppend, Plan.GridStride((long)n * row), [kCache, vCache, k, v, slot, pos, I32(n), I32(cap), I32(row)]);
+        Device.PopRange();
+    }
+
+    /// <summary>out[N,nh,d] = attention of one query per row over keys 0..pos[n] of cache slot slot[n] (GQA).</summary>
+    public void DecodeAttention(DevicePtr outp, DevicePtr q, DevicePtr kCache, DevicePtr vCache, DevicePtr slot, DevicePtr pos,
+        int n, int cap, int nh, int nkv, int d, float scale)
+    {
+        Device.PushRange("decode_attention");
+        Run(KernelId.DecodeAttention, LaunchPlanner.DecodeAttention(n, nh), [outp, q, kCache, vCache, slot, pos, I32(n), I32(cap), I32(nh), I32(nkv), I32(d), F32(scale)]);
+        Device.PopRange();
+    }
+
+    /// <summary>cache[b, pos + t, :] = src[b, t, :], cache [B, Tcap, row], src [B, Tq, row] bf16 (a prefill's keys or values).</summary>
+    public void KvCacheWrite(DevicePtr cache, DevicePtr src, int b, int tq, int tcap, int pos, int row)
+    {
+        Device.PushRange("kv_cache_write");
+        Run(KernelId.KvCacheWrite, Plan.GridStride((long)b * tq * row), [cache, src, I32(b), I32(tq), I32(tcap), I32(pos), I32(row)]);
         Device.PopRange();
     }
 

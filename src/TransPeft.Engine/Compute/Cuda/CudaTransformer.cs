@@ -210,6 +210,9 @@ internal sealed class CudaTransformer : ITrainableModel, IOptimizerHost, IDispos
 
     internal DevicePtr ParameterPointer(ArenaRegion region) => P(region);
 
+    /// <summary>RoPE's inverse frequencies (fp64 [head_dim / 2]) on the device.</summary>
+    internal DevicePtr InvFreq => P(_params.InvFreq);
+
     // ---------------------------------------------------------------- parameters
 
     private void UploadAllParameters()

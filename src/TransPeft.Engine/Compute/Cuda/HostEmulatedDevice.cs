@@ -27,6 +27,7 @@ internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, E
     private readonly EmulatedStreamCapture _capture = new("cuda-emulated");
     private readonly EmulatedHostMemory _host = new();
     private int _rangeDepth;
+    private Action<DevicePtr, long, string>? _requireInside;
 
     public HostEmulatedDevice(EmulatedKernelLibrary library, int multiprocessorCount = 4, bool supportsGraphs = true) : this(library, new EmulatedMemory(), multiprocessorCount, supportsGraphs) { }
 
@@ -67,12 +68,10 @@ internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, E
     {
         KernelCatalog.CheckArguments(kernel, args);
         foreach (var a in args)
-            if (a.Kind == ArgKind.Ptr && !a.AsPtr.IsNull) RequireInside(a.AsPtr, 0, $"{KernelCatalog.Get(kernel).Name} pointer argument");
-        // cuLaunchKernel copies the argument values into the graph node: so does the record.
+            if (a.Kind == ArgKind.Ptr && !a.AsPtr.IsNull && !memory.IsInside(a.AsPtr, 0)) RequireInside(a.AsPtr, 0, $"{KernelCatalog.Get(kernel).Name} pointer argument");
         if (_capture.Active)
         {
-            var copy = args.ToArray();
-            _capture.TryRecord(() => Launch(kernel, shape, copy));
+            RecordLaunch(kernel, shape, args.ToArray());
             return;
         }
         fixed (KernelArgument* a = args)
@@ -84,19 +83,42 @@ internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, E
         }
     }
 
+    // The recording helpers hold the lambdas: a lambda capturing a method's parameters allocates its closure when the
+    // method is entered, so the eager paths above and below stay free of managed allocations (KvDecoderTests measure it).
+
+    /// <summary>cuLaunchKernel copies the argument values into the graph node: so does the record.</summary>
+    private void RecordLaunch(KernelId kernel, LaunchShape shape, KernelArgument[] copy) => _capture.TryRecord(() => Launch(kernel, shape, copy));
+
+    private void RecordGemm(bool transA, bool transB, int m, int n, int k, float alpha, DevicePtr a, int lda, DevicePtr b, int ldb,
+        float beta, DevicePtr c, int ldc, CudaDataType abType, CudaDataType cType) =>
+        _capture.TryRecord(() => Gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, abType, cType));
+
+    private void RecordZero(DevicePtr ptr, long bytes) => _capture.TryRecord(() => Zero(ptr, bytes));
+
+    /// <summary>A graph's memcpy node reads the host bytes when it runs: the record keeps the address, not the bytes.</summary>
+    private void RecordUploadAsync(DevicePtr destination, nint source, long bytes) => _capture.TryRecord(() => UploadAsync(destination, source, bytes));
+
     public void Gemm(bool transA, bool transB, int m, int n, int k, float alpha, DevicePtr a, int lda, DevicePtr b, int ldb,
         float beta, DevicePtr c, int ldc, CudaDataType abType, CudaDataType cType)
     {
         // The same mapping CublasHandle.Gemm uses; then cuBLAS's column-major call, computed on the host.
-        if (_capture.TryRecord(() => Gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, abType, cType))) return;
+        if (_capture.Active)
+        {
+            RecordGemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, abType, cType);
+            return;
+        }
         var g = ColumnMajorGemm.FromRowMajor(transA, transB, m, n, k, a, lda, b, ldb, c, ldc);
-        HostGemm.Run(g, alpha, beta, abType, cType, RequireInside);
+        HostGemm.Run(g, alpha, beta, abType, cType, _requireInside ??= RequireInside); // one delegate, not one per GEMM
     }
 
     public void Zero(DevicePtr ptr, long bytes)
     {
         RequireInside(ptr, bytes, "memset");
-        if (_capture.TryRecord(() => Zero(ptr, bytes))) return;
+        if (_capture.Active)
+        {
+            RecordZero(ptr, bytes);
+            return;
+        }
         new Span<byte>((void*)ptr.Address, checked((int)bytes)).Clear();
     }
 
@@ -108,9 +130,21 @@ internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, E
     {
         var from = _host.Source(source, bytes);
         RequireInside(destination, bytes, "asynchronous upload");
-        // A graph's memcpy node reads the host bytes when it runs: the record keeps the address, not the bytes.
-        if (_capture.TryRecord(() => UploadAsync(destination, source, bytes))) return;
+        if (_capture.Active)
+        {
+            RecordUploadAsync(destination, source, bytes);
+            return;
+        }
         from.CopyTo(new Span<byte>((void*)destination.Address, (int)bytes));
+    }
+
+    // The emulator runs every launch when it is queued, so a queued copy back runs at once too.
+    public void DownloadAsync(nint destination, DevicePtr source, long bytes)
+    {
+        _capture.RequireNotCapturing("cuMemcpyDtoHAsync");
+        _host.Source(destination, bytes);
+        RequireInside(source, bytes, "async download");
+        Buffer.MemoryCopy((void*)source.Address, (void*)destination, bytes, bytes);
     }
 
     public void Upload<T>(DevicePtr destination, ReadOnlySpan<T> source) where T : unmanaged
@@ -189,6 +223,12 @@ internal sealed unsafe class EmulatedMemory
     /// <summary>Throws unless [p, p + bytes) lies inside one allocation.</summary>
     public void RequireInside(DevicePtr p, long bytes, string what)
     {
+        if (!IsInside(p, bytes)) throw new InvalidOperationException($"{what}: {bytes} bytes at {p} are not inside one device allocation");
+    }
+
+    /// <summary>Whether [p, p + bytes) lies inside one allocation (allocation-free: the hot path of every launch).</summary>
+    public bool IsInside(DevicePtr p, long bytes)
+    {
         lock (_allocations)
         {
             var keys = _allocations.Keys;
@@ -199,9 +239,8 @@ internal sealed unsafe class EmulatedMemory
                 if (keys[mid] <= p.Address) { found = mid; lo = mid + 1; }
                 else hi = mid - 1;
             }
-            if (found >= 0 && p.Address - keys[found] + (ulong)bytes <= (ulong)_allocations.Values[found]) return;
+            return found >= 0 && p.Address - keys[found] + (ulong)bytes <= (ulong)_allocations.Values[found];
         }
-        throw new InvalidOperationException($"{what}: {bytes} bytes at {p} are not inside one device allocation");
     }
 }
 
@@ -213,6 +252,9 @@ internal sealed unsafe class EmulatedMemory
 /// </summary>
 internal static unsafe class HostGemm
 {
+    [ThreadStatic] private static float[]? t_rows;
+    [ThreadStatic] private static float[]? t_col;
+
     public static void Run(ColumnMajorGemm g, float alpha, float beta, CudaDataType abType, CudaDataType cType, Action<DevicePtr, long, string> requireInside)
     {
         if (abType is not (CudaDataType.R16BF or CudaDataType.R32F) || cType is not (CudaDataType.R16BF or CudaDataType.R32F))
@@ -227,18 +269,21 @@ internal static unsafe class HostGemm
             requireInside(g.A, Extent(ta ? k : m, ta ? m : k, g.Lda) * ab, "GEMM operand A");
             requireInside(g.B, Extent(tb ? n : k, tb ? k : n, g.Ldb) * ab, "GEMM operand B");
         }
-        // op(A) row i and op(B) column j, each gathered into a contiguous fp32 vector of length k.
-        var rows = new float[(long)m * k];
+        // op(A) row i and op(B) column j, each gathered into a contiguous fp32 vector of length k (in per-thread
+        // buffers kept between calls, so a step on this device allocates nothing on the managed heap either).
+        if (t_rows is null || t_rows.Length < (long)m * k) t_rows = new float[checked(m * k)];
+        if (t_col is null || t_col.Length < k) t_col = new float[k];
+        var rows = t_rows;
+        var col = t_col;
         for (int i = 0; i < m; i++)
             for (int p = 0; p < k; p++)
                 rows[(long)i * k + p] = Load(g.A, ta ? p + (long)i * g.Lda : i + (long)p * g.Lda, abType);
-        var col = new float[k];
         for (int j = 0; j < n; j++)
         {
             for (int p = 0; p < k; p++) col[p] = Load(g.B, tb ? j + (long)p * g.Ldb : p + (long)j * g.Ldb, abType);
             for (int i = 0; i < m; i++)
             {
-                float acc = TensorPrimitives.Dot(new ReadOnlySpan<float>(rows, i * k, k), col);
+                float acc = TensorPrimitives.Dot(new ReadOnlySpan<float>(rows, i * k, k), col.AsSpan(0, k));
                 long ci = i + (long)j * g.Ldc;
                 float v = alpha * acc;
                 if (beta != 0) v += beta * Load(g.C, ci, cType);

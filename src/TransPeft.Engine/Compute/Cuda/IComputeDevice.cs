@@ -58,6 +58,10 @@ internal interface IComputeDevice : IDisposable
     /// <summary>Waits for queued work, then copies device → host; complete on return. Not allowed while capturing.</summary>
     void Download<T>(Span<T> destination, DevicePtr source) where T : unmanaged;
 
+    /// <summary>Queues a device → host copy of <paramref name="bytes"/> into memory from <see cref="AllocateHost"/>, ordered
+    /// with the launches; the host bytes are valid after <see cref="Synchronize"/>. Not while capturing.</summary>
+    void DownloadAsync(nint destination, DevicePtr source, long bytes);
+
     /// <summary>Waits for everything queued (and surfaces asynchronous errors).</summary>
     void Synchronize();
 

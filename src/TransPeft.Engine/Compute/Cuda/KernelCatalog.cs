@@ -85,6 +85,9 @@ internal static class KernelCatalog
         K(KernelId.BgmvExpand, "bgmv_expand");
         K(KernelId.SgmvShrink, "sgmv_shrink");
         K(KernelId.SgmvExpand, "sgmv_expand");
+        K(KernelId.RopeRows, "rope_rows");
+        K(KernelId.KvAppend, "kv_append");
+        K(KernelId.DecodeAttention, "decode_attention");
         K(KernelId.LayerNormForward, "layernorm_forward");
         K(KernelId.LayerNormBackward, "layernorm_backward");
         K(KernelId.GeluForward, "gelu_forward");

@@ -56,6 +56,10 @@ internal enum KernelId
     BgmvExpand,
     SgmvShrink,
     SgmvExpand,
+    // decode.cu (the KV-cached decode step: per-row slot and position read from device buffers)
+    RopeRows,
+    KvAppend,
+    DecodeAttention,
     // bert.cu (the encoder's kernels: compiled, loaded and emulator-checked; no CUDA encoder launches them yet)
     LayerNormForward,
     LayerNormBackward,

@@ -94,6 +94,10 @@ internal sealed class LaunchPlanner(int multiprocessorCount)
     public static LaunchShape AttentionBackwardDkDv(AttentionVariant v, int b, int t, int nkv) =>
         new(new Dim3(Dim3.BlocksFor(t, v == AttentionVariant.Generic ? GenericAttentionRows : MmaTile), (uint)nkv, (uint)b), AttentionBlock);
 
+    /// <summary>decode_attention: a block per 4 rows (one warp each), per query head.</summary>
+    public static LaunchShape DecodeAttention(int n, int nh) =>
+        new(new Dim3(Dim3.BlocksFor(Math.Max(n, 1), GenericAttentionRows), (uint)nh), AttentionBlock);
+
     public static LaunchShape AttentionPreprocess(int b, int t, int nh) =>
         new(Dim3.BlocksFor((long)b * t * nh, AttentionBlock / 32), AttentionBlock);
 

@@ -481,6 +481,96 @@ public abstract class KernelParityTests
         ParityCheck.Elementwise("adamw exp_avg_sq", host.SecondMoment(1).ToArray(), s.ReadF32(v2, n2), 1e-9, 1e-5);
     }
     /// <summary>
+    /// decode.cu: rope_rows (each row at its own position, read from the device) against the CPU's Rope at that position;
+    /// kv_append writing each row into its slot and position of a [S, cap, nkv, d] arena (and nothing else); and
+    /// decode_attention of each row over its slot's keys 0..pos against the CPU's attention with one query at qPos0 = pos.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(8, 4, 2)]
+    [InlineData(64, 4, 1)]
+    [InlineData(96, 2, 2)]
+    [InlineData(128, 8, 2)]
+    public void DecodeRopeKvAppendAndAttentionMatchTheCpuPerRow(int d, int nh, int nkv)
+    {
+        using var s = Scratch();
+        var ops = new CudaOps(s.Device);
+        const int slots = 3, cap = 40;
+        int[] rowSlot = [2, 0, 1, 0];   // rows of two requests may share nothing but the step; a slot per request
+        int[] rowPos = [39, 0, 17, 33];
+        int n = rowSlot.Length, kvd = nkv * d, qd = nh * d;
+        float scale = 1f / MathF.Sqrt(d);
+        var config = new ModelConfig
+        {
+            HiddenSize = qd, IntermediateSize = 8, NumLayers = 1, NumHeads = nh, NumKvHeads = nkv, HeadDim = d, VocabSize = 8,
+            RopeTheta = 10000, MaxPositionEmbeddings = cap,
+        };
+        var rope = new Rope<float>(config, cap);
+        var invFreq = s.F64(Rope<float>.InverseFrequencies(config));
+        var dSlot = s.I32(rowSlot); var dPos = s.I32(rowPos);
+
+        // rope_rows on q [N, nh, d] and k [N, nkv, d].
+        var q = Bf16Models.Rounded(Random(n * qd, 300, 1.5));
+        var kNew = Bf16Models.Rounded(Random(n * kvd, 301, 1.5));
+        var vNew = Bf16Models.Rounded(Random(n * kvd, 302));
+        var dq = s.Bf16(q); var dk = s.Bf16(kNew); var dv = s.Bf16(vNew);
+        ops.RopeRows(dq, invFreq, dPos, n, nh, d);
+        ops.RopeRows(dk, invFreq, dPos, n, nkv, d);
+        var qWant = (float[])q.Clone(); var kWant = (float[])kNew.Clone();
+        for (int r = 0; r < n; r++)
+        {
+            var qr = qWant.AsSpan(r * qd, qd).ToArray(); rope.Forward(qr, 1, 1, nh, rowPos[r]); qr.CopyTo(qWant, r * qd);
+            var kr = kWant.AsSpan(r * kvd, kvd).ToArray(); rope.Forward(kr, 1, 1, nkv, rowPos[r]); kr.CopyTo(kWant, r * kvd);
+        }
+        Close("rope_rows q", qWant, s.ReadBf16(dq, qWant.Length), 2e-3, 8e-3);
+        Close("rope_rows k", kWant, s.ReadBf16(dk, kWant.Length), 2e-3, 8e-3);
+
+        // kv_append into a cache whose other positions hold earlier keys/values.
+        var kCache = Bf16Models.Rounded(Random(slots * cap * kvd, 303, 1.5));
+        var vCache = Bf16Models.Rounded(Random(slots * cap * kvd, 304));
+        var dkc = s.Bf16(kCache); var dvc = s.Bf16(vCache);
+        ops.KvAppend(dkc, dvc, dk, dv, dSlot, dPos, n, cap, kvd);
+        var kRoped = s.ReadBf16(dk, (long)n * kvd);
+        for (int r = 0; r < n; r++)
+        {
+            Array.Copy(kRoped, r * kvd, kCache, ((long)rowSlot[r] * cap + rowPos[r]) * kvd, kvd);
+            Array.Copy(vNew, r * kvd, vCache, ((long)rowSlot[r] * cap + rowPos[r]) * kvd, kvd);
+        }
+        ParityCheck.Elementwise("kv_append k", kCache, s.ReadBf16(dkc, kCache.Length), 0, 0);
+        ParityCheck.Elementwise("kv_append v", vCache, s.ReadBf16(dvc, vCache.Length), 0, 0);
+
+        // decode_attention per row against the CPU's one-query attention over that slot's cache.
+        var outp = s.PoisonedBf16((long)n * qd);
+        ops.DecodeAttention(outp, dq, dkc, dvc, dSlot, dPos, n, cap, nh, nkv, d, scale);
+        var got = s.ReadBf16(outp, (long)n * qd);
+        var qRoped = s.ReadBf16(dq, (long)n * qd);
+        var want = new float[n * qd];
+        for (int r = 0; r < n; r++)
+        {
+            var o = new float[qd];
+            var kSlot = kCache.AsSpan(rowSlot[r] * cap * kvd, cap * kvd).ToArray();
+            var vSlot = vCache.AsSpan(rowSlot[r] * cap * kvd, cap * kvd).ToArray();
+            Attention.Forward(o, new float[nh], qRoped.AsSpan(r * qd, qd).ToArray(), kSlot, vSlot, 1, 1, cap, rowPos[r], nh, nkv, d);
+            o.CopyTo(want, r * qd);
+        }
+        Close($"decode_attention d={d}", want, got, 1e-2, 1e-2);
+
+        // The generic flash kernel on the same slot, as the last query of a prefill, gives the same bits (same row code).
+        if (LaunchPlanner.AttentionFor(d) == AttentionVariant.Generic)
+            for (int r = 0; r < n; r++)
+            {
+                int keys = rowPos[r] + 1;
+                var one = s.PoisonedBf16(qd);
+                var lse = s.PoisonedF32(nh);
+                ops.AttentionForward(one, lse, dq.OffsetBytes((long)r * qd * 2), dkc.OffsetBytes((long)rowSlot[r] * cap * kvd * 2),
+                    dvc.OffsetBytes((long)rowSlot[r] * cap * kvd * 2), 1, 1, keys, cap, nh, nkv, d, scale);
+                var flash = s.ReadBf16(one, qd);
+                for (int c = 0; c < qd; c++)
+                    Assert.True(BitConverter.SingleToInt32Bits(flash[c]) == BitConverter.SingleToInt32Bits(got[r * qd + c]),
+                        $"row {r} element {c}: decode_attention {got[r * qd + c]} != flash_attention_forward {flash[c]}");
+            }
+    }
+
+    /// <summary>
     /// lora_multi.cu: BGMV (per-row slots) and SGMV (segments) against the CPU's <see cref="MixedLora"/>, on a pool of
     /// adapters with different ranks padded to the largest (and one slot that does not adapt this projection:
     /// scaling 0, zero weights), with base-only rows that must come back bit for bit.
@@ -501,17 +591,20 @@ public abstract class KernelParityTests
             slots[a] = new LoraModule(0, Projection.Q, new Parameter("A", [ranks[a], inDim], Bf16Models.Rounded(Random(ranks[a] * inDim, 200 + a))),
                 new Parameter("B", [outDim, ranks[a]], Bf16Models.Rounded(Random(outDim * ranks[a], 210 + a))), scalings[a]);
         int rmax = ranks.Max(), pool = slots.Length;
-        // The device pool: slot a's A rows and B columns padded with zeros to rmax; the last slot stays empty.
-        var aPool = new float[pool * rmax * inDim];
-        var bPool = new float[pool * outDim * rmax];
-        var scale = new float[pool];
+        // The device pool as the decoder lays it out: each slot holds this module's A [rmax, in] then B [out, rmax] (and
+        // 3 elements of another module's room), A rows and B columns padded with zeros to rmax; the last slot stays empty.
+        // Scalings [pool, 2]: this module's is the second of each slot's pair.
+        long aSize = (long)rmax * inDim, slotStride = aSize + (long)outDim * rmax + 3;
+        var arena = new float[pool * slotStride];
+        var scale = new float[pool * 2];
         for (int a = 0; a < pool; a++)
         {
             if (slots[a] is not { } m) continue;
-            scale[a] = m.Scaling;
-            for (int j = 0; j < m.Rank; j++) Array.Copy(m.A.Data, j * inDim, aPool, (a * rmax + j) * inDim, inDim);
+            scale[a * 2 + 1] = m.Scaling;
+            long slot0 = a * slotStride;
+            for (int j = 0; j < m.Rank; j++) Array.Copy(m.A.Data, j * inDim, arena, slot0 + (long)j * inDim, inDim);
             for (int o = 0; o < outDim; o++)
-                for (int j = 0; j < m.Rank; j++) bPool[(a * outDim + o) * rmax + j] = m.B.Data[o * m.Rank + j];
+                for (int j = 0; j < m.Rank; j++) arena[slot0 + aSize + (long)o * rmax + j] = m.B.Data[o * m.Rank + j];
         }
         var x = Bf16Models.Rounded(Random(n * inDim, 220));
         var yBase = Bf16Models.Rounded(Random(n * outDim, 221));
@@ -519,7 +612,7 @@ public abstract class KernelParityTests
         var segments = AdapterSegments.FromRowSlots(rowSlots);
         MixedLora.Forward(want, x, n, inDim, outDim, segments, slots, new float[n * rmax]);
 
-        var dx = s.Bf16(x); var dA = s.Bf16(aPool); var dB = s.Bf16(bPool); var dScale = s.F32(scale);
+        var dx = s.Bf16(x); var dA = s.Bf16(arena); var dB = dA.OffsetBytes(aSize * 2); var dScale = s.F32(scale).OffsetBytes(4);
         var dSlots = s.I32(rowSlots);
         var dStart = s.I32(segments.Starts); var dSegSlot = s.I32(segments.Slots);
         int longest = Enumerable.Range(0, segments.Count).Max(i => segments.Starts[i + 1] - segments.Starts[i]);
@@ -529,13 +622,13 @@ public abstract class KernelParityTests
             var y = s.Bf16(yBase);
             if (sgmv)
             {
-                ops.SgmvShrink(t, dx, dA, dStart, dSegSlot, segments.Count, longest, inDim, rmax);
-                ops.SgmvExpand(y, t, dB, dScale, dStart, dSegSlot, segments.Count, longest, outDim, rmax);
+                ops.SgmvShrink(t, dx, dA, dStart, dSegSlot, segments.Count, longest, inDim, rmax, slotStride);
+                ops.SgmvExpand(y, t, dB, dScale, dStart, dSegSlot, segments.Count, longest, outDim, rmax, slotStride, 2);
             }
             else
             {
-                ops.BgmvShrink(t, dx, dA, dSlots, n, inDim, rmax);
-                ops.BgmvExpand(y, t, dB, dScale, dSlots, n, outDim, rmax);
+                ops.BgmvShrink(t, dx, dA, dSlots, n, inDim, rmax, slotStride);
+                ops.BgmvExpand(y, t, dB, dScale, dSlots, n, outDim, rmax, slotStride, 2);
             }
             var got = s.ReadBf16(y, (long)n * outDim);
             string what = sgmv ? "sgmv" : "bgmv";

@@ -42,6 +42,7 @@ internal sealed class NullDevice : IComputeDevice
     public void UploadAsync(DevicePtr destination, nint source, long bytes) { }
     public void Upload<T>(DevicePtr destination, ReadOnlySpan<T> source) where T : unmanaged { }
     public void Download<T>(Span<T> destination, DevicePtr source) where T : unmanaged => destination.Clear();
+    public unsafe void DownloadAsync(nint destination, DevicePtr source, long bytes) => new Span<byte>((void*)destination, checked((int)bytes)).Clear();
     public void Synchronize() { }
     public void PushRange(string name) { }
     public void PopRange() { }

@@ -73,4 +73,31 @@ internal static class ParityCheck
         foreach (var w in want) max = Math.Max(max, Math.Abs(w));
         return Elementwise(what, want, got, tol.LogitAbsFraction * max, tol.LogitRel);
     }
+
+    /// <summary>
+    /// One greedy step against the truth: <paramref name="token"/> is the reference's choice; the backend's logits
+    /// <paramref name="got"/> must pick it exactly where the true top-1/top-2 gap exceeds 2τ (τ = the logit tolerance
+    /// at this step's scale), and elsewhere must score it within 2τ of their own top. Sound: if every logit is within
+    /// τ of the truth, a gap over 2τ cannot flip. Returns true when the gap demanded the exact token.
+    /// </summary>
+    public static bool GreedyStep(string what, ReadOnlySpan<float> truth, ReadOnlySpan<float> got, int token, ParityTolerance tol)
+    {
+        int top = 0;
+        double maxAbs = 0, second = double.NegativeInfinity;
+        for (int j = 0; j < truth.Length; j++)
+        {
+            if (got[j] > got[top]) top = j;
+            maxAbs = Math.Max(maxAbs, Math.Abs(truth[j]));
+            if (j != token) second = Math.Max(second, truth[j]);
+        }
+        double gap = truth[token] - second;
+        double tau = (tol.LogitAbsFraction + tol.LogitRel) * maxAbs;
+        if (gap > 2 * tau)
+        {
+            Assert.True(top == token, $"{what}: argmax {top}, reference {token}, although the true gap {gap:F3} exceeds 2τ = {2 * tau:F3}");
+            return true;
+        }
+        Assert.True(got[top] - got[token] <= 2 * tau, $"{what}: reference token {token} scores {got[top] - got[token]:F4} below the top ({top}), more than 2τ = {2 * tau:F4}");
+        return false;
+    }
 }

@@ -36,30 +36,55 @@ internal static class EmulatedAttention
             for (int h = 0; h < nh; h++)
                 for (int t = 0; t < tq; t++)
                 {
-                    int keys = pos0 + t + 1, g = h / group;
                     int qo = ((bi * tq + t) * nh + h) * d;
-                    double max = double.NegativeInfinity;
-                    for (int j = 0; j < keys; j++)
-                    {
-                        int ko = ((bi * tcap + j) * nkv + g) * d;
-                        double dot = 0;
-                        for (int c = 0; c < d; c++) dot += q[qo + c] * k[ko + c];
-                        s[j] = dot * scale;
-                        max = Math.Max(max, s[j]);
-                    }
-                    double sum = 0;
-                    for (int j = 0; j < keys; j++) sum += Math.Exp(s[j] - max);
-                    double l = max + Math.Log(sum);
-                    lse[(bi * nh + h) * tq + t] = (float)l;
-                    for (int c = 0; c < d; c++)
-                    {
-                        double acc = 0;
-                        for (int j = 0; j < keys; j++) acc += Math.Exp(s[j] - l) * v[((bi * tcap + j) * nkv + g) * d + c];
-                        o[qo + c] = acc;
-                    }
+                    lse[(bi * nh + h) * tq + t] = Row(o, qo, q, qo, k, v, (bi * tcap * nkv + h / group) * d, nkv * d, pos0 + t, d, scale, s);
                 }
         Store(dev, a[0].AsPtr, o);
         lse.CopyTo(dev.F32(a[1].AsPtr, lse.Length));
+    }
+
+    /// <summary>One query row over keys 0..last at kv offset kv0 + j·stride: o[oo..] (double), returns lse.</summary>
+    private static float Row(double[] o, int oo, float[] q, int qo, float[] k, float[] v, int kv0, int stride, int last, int d, float scale, double[] s)
+    {
+        int keys = last + 1;
+        double max = double.NegativeInfinity;
+        for (int j = 0; j < keys; j++)
+        {
+            double dot = 0;
+            for (int c = 0; c < d; c++) dot += q[qo + c] * k[kv0 + j * stride + c];
+            s[j] = dot * scale;
+            max = Math.Max(max, s[j]);
+        }
+        double sum = 0;
+        for (int j = 0; j < keys; j++) sum += Math.Exp(s[j] - max);
+        double l = max + Math.Log(sum);
+        for (int c = 0; c < d; c++)
+        {
+            double acc = 0;
+            for (int j = 0; j < keys; j++) acc += Math.Exp(s[j] - l) * v[kv0 + j * stride + c];
+            o[oo + c] = acc;
+        }
+        return (float)l;
+    }
+
+    /// <summary>decode_attention: one query per row n over keys 0..pos[n] of cache slot slot[n] ([S, cap, nkv, d]).</summary>
+    public static void Decode(EmulatedDevice dev, ReadOnlySpan<KernelArgument> a)
+    {
+        int n = a[6].AsI32, cap = a[7].AsI32, nh = a[8].AsI32, nkv = a[9].AsI32, d = a[10].AsI32;
+        float scale = a[11].AsF32;
+        var slot = dev.I32(a[4].AsPtr, n).ToArray(); var pos = dev.I32(a[5].AsPtr, n).ToArray();
+        int slots = slot.DefaultIfEmpty(-1).Max() + 1;
+        var q = Load(dev, a[1].AsPtr, (long)n * nh * d);
+        var k = Load(dev, a[2].AsPtr, (long)slots * cap * nkv * d); var v = Load(dev, a[3].AsPtr, (long)slots * cap * nkv * d);
+        var o = new double[(long)n * nh * d];
+        var s = new double[cap];
+        for (int r = 0; r < n; r++)
+        {
+            if (pos[r] < 0 || pos[r] >= cap) throw new InvalidOperationException($"decode_attention row {r}: position {pos[r]} outside the cache's {cap}");
+            for (int h = 0; h < nh; h++)
+                Row(o, (r * nh + h) * d, q, (r * nh + h) * d, k, v, (slot[r] * cap * nkv + h / (nh / nkv)) * d, nkv * d, pos[r], d, scale, s);
+        }
+        Store(dev, a[0].AsPtr, o);
     }
 
     public static void Preprocess(EmulatedDevice dev, ReadOnlySpan<KernelArgument> a)

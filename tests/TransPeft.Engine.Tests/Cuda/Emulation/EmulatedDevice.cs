@@ -213,6 +213,12 @@ internal sealed unsafe class EmulatedDevice(bool compute = true, bool exactBf16 
         Bytes(source, (long)destination.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<T>(), "download").CopyTo(MemoryMarshal.AsBytes(destination));
     }
 
+    public unsafe void DownloadAsync(nint destination, DevicePtr source, long bytes)
+    {
+        _capture.RequireNotCapturing("cuMemcpyDtoHAsync");
+        Raw(source, bytes, "async download").CopyTo(new Span<byte>((void*)destination, checked((int)bytes)));
+    }
+
     public void Synchronize() => _capture.RequireNotCapturing("cuStreamSynchronize");
 
     public void PushRange(string name) => _rangeDepth++;

@@ -144,25 +144,50 @@ internal static class EmulatedKernels
             }
             case KernelId.RopeForward or KernelId.RopeBackward:
             {
-                int b = a[2].AsI32, t = a[3].AsI32, heads = a[4].AsI32, dim = a[5].AsI32, pos0 = a[6].AsI32, half = dim / 2;
-                var inv = d.F64(a[1].AsPtr, half).ToArray(); var x = d.Bf(a[0].AsPtr, (long)b * t * heads * dim);
-                double sign = k == KernelId.RopeForward ? 1 : -1;
-                for (int row = 0; row < b * t; row++)
+                int b = a[2].AsI32, t = a[3].AsI32, heads = a[4].AsI32, dim = a[5].AsI32, pos0 = a[6].AsI32;
+                var inv = d.F64(a[1].AsPtr, dim / 2).ToArray(); var x = d.Bf(a[0].AsPtr, (long)b * t * heads * dim);
+                for (int row = 0; row < b * t; row++) RotateRow(x, row, heads, dim, pos0 + row % t, inv, k == KernelId.RopeForward ? 1 : -1);
+                break;
+            }
+            case KernelId.RopeRows:
+            {
+                int n = a[3].AsI32, heads = a[4].AsI32, dim = a[5].AsI32;
+                var inv = d.F64(a[1].AsPtr, dim / 2).ToArray(); var pos = d.I32(a[2].AsPtr, n).ToArray(); var x = d.Bf(a[0].AsPtr, (long)n * heads * dim);
+                for (int row = 0; row < n; row++) RotateRow(x, row, heads, dim, pos[row], inv, 1);
+                break;
+            }
+            case KernelId.KvCacheWrite:
+            {
+                int b = a[2].AsI32, tq = a[3].AsI32, tcap = a[4].AsI32, pos = a[5].AsI32, row = a[6].AsI32;
+                if (pos + tq > tcap) throw new InvalidOperationException($"kv_cache_write: pos {pos} + Tq {tq} exceeds Tcap {tcap}");
+                var cache = d.Bf(a[0].AsPtr, (long)b * tcap * row); var src = d.Bf(a[1].AsPtr, (long)b * tq * row);
+                for (int bi = 0; bi < b; bi++)
+                    for (int t = 0; t < tq; t++)
+                        for (int c = 0; c < row; c++) cache[((long)bi * tcap + pos + t) * row + c] = src[((long)bi * tq + t) * row + c];
+                break;
+            }
+            case KernelId.KvAppend:
+            {
+                int n = a[6].AsI32, cap = a[7].AsI32, row = a[8].AsI32;
+                var slot = d.I32(a[4].AsPtr, n).ToArray(); var pos = d.I32(a[5].AsPtr, n).ToArray();
+                long slots = slot.DefaultIfEmpty(-1).Max() + 1;
+                var kc = d.Bf(a[0].AsPtr, slots * cap * row); var vc = d.Bf(a[1].AsPtr, slots * cap * row);
+                var kn = d.Bf(a[2].AsPtr, (long)n * row); var vn = d.Bf(a[3].AsPtr, (long)n * row);
+                for (int r = 0; r < n; r++)
                 {
-                    int pos = pos0 + row % t;
-                    for (int h = 0; h < heads; h++)
-                        for (int j = 0; j < half; j++)
-                        {
-                            double angle = pos * inv[j];
-                            float cs = (float)Math.Cos(angle), sn = (float)(sign * Math.Sin(angle));
-                            int i1 = (row * heads + h) * dim + j, i2 = i1 + half;
-                            float x1 = x[i1], x2 = x[i2];
-                            x[i1] = x1 * cs - x2 * sn;
-                            x[i2] = x2 * cs + x1 * sn;
-                        }
+                    if (slot[r] < 0 || (uint)pos[r] >= (uint)cap) throw new InvalidOperationException($"kv_append row {r}: slot {slot[r]}, position {pos[r]} outside the cache");
+                    for (int c = 0; c < row; c++)
+                    {
+                        long at = ((long)slot[r] * cap + pos[r]) * row + c;
+                        kc[at] = kn[(long)r * row + c];
+                        vc[at] = vn[(long)r * row + c];
+                    }
                 }
                 break;
             }
+            case KernelId.DecodeAttention:
+                EmulatedAttention.Decode(d, a);
+                break;
             case KernelId.SwiGluForward:
             {
                 int n = a[3].AsI32, inter = a[4].AsI32;
@@ -239,20 +264,20 @@ internal static class EmulatedKernels
             case KernelId.BgmvShrink:
             {
                 int n = a[4].AsI32;
-                MultiLoraShrink(d, a[0].AsPtr, a[1].AsPtr, a[2].AsPtr, d.I32(a[3].AsPtr, n).ToArray(), a[5].AsI32, a[6].AsI32);
+                MultiLoraShrink(d, a[0].AsPtr, a[1].AsPtr, a[2].AsPtr, d.I32(a[3].AsPtr, n).ToArray(), a[5].AsI32, a[6].AsI32, a[7].AsI64);
                 break;
             }
             case KernelId.BgmvExpand:
             {
                 int n = a[5].AsI32;
-                MultiLoraExpand(d, a[0].AsPtr, a[1].AsPtr, a[2].AsPtr, a[3].AsPtr, d.I32(a[4].AsPtr, n).ToArray(), a[6].AsI32, a[7].AsI32);
+                MultiLoraExpand(d, a[0].AsPtr, a[1].AsPtr, a[2].AsPtr, a[3].AsPtr, d.I32(a[4].AsPtr, n).ToArray(), a[6].AsI32, a[7].AsI32, a[8].AsI64, a[9].AsI32);
                 break;
             }
             case KernelId.SgmvShrink:
-                MultiLoraShrink(d, a[0].AsPtr, a[1].AsPtr, a[2].AsPtr, SegmentRows(d, a[3].AsPtr, a[4].AsPtr, a[5].AsI32), a[6].AsI32, a[7].AsI32);
+                MultiLoraShrink(d, a[0].AsPtr, a[1].AsPtr, a[2].AsPtr, SegmentRows(d, a[3].AsPtr, a[4].AsPtr, a[5].AsI32), a[6].AsI32, a[7].AsI32, a[8].AsI64);
                 break;
             case KernelId.SgmvExpand:
-                MultiLoraExpand(d, a[0].AsPtr, a[1].AsPtr, a[2].AsPtr, a[3].AsPtr, SegmentRows(d, a[4].AsPtr, a[5].AsPtr, a[6].AsI32), a[7].AsI32, a[8].AsI32);
+                MultiLoraExpand(d, a[0].AsPtr, a[1].AsPtr, a[2].AsPtr, a[3].AsPtr, SegmentRows(d, a[4].AsPtr, a[5].AsPtr, a[6].AsI32), a[7].AsI32, a[8].AsI32, a[9].AsI64, a[10].AsI32);
                 break;
             case KernelId.CrossEntropyFusedBf16 or KernelId.CrossEntropyFusedF32:
                 CrossEntropy(d, k == KernelId.CrossEntropyFusedBf16, a[0].AsPtr, a[1].AsPtr, a[2].AsPtr, a[3].AsI32, a[4].AsI32, Step(d, a[5].AsPtr).LossScale);
@@ -352,11 +377,11 @@ internal static class EmulatedKernels
         return rows;
     }
 
-    /// <summary>t[n, j] = Σ_k x[n, k]·A[s, j, k] (fp32) for rows with slot s ≥ 0; rows of slot −1 are not written.</summary>
-    private static void MultiLoraShrink(EmulatedDevice d, DevicePtr tPtr, DevicePtr xPtr, DevicePtr aPtr, int[] rowSlot, int inDim, int rmax)
+    /// <summary>t[n, j] = Σ_k x[n, k]·A[s][j, k] (fp32), A[s] at s·slotStride, for rows with slot s ≥ 0; rows of slot −1 are not written.</summary>
+    private static void MultiLoraShrink(EmulatedDevice d, DevicePtr tPtr, DevicePtr xPtr, DevicePtr aPtr, int[] rowSlot, int inDim, int rmax, long slotStride)
     {
         int n = rowSlot.Length, pool = rowSlot.DefaultIfEmpty(-1).Max() + 1;
-        var t = d.F32(tPtr, (long)n * rmax); var x = d.Bf(xPtr, (long)n * inDim); var A = d.Bf(aPtr, (long)pool * rmax * inDim);
+        var t = d.F32(tPtr, (long)n * rmax); var x = d.Bf(xPtr, (long)n * inDim); var A = d.Bf(aPtr, pool == 0 ? 0 : (pool - 1) * slotStride + (long)rmax * inDim);
         for (int row = 0; row < n; row++)
         {
             int s = rowSlot[row];
@@ -364,18 +389,20 @@ internal static class EmulatedKernels
             for (int j = 0; j < rmax; j++)
             {
                 float acc = 0;
-                for (int c = 0; c < inDim; c++) acc += x[(long)row * inDim + c] * A[((long)s * rmax + j) * inDim + c];
+                for (int c = 0; c < inDim; c++) acc += x[(long)row * inDim + c] * A[s * slotStride + (long)j * inDim + c];
                 t[row * rmax + j] = acc;
             }
         }
     }
 
-    /// <summary>y[n, o] = bf16(y + scaling[s]·Σ_j t[n, j]·B[s, o, j]) for rows with slot s ≥ 0.</summary>
-    private static void MultiLoraExpand(EmulatedDevice d, DevicePtr yPtr, DevicePtr tPtr, DevicePtr bPtr, DevicePtr scalingPtr, int[] rowSlot, int outDim, int rmax)
+    /// <summary>y[n, o] = bf16(y + scaling[s·scaleStride]·Σ_j t[n, j]·B[s][o, j]), B[s] at s·slotStride, for rows with slot s ≥ 0.</summary>
+    private static void MultiLoraExpand(EmulatedDevice d, DevicePtr yPtr, DevicePtr tPtr, DevicePtr bPtr, DevicePtr scalingPtr, int[] rowSlot, int outDim, int rmax,
+        long slotStride, int scaleStride)
     {
         int n = rowSlot.Length, pool = rowSlot.DefaultIfEmpty(-1).Max() + 1;
         var y = d.Bf(yPtr, (long)n * outDim); var t = d.F32(tPtr, (long)n * rmax);
-        var B = d.Bf(bPtr, (long)pool * outDim * rmax); var scaling = d.F32(scalingPtr, pool);
+        var B = d.Bf(bPtr, pool == 0 ? 0 : (pool - 1) * slotStride + (long)outDim * rmax);
+        var scaling = d.F32(scalingPtr, pool == 0 ? 0 : (long)(pool - 1) * scaleStride + 1);
         for (int row = 0; row < n; row++)
         {
             int s = rowSlot[row];
@@ -383,10 +410,26 @@ internal static class EmulatedKernels
             for (int o = 0; o < outDim; o++)
             {
                 float acc = 0;
-                for (int j = 0; j < rmax; j++) acc += t[row * rmax + j] * B[((long)s * outDim + o) * rmax + j];
-                y[(long)row * outDim + o] = y[(long)row * outDim + o] + scaling[s] * acc;
+                for (int j = 0; j < rmax; j++) acc += t[row * rmax + j] * B[s * slotStride + (long)o * rmax + j];
+                y[(long)row * outDim + o] = y[(long)row * outDim + o] + scaling[s * scaleStride] * acc;
             }
         }
+    }
+
+    /// <summary>RoPE of one row's heads [heads, dim] at <paramref name="pos"/> (sign −1: the backward rotation).</summary>
+    private static void RotateRow(Bf16View x, int row, int heads, int dim, int pos, double[] inv, double sign)
+    {
+        int half = dim / 2;
+        for (int h = 0; h < heads; h++)
+            for (int j = 0; j < half; j++)
+            {
+                double angle = pos * inv[j];
+                float cs = (float)Math.Cos(angle), sn = (float)(sign * Math.Sin(angle));
+                long i1 = ((long)row * heads + h) * dim + j, i2 = i1 + half;
+                float x1 = x[i1], x2 = x[i2];
+                x[i1] = x1 * cs - x2 * sn;
+                x[i2] = x2 * cs + x1 * sn;
+            }
     }
 
     /// <summary>The <see cref="StepParams"/> a kernel reads at <paramref name="p"/>; null: no mask, no dropout, loss scale 1.</summary>

@@ -41,6 +41,12 @@ internal static class EmulatedLaunchRules
                 Require(s.Block == new Dim3(128), "blockDim must be exactly 128");
                 Require(s.Grid.X == Ceil(a[7].AsI32, 64) && s.Grid.Z == (uint)a[6].AsI32, "gridDim must be (ceil(out/64), any, nseg)");
                 break;
+            case KernelId.DecodeAttention:
+                Require(s.Block == new Dim3(128), "blockDim must be exactly 128");
+                Require(s.Grid == new Dim3(Ceil(a[6].AsI32, 4), (uint)a[8].AsI32), "gridDim must be (ceil(N/4), nh)");
+                Require(a[8].AsI32 % a[9].AsI32 == 0, "nh % nkv == 0");
+                Require(a[10].AsI32 % 2 == 0 && a[10].AsI32 <= 256, "even d <= 256");
+                break;
             case KernelId.FlashAttentionForward or KernelId.FlashAttentionForwardD64 or KernelId.FlashAttentionForwardD128:
                 AttentionShape(k, s, Require, b: a[5].AsI32, rows: a[6].AsI32, heads: a[9].AsI32, d: a[11].AsI32);
                 Require(a[7].AsI32 >= a[6].AsI32 && a[8].AsI32 >= a[7].AsI32, "Tcap >= Tkv >= Tq");
