@@ -24,8 +24,22 @@ internal static unsafe class Gemm
     private const int MC = 96;   // multiple of MR
     private const int NC = 512;  // multiple of NR for float and double, 256- and 512-bit
 
-    /// <summary>out[N,OC] (+)= x[N,C] · W[OC,C]ᵀ — a linear layer's forward.</summary>
+    /// <summary>
+    /// out[N,OC] (+)= x[N,C] · W[OC,C]ᵀ — a linear layer's forward. In float with at most <see cref="RowDot.MaxRows"/>
+    /// rows (decode, short prompts, the LM head on a prompt's last row, short sentences) it goes to <see cref="RowDot"/>,
+    /// which reads W in place: packing W here would cost more than the product.
+    /// </summary>
     public static void MatmulNT<T>(T* outp, T* x, T* w, int n, int c, int oc, bool accumulate, T alpha)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (typeof(T) == typeof(float) && n <= RowDot.MaxRows)
+            RowDot.MatmulNT((float*)outp, (float*)x, (float*)w, n, c, oc, accumulate, Unsafe.As<T, float>(ref alpha));
+        else
+            PackedMatmulNT(outp, x, w, n, c, oc, accumulate, alpha);
+    }
+
+    /// <summary><see cref="MatmulNT"/> through the packed kernel whatever N is (tests and the small-M benchmark).</summary>
+    public static void PackedMatmulNT<T>(T* outp, T* x, T* w, int n, int c, int oc, bool accumulate, T alpha)
         where T : unmanaged, IFloatingPointIeee754<T>
         => Run(n, oc, c, x, c, 1, w, 1, c, outp, oc, accumulate, alpha);
 
