@@ -9,7 +9,7 @@ static int Usage()
         usage: TransPeft.Bench compare [--sizes tiny,mini,small] [--threads N] [--reps N] [--warmup N] [--work DIR]
                TransPeft.Bench micro   [--threads N] [--filter PATTERN] [--quick] [-- BenchmarkDotNet args]
                TransPeft.Bench peak    [--threads N]
-               TransPeft.Bench smallm  [--threads N] [--reps N]   (packed GEMM vs the small-M kernel, N = 1..128 rows)
+               TransPeft.Bench smallm  [--threads N] [--reps N] [--filter NAME]   (packed GEMM vs the small-M kernel, N = 1..128 rows)
                TransPeft.Bench embed   [--threads N] [--reps N] [--work DIR]   (BERT embedding latency vs ONNX Runtime)
                TransPeft.Bench steps   [--sizes tiny] [--mode forward|lora|full] [--threads N] [--reps N]   (engine only, for profilers)
         """);
@@ -49,7 +49,7 @@ switch (cmd)
     case "embed":
         return EmbedLatency.Run(threads, Int("reps", 100), opts.GetValueOrDefault("work") ?? Path.Combine(Path.GetTempPath(), "tpeft-bench-embed"));
     case "smallm":
-        return SmallMCommand.Run(threads, Int("reps", 30));
+        return SmallMCommand.Run(threads, Int("reps", 30), opts.GetValueOrDefault("filter"));
     case "peak":
         PeakFlops.Print(threads);
         return 0;

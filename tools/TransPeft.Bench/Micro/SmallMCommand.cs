@@ -12,13 +12,14 @@ namespace TransPeft.Bench.Micro;
 /// </summary>
 public static unsafe class SmallMCommand
 {
-    public static int Run(int threads, int reps)
+    public static int Run(int threads, int reps, string? only = null)
     {
         (string Name, int In, int Out)[] shapes =
         [
             ("tiny q/k/v/o", 256, 256), ("tiny gate/up", 256, 688), ("tiny down", 688, 256), ("tiny head", 256, 8192),
             ("small gate/up", 512, 1376), ("small down", 1376, 512), ("small head", 512, 8192),
             ("MiniLM ffn up", 384, 1536), ("MiniLM ffn down", 1536, 384),
+            ("LoRA r16 shrink", 256, 16), ("LoRA r16 expand", 16, 688),
         ];
         int[] rows = [1, 2, 4, 8, 16, 32, 64, 128];
         Console.WriteLine($"# smallm: {threads} thread(s), {reps} repetitions each, median microseconds; {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
@@ -26,6 +27,7 @@ public static unsafe class SmallMCommand
         Console.WriteLine("|---|---:|---:|---:|---:|");
         foreach (var (name, inDim, outDim) in shapes)
         {
+            if (only is not null && !name.Contains(only, StringComparison.OrdinalIgnoreCase)) continue;
             float* w = Alloc((long)inDim * outDim), x = Alloc((long)rows[^1] * inDim), y = Alloc((long)rows[^1] * outDim);
             foreach (int n in rows)
             {

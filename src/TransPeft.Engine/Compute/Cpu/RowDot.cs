@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace TransPeft.Engine.Compute.Cpu;
 
@@ -84,11 +85,10 @@ internal static unsafe class RowDot
                 v = TV.Load(x3 + kk);
                 s30 = TV.Fma(a, v, s30); s31 = TV.Fma(b, v, s31); s32 = TV.Fma(c, v, s32); s33 = TV.Fma(d, v, s33);
             }
-            float* y1 = y0 + outDim, y2 = y1 + outDim, y3 = y2 + outDim;
-            Finish(y0, s00, w0, x0, kk); Finish(y0 + 1, s01, w1, x0, kk); Finish(y0 + 2, s02, w2, x0, kk); Finish(y0 + 3, s03, w3, x0, kk);
-            Finish(y1, s10, w0, x1, kk); Finish(y1 + 1, s11, w1, x1, kk); Finish(y1 + 2, s12, w2, x1, kk); Finish(y1 + 3, s13, w3, x1, kk);
-            Finish(y2, s20, w0, x2, kk); Finish(y2 + 1, s21, w1, x2, kk); Finish(y2 + 2, s22, w2, x2, kk); Finish(y2 + 3, s23, w3, x2, kk);
-            Finish(y3, s30, w0, x3, kk); Finish(y3 + 1, s31, w1, x3, kk); Finish(y3 + 2, s32, w2, x3, kk); Finish(y3 + 3, s33, w3, x3, kk);
+            Finish4(y0, Lanes.Sum4(TV.Fold(s00), TV.Fold(s01), TV.Fold(s02), TV.Fold(s03)), w0, x0, kk);
+            Finish4(y0 + outDim, Lanes.Sum4(TV.Fold(s10), TV.Fold(s11), TV.Fold(s12), TV.Fold(s13)), w0, x1, kk);
+            Finish4(y0 + 2 * outDim, Lanes.Sum4(TV.Fold(s20), TV.Fold(s21), TV.Fold(s22), TV.Fold(s23)), w0, x2, kk);
+            Finish4(y0 + 3 * outDim, Lanes.Sum4(TV.Fold(s30), TV.Fold(s31), TV.Fold(s32), TV.Fold(s33)), w0, x3, kk);
         }
 
         /// <summary>One input row against four weight rows: four independent FMA chains, the weights streamed once.</summary>
@@ -104,7 +104,7 @@ internal static unsafe class RowDot
                 s0 = TV.Fma(TV.Load(w0 + kk), v, s0); s1 = TV.Fma(TV.Load(w1 + kk), v, s1);
                 s2 = TV.Fma(TV.Load(w2 + kk), v, s2); s3 = TV.Fma(TV.Load(w3 + kk), v, s3);
             }
-            Finish(y0, s0, w0, x0, kk); Finish(y0 + 1, s1, w1, x0, kk); Finish(y0 + 2, s2, w2, x0, kk); Finish(y0 + 3, s3, w3, x0, kk);
+            Finish4(y0, Lanes.Sum4(TV.Fold(s0), TV.Fold(s1), TV.Fold(s2), TV.Fold(s3)), w0, x0, kk);
         }
 
         private void Tile1x1(float* w0, float* x0, float* y0)
@@ -112,17 +112,45 @@ internal static unsafe class RowDot
             int step = TV.Count, kk = 0;
             TV s = default;
             for (; kk + step <= k; kk += step) s = TV.Fma(TV.Load(w0 + kk), TV.Load(x0 + kk), s);
-            Finish(y0, s, w0, x0, kk);
-        }
-
-        /// <summary>The one reduction every tile ends with: lanes summed, then the k % width tail in order, then alpha.</summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private void Finish(float* y0, TV acc, float* wr, float* xr, int kk)
-        {
-            float t = TV.Sum(acc);
-            for (; kk < k; kk++) t += wr[kk] * xr[kk];
+            float t = Lanes.Sum(TV.Fold(s));
+            for (; kk < k; kk++) t += w0[kk] * x0[kk];
             *y0 = accumulate ? *y0 + alpha * t : alpha * t;
         }
+
+        /// <summary>
+        /// The end of four outputs y0[0..4) of one input row (weight rows w0 .. w0 + 3k): their lane sums, then the k % width
+        /// tail in order, then alpha, with exactly the operations of <see cref="Tile1x1"/>'s scalar end in each lane
+        /// (a separate multiply and add, as C# evaluates t += w·x), so every tile gives every output the same bits.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private void Finish4(float* y0, Vector128<float> t, float* w0, float* xr, int kk)
+        {
+            for (; kk < k; kk++) t += Vector128.Create(w0[kk], w0[k + kk], w0[2 * k + kk], w0[3 * k + kk]) * xr[kk];
+            var a = Vector128.Create(alpha);
+            (accumulate ? Vector128.Load(y0) + a * t : a * t).Store(y0);
+        }
+    }
+}
+
+/// <summary>
+/// The one lane reduction of <see cref="RowDot"/>: a vector accumulator is folded to four lanes (<see cref="ILanes{TSelf}.Fold"/>),
+/// then q = (q0 + q2) + (q1 + q3). <see cref="Sum4"/> does four of them at once with the same additions (a 4x4 transpose
+/// instead of four horizontal sums), which is what makes short dot products (LoRA's rank side, k = 16) cheap.
+/// </summary>
+internal static class Lanes
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Sum(Vector128<float> q) => (q.GetElement(0) + q.GetElement(2)) + (q.GetElement(1) + q.GetElement(3));
+
+    /// <summary>[Sum(a), Sum(b), Sum(c), Sum(d)], bit for bit.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Sum4(Vector128<float> a, Vector128<float> b, Vector128<float> c, Vector128<float> d)
+    {
+        if (!Sse.IsSupported) return Vector128.Create(Sum(a), Sum(b), Sum(c), Sum(d));
+        // [a0+a2, b0+b2, a1+a3, b1+b3] and the same for c, d; then the low halves plus the high halves.
+        var ab = Sse.UnpackLow(a, b) + Sse.UnpackHigh(a, b);
+        var cd = Sse.UnpackLow(c, d) + Sse.UnpackHigh(c, d);
+        return Sse.MoveLowToHigh(ab, cd) + Sse.MoveHighToLow(cd, ab);
     }
 }
 
@@ -136,7 +164,8 @@ internal unsafe interface ILanes<TSelf> where TSelf : unmanaged, ILanes<TSelf>
     static abstract TSelf Load(float* p);
     /// <summary>a·b + acc, fused.</summary>
     static abstract TSelf Fma(TSelf a, TSelf b, TSelf acc);
-    static abstract float Sum(TSelf v);
+    /// <summary>The lanes added pairwise down to four: the first step of <see cref="Lanes"/>' reduction.</summary>
+    static abstract Vector128<float> Fold(TSelf v);
 }
 
 internal readonly unsafe struct Lanes512(Vector512<float> v) : ILanes<Lanes512>
@@ -145,7 +174,12 @@ internal readonly unsafe struct Lanes512(Vector512<float> v) : ILanes<Lanes512>
     public static int Count => Vector512<float>.Count;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Lanes512 Load(float* p) => new(Vector512.Load(p));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Lanes512 Fma(Lanes512 a, Lanes512 b, Lanes512 acc) => new(Vector512.FusedMultiplyAdd(a._v, b._v, acc._v));
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Lanes512 v) => Vector512.Sum(v._v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Fold(Lanes512 v)
+    {
+        var h = v._v.GetLower() + v._v.GetUpper();
+        return h.GetLower() + h.GetUpper();
+    }
 }
 
 internal readonly unsafe struct Lanes256(Vector256<float> v) : ILanes<Lanes256>
@@ -154,5 +188,5 @@ internal readonly unsafe struct Lanes256(Vector256<float> v) : ILanes<Lanes256>
     public static int Count => Vector256<float>.Count;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Lanes256 Load(float* p) => new(Vector256.Load(p));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Lanes256 Fma(Lanes256 a, Lanes256 b, Lanes256 acc) => new(Vector256.FusedMultiplyAdd(a._v, b._v, acc._v));
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Lanes256 v) => Vector256.Sum(v._v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Fold(Lanes256 v) => v._v.GetLower() + v._v.GetUpper();
 }
