@@ -65,23 +65,26 @@ public unsafe class RowDotTests
         }
     }
 
-    [Fact]
-    public void LinearLayersTakeItUpToMaxRowsAndThePackedGemmAbove()
+    [Theory]
+    [InlineData(64, 96, true)]    // up to MaxRows rows of a long k
+    [InlineData(65, 96, false)]
+    [InlineData(15, 16, true)]    // short k (LoRA expand): only a few rows
+    [InlineData(16, 16, false)]
+    [InlineData(1, 1, true)]
+    public void LinearLayersTakeItForFewRowsAndThePackedGemmOtherwise(int n, int k, bool rowDot)
     {
-        const int k = 96, outDim = 40;
+        const int outDim = 40;
+        Assert.Equal(rowDot, RowDot.Suits(n, k));
         var rng = new Random(3);
-        foreach (int n in new[] { RowDot.MaxRows, RowDot.MaxRows + 1 })
+        float[] x = Rand(rng, n * k), w = Rand(rng, outDim * k);
+        float[] viaLinear = new float[n * outDim], viaRowDot = new float[n * outDim], viaPacked = new float[n * outDim];
+        fixed (float* px = x, pw = w, a = viaLinear, b = viaRowDot, c = viaPacked)
         {
-            float[] x = Rand(rng, n * k), w = Rand(rng, outDim * k);
-            float[] viaLinear = new float[n * outDim], viaRowDot = new float[n * outDim], viaPacked = new float[n * outDim];
-            fixed (float* px = x, pw = w, a = viaLinear, b = viaRowDot, c = viaPacked)
-            {
-                Gemm.MatmulNT(a, px, pw, n, k, outDim, false, 1f);
-                RowDot.MatmulNT(b, px, pw, n, k, outDim, false, 1f);
-                Gemm.PackedMatmulNT(c, px, pw, n, k, outDim, false, 1f);
-            }
-            Assert.Equal(n <= RowDot.MaxRows ? viaRowDot : viaPacked, viaLinear);
+            Gemm.MatmulNT(a, px, pw, n, k, outDim, false, 1f);
+            RowDot.MatmulNT(b, px, pw, n, k, outDim, false, 1f);
+            Gemm.PackedMatmulNT(c, px, pw, n, k, outDim, false, 1f);
         }
+        Assert.Equal(rowDot ? viaRowDot : viaPacked, viaLinear);
     }
 
     private delegate void Product(float* y, float* x, float* w, int n, int k, int outDim, bool accumulate, float alpha);

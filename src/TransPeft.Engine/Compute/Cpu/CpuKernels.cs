@@ -19,7 +19,7 @@ public static unsafe class CpuKernels
 
     /// <summary>
     /// y[N, Out] (+)= alpha · x[N, In] · w[Out, In]ᵀ (a linear layer's forward), as the layers run it: the small-M
-    /// kernel up to <see cref="SmallRows"/> rows, the packed GEMM above.
+    /// kernel for few rows (at most <see cref="SmallRows"/>), the packed GEMM otherwise.
     /// </summary>
     public static void MatmulNT(float* y, float* x, float* w, int n, int inDim, int outDim, bool accumulate, float alpha) =>
         Gemm.MatmulNT(y, x, w, n, inDim, outDim, accumulate, alpha);
@@ -32,7 +32,7 @@ public static unsafe class CpuKernels
     public static void RowDotNT(float* y, float* x, float* w, int n, int inDim, int outDim, bool accumulate, float alpha) =>
         RowDot.MatmulNT(y, x, w, n, inDim, outDim, accumulate, alpha);
 
-    /// <summary>Rows up to which linear layers take <see cref="RowDotNT"/> rather than the packed GEMM.</summary>
+    /// <summary>Rows up to which linear layers may take <see cref="RowDotNT"/> rather than the packed GEMM (fewer when In is short).</summary>
     public const int SmallRows = RowDot.MaxRows;
 
     /// <summary>dx[N, In] (+)= alpha · dy[N, Out] · w[Out, In] (a linear layer's input gradient).</summary>

@@ -22,12 +22,16 @@ internal static unsafe class RowDot
     /// <summary>Output rows per parallel task (a multiple of the 4-row tile).</summary>
     private const int Block = 64;
 
-    /// <summary>
-    /// Rows up to which <see cref="Gemm.MatmulNT{T}"/> (every linear layer's forward and the LM head) takes this kernel
-    /// instead of the packed GEMM: up to here packing the weights costs more than it saves; at 128 rows the packed GEMM
-    /// wins on most shapes (`TransPeft.Bench smallm`, docs/BENCHMARKS.md "Small-M products").
-    /// </summary>
+    /// <summary>Rows up to which <see cref="Gemm.MatmulNT{T}"/> may take this kernel (see <see cref="Suits"/>).</summary>
     public const int MaxRows = 64;
+
+    /// <summary>
+    /// Whether <see cref="Gemm.MatmulNT{T}"/> (every linear layer's forward and the LM head) takes this kernel for N rows
+    /// of depth k instead of the packed GEMM: up to 64 rows, packing the weights costs more than it saves; with short
+    /// rows (LoRA's expand, k = r) each output's lane reduction is most of the work, and from 16 rows on the packed
+    /// micro-kernel, which needs none, wins (`TransPeft.Bench smallm`, docs/BENCHMARKS.md "Small-M products").
+    /// </summary>
+    public static bool Suits(int n, int k) => n < 16 || (n <= MaxRows && k > 32);
 
     /// <summary>y[N,out] (+)= alpha · x[N,in]·W[out,in]ᵀ (rows of y are <paramref name="outDim"/> apart).</summary>
     public static void MatmulNT(float* y, float* x, float* w, int n, int inDim, int outDim, bool accumulate, float alpha)
