@@ -92,6 +92,21 @@ public static class EngineBench
     }
 
     /// <summary>
+    /// The best decode tokens/s of <see cref="Throughput"/> for each count in <paramref name="distinct"/> over
+    /// <paramref name="reps"/> rounds, the counts taking turns within each round so that a change in the machine's load
+    /// during the run hits every count alike (one warm-up first).
+    /// </summary>
+    public static double[] ThroughputTable(BatchedGenerator generator, int[] prompt, GenerationOptions options, int requests, int[] distinct, int reps = 3)
+    {
+        Throughput(generator, prompt, options, requests, 1);
+        var best = new double[distinct.Length];
+        for (int r = 0; r < reps; r++)
+            for (int i = 0; i < distinct.Length; i++)
+                best[i] = Math.Max(best[i], Throughput(generator, prompt, options, requests, distinct[i]));
+        return best;
+    }
+
+    /// <summary>
     /// Decode tokens per second of <paramref name="requests"/> concurrent requests on <paramref name="distinct"/> adapters
     /// (a0 .. a{distinct-1}, round robin), timed after the step that prefills them all.
     /// </summary>
