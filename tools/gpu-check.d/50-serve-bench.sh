@@ -10,6 +10,9 @@ device="${TPEFT_SERVE_BENCH_DEVICE:-cuda}"
 shapes="${TPEFT_SERVE_BENCH_SHAPES:-small 0.5b}"
 dll="$TPEFT_PKG/servebench/TransPeft.ServeBench.dll"
 if [ ! -f "$dll" ]; then echo "summary: skipped: $dll is not in the package (rebuild it with tools/gpu-package.sh)"; exit 77; fi
+if [ "$device" = cuda ] && ! nvidia-smi -L 2>/dev/null | grep -q '^GPU '; then
+  echo "summary: skipped: no GPU (nvidia-smi lists none)"; exit 77
+fi
 start=$SECONDS
 budget="${TPEFT_STEP_TIMEOUT:-300}"
 summaries=()
