@@ -77,6 +77,8 @@ public static class ServeBenchCommand
             };
         }
         ModelPresets.Get(o.Shape); // names the known presets when wrong
+        try { DeviceSpec.Parse(o.Device); }
+        catch (ArgumentException) { throw new ArgumentException($"--device: expected {DeviceSpec.Expected}, got '{o.Device}'"); }
         if (o.NewTokens < 2) throw new ArgumentException("--new-tokens: at least 2 (per-token latency needs one interval)");
         if (o.Adapters[0] != 1) throw new ArgumentException("--adapters: the first count must be 1 (the ratios are to one adapter)");
         return o;

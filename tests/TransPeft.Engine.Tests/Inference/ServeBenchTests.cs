@@ -43,6 +43,7 @@ public sealed class ServeBenchTests
     [InlineData(new[] { "--adapters", "8,32" }, "--adapters: the first count must be 1")]
     [InlineData(new[] { "--new-tokens", "1" }, "--new-tokens: at least 2")]
     [InlineData(new[] { "--bogus" }, "unknown argument '--bogus'")]
+    [InlineData(new[] { "--device", "tpu" }, "--device: expected cpu, cuda, cuda:N")]
     public void BadArgumentsAreNamed(string[] args, string expected)
     {
         var e = Assert.Throws<ArgumentException>(() => ServeBenchCommand.Parse(args));
