@@ -6,6 +6,7 @@
 #     vstest/            the SDK's test runner (vstest.console.dll + its loggers): runs xunit tests with only the runtime
 #     tpeft/             the tpeft CLI, framework-dependent, linux-x64
 #     tests/             TransPeft.Engine.Tests, framework-dependent, linux-x64 (test adapter and testhost included)
+#     servebench/        tools/TransPeft.ServeBench (serving latency on --device cuda), framework-dependent, linux-x64
 #     gpu-check.sh       the one script to run there (a copy of tools/gpu-check.sh)
 #     gpu-check.d/       optional extra steps (tools/gpu-check.d/*.sh), run in name order
 #     GPU-CHECK.md       the procedure
@@ -31,15 +32,21 @@ echo "gpu-package: publishing tpeft and the tests (Release, linux-x64, framework
 common=(-c Release -r linux-x64 --self-contained false -p:DebugType=portable -p:SatelliteResourceLanguages=en -nologo -v quiet)
 dotnet publish src/TransPeft.Cli "${common[@]}" -o "$pkg/tpeft"
 dotnet publish tests/TransPeft.Engine.Tests "${common[@]}" -o "$pkg/tests"
+dotnet publish tools/TransPeft.ServeBench "${common[@]}" -o "$pkg/servebench"
 # Code-coverage collectors (Microsoft.CodeCoverage, ~20 MB of Windows/macOS/Alpine binaries) are not used there.
 rm -rf "$pkg/tests/CodeCoverage" "$pkg/tests"/{x86,x64,arm64,alpine,ubuntu,macos}
+# ONNX Runtime (a Windows onnxruntime.dll and libonnxruntime.so, 55 MB) serves only the CPU-only BERT parity tests,
+# which the GPU check never runs; with it the tarball passes the 64 MiB the GPU machine accepts.
+rm -f "$pkg/tests/onnxruntime.dll" "$pkg/tests/libonnxruntime.so" "$pkg/tests/libonnxruntime_providers_shared.so"
 
-# tpeft's files are a subset of the tests' (the tests reference the CLI): hard-link the identical ones, so tar
-# stores them once.
-while IFS= read -r -d '' f; do
-  rel="${f#"$pkg/tpeft/"}"
-  if [ -f "$pkg/tests/$rel" ] && cmp -s "$f" "$pkg/tests/$rel"; then ln -f "$pkg/tests/$rel" "$f"; fi
-done < <(find "$pkg/tpeft" -type f -print0)
+# tpeft's and servebench's files are mostly a subset of the tests' (the tests reference both): hard-link the identical
+# ones, so tar stores them once.
+for tool in tpeft servebench; do
+  while IFS= read -r -d '' f; do
+    rel="${f#"$pkg/$tool/"}"
+    if [ -f "$pkg/tests/$rel" ] && cmp -s "$f" "$pkg/tests/$rel"; then ln -f "$pkg/tests/$rel" "$f"; fi
+  done < <(find "$pkg/$tool" -type f -print0)
+done
 
 echo "gpu-package: copying the .NET runtime $runtime_version and the SDK's vstest runner ($sdk_version)"
 mkdir -p "$pkg/dotnet/shared/Microsoft.NETCore.App"

@@ -9,6 +9,7 @@ static int Usage()
         usage: TransPeft.Bench compare [--sizes tiny,mini,small] [--threads N] [--reps N] [--warmup N] [--work DIR]
                TransPeft.Bench micro   [--threads N] [--filter PATTERN] [--quick] [-- BenchmarkDotNet args]
                TransPeft.Bench peak    [--threads N]
+               TransPeft.Bench smallm  [--threads N] [--reps N] [--filter NAME]   (packed GEMM vs the small-M kernel, N = 1..128 rows)
                TransPeft.Bench embed   [--threads N] [--reps N] [--work DIR]   (BERT embedding latency vs ONNX Runtime)
                TransPeft.Bench steps   [--sizes tiny] [--mode forward|lora|full] [--threads N] [--reps N]   (engine only, for profilers)
         """);
@@ -47,6 +48,8 @@ switch (cmd)
         return StepsCommand.Run(BenchSize.Parse(opts.GetValueOrDefault("sizes") ?? "tiny"), opts.GetValueOrDefault("mode") ?? "lora", threads, Int("reps", 10));
     case "embed":
         return EmbedLatency.Run(threads, Int("reps", 100), opts.GetValueOrDefault("work") ?? Path.Combine(Path.GetTempPath(), "tpeft-bench-embed"));
+    case "smallm":
+        return SmallMCommand.Run(threads, Int("reps", 30), opts.GetValueOrDefault("filter"));
     case "peak":
         PeakFlops.Print(threads);
         return 0;

@@ -30,6 +30,23 @@ public sealed class BertOpGradientTests
     }
 
     [Fact]
+    public void Float32GeluForwardIsTheScalarFormulaBitForBit()
+    {
+        // The forward runs eight lanes at a time and finishes the tail with the scalar loop: both must agree exactly.
+        var rng = new Random(7);
+        var u = new float[8 * 40 + 5];
+        for (int i = 0; i < u.Length; i++) u[i] = (float)((rng.NextDouble() * 2 - 1) * (i % 3 == 0 ? 9 : 3));
+        u[0] = 4f; u[1] = -4f; u[2] = 0f; u[3] = -0f; u[4] = 1e-30f;
+        var got = new float[u.Length];
+        Gelu.Forward<float>(got, u);
+        for (int i = 0; i < u.Length; i++)
+        {
+            float want = 0.5f * u[i] * (1f + Gelu.ErfFloat(u[i] * 0.70710678118654752440f));
+            Assert.True(BitConverter.SingleToInt32Bits(want) == BitConverter.SingleToInt32Bits(got[i]), $"u[{i}] = {u[i]}: {got[i]} vs {want}");
+        }
+    }
+
+    [Fact]
     public void GeluBackwardMatchesFiniteDifferences()
     {
         var u = FiniteDifference.Random(new Random(1), 64, 4);

@@ -42,7 +42,7 @@ public unsafe class GemmTests
         var xd = Rand(rng, n * c); var wd = Rand(rng, oc * c);
         var xf = Array.ConvertAll(xd, v => (float)v); var wf = Array.ConvertAll(wd, v => (float)v);
         var yf = new float[n * oc];
-        fixed (float* py = yf, px = xf, pw = wf) Gemm.MatmulNT(py, px, pw, n, c, oc, false, 1f);
+        fixed (float* py = yf, px = xf, pw = wf) Gemm.PackedMatmulNT(py, px, pw, n, c, oc, false, 1f); // n = 50 would take RowDot
         for (int i = 0; i < n; i++) for (int o = 0; o < oc; o++)
         { double s = 0; for (int k = 0; k < c; k++) s += (double)xf[i * c + k] * wf[o * c + k]; Assert.True(Math.Abs(s - yf[i * oc + o]) < 1e-4, $"{s} vs {yf[i * oc + o]}"); }
         // Weight gradient in float: dW[oc, c] = yᵀ·x (A = yᵀ has contiguous columns: the vector packing path and its edges).

@@ -47,6 +47,11 @@ internal static unsafe class Attention
         T scale = T.One / T.Sqrt(T.CreateChecked(d));
         int maxKeys = qPos0 + tq;
         int bi = bh / nh, h = bh % nh, g = h / group;
+        if (tq == 1)
+        {
+            DecodeHead(outp, lse, q, k, v, bi, h, g, tkCap, qPos0, nh, nkv, d, scale);
+            return;
+        }
         // Sized by the cache capacity, not the keys seen so far: decode steps then rent from one pool bucket (no allocation).
         T[] sBuf = ArrayPool<T>.Shared.Rent(Math.Min(QB, tq) * Math.Max(maxKeys, tkCap));
         try
@@ -83,6 +88,39 @@ internal static unsafe class Attention
                     }
                 }
             }
+        }
+        finally
+        {
+            ArrayPool<T>.Shared.Return(sBuf);
+        }
+    }
+
+    /// <summary>
+    /// One query (a decode step) of one head against its keys 0 .. qPos0: a dot product per key and an axpy per value
+    /// row, read in place from the cache. The blocked path would pack the head's keys and values into GEMM slivers and
+    /// run a 6-row micro-kernel on one row; for a single query that copying is most of the work.
+    /// </summary>
+    private static void DecodeHead<T>(T[] outp, T[] lse, T[] q, T[] k, T[] v, int bi, int h, int g, int tkCap, int qPos0,
+        int nh, int nkv, int d, T scale) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int keys = qPos0 + 1, kvStride = nkv * d;
+        // Sized by the cache capacity, not the keys seen so far: decode steps rent from one pool bucket (no allocation).
+        T[] sBuf = ArrayPool<T>.Shared.Rent(Math.Max(keys, tkCap));
+        try
+        {
+            var s = sBuf.AsSpan(0, keys);
+            var qh = q.AsSpan((bi * nh + h) * d, d);
+            int kv0 = (bi * tkCap * nkv + g) * d;
+            for (int j = 0; j < keys; j++) s[j] = scale * TensorPrimitives.Dot<T>(qh, k.AsSpan(kv0 + j * kvStride, d));
+            T max = TensorPrimitives.Max<T>(s);
+            TensorPrimitives.Subtract(s, max, s);
+            TensorPrimitives.Exp<T>(s, s);
+            T sum = TensorPrimitives.Sum<T>(s);
+            var o = outp.AsSpan((bi * nh + h) * d, d);
+            o.Clear();
+            for (int j = 0; j < keys; j++) TensorPrimitives.MultiplyAdd(v.AsSpan(kv0 + j * kvStride, d), s[j], o, o);
+            TensorPrimitives.Multiply(o, T.One / sum, o);
+            lse[bi * nh + h] = max + T.Log(sum);
         }
         finally
         {

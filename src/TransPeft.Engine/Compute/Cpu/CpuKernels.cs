@@ -17,9 +17,23 @@ public static unsafe class CpuKernels
         action();
     }
 
-    /// <summary>y[N, Out] (+)= alpha · x[N, In] · w[Out, In]ᵀ (a linear layer's forward).</summary>
+    /// <summary>
+    /// y[N, Out] (+)= alpha · x[N, In] · w[Out, In]ᵀ (a linear layer's forward), as the layers run it: the small-M
+    /// kernel for few rows (at most <see cref="SmallRows"/>), the packed GEMM otherwise.
+    /// </summary>
     public static void MatmulNT(float* y, float* x, float* w, int n, int inDim, int outDim, bool accumulate, float alpha) =>
         Gemm.MatmulNT(y, x, w, n, inDim, outDim, accumulate, alpha);
+
+    /// <summary><see cref="MatmulNT"/> through the packed GEMM at any N.</summary>
+    public static void PackedMatmulNT(float* y, float* x, float* w, int n, int inDim, int outDim, bool accumulate, float alpha) =>
+        Gemm.PackedMatmulNT(y, x, w, n, inDim, outDim, accumulate, alpha);
+
+    /// <summary><see cref="MatmulNT"/> through the small-M kernel (weights read in place, no packing) at any N.</summary>
+    public static void RowDotNT(float* y, float* x, float* w, int n, int inDim, int outDim, bool accumulate, float alpha) =>
+        RowDot.MatmulNT(y, x, w, n, inDim, outDim, accumulate, alpha);
+
+    /// <summary>Rows up to which linear layers may take <see cref="RowDotNT"/> rather than the packed GEMM (fewer when In is short).</summary>
+    public const int SmallRows = RowDot.MaxRows;
 
     /// <summary>dx[N, In] (+)= alpha · dy[N, Out] · w[Out, In] (a linear layer's input gradient).</summary>
     public static void MatmulNN(float* dx, float* dy, float* w, int n, int outDim, int inDim, bool accumulate, float alpha) =>

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace TransPeft.Engine.Compute.Cpu;
 
@@ -24,8 +25,22 @@ internal static unsafe class Gemm
     private const int MC = 96;   // multiple of MR
     private const int NC = 512;  // multiple of NR for float and double, 256- and 512-bit
 
-    /// <summary>out[N,OC] (+)= x[N,C] · W[OC,C]ᵀ — a linear layer's forward.</summary>
+    /// <summary>
+    /// out[N,OC] (+)= x[N,C] · W[OC,C]ᵀ — a linear layer's forward. In float with few rows (decode, short prompts, the
+    /// LM head on a prompt's last row, short sentences; <see cref="RowDot.Suits"/>) it goes to <see cref="RowDot"/>,
+    /// which reads W in place: packing W here would cost more than the product.
+    /// </summary>
     public static void MatmulNT<T>(T* outp, T* x, T* w, int n, int c, int oc, bool accumulate, T alpha)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (typeof(T) == typeof(float) && RowDot.Suits(n, c))
+            RowDot.MatmulNT((float*)outp, (float*)x, (float*)w, n, c, oc, accumulate, Unsafe.As<T, float>(ref alpha));
+        else
+            PackedMatmulNT(outp, x, w, n, c, oc, accumulate, alpha);
+    }
+
+    /// <summary><see cref="MatmulNT"/> through the packed kernel whatever N is (tests and the small-M benchmark).</summary>
+    public static void PackedMatmulNT<T>(T* outp, T* x, T* w, int n, int c, int oc, bool accumulate, T alpha)
         where T : unmanaged, IFloatingPointIeee754<T>
         => Run(n, oc, c, x, c, 1, w, 1, c, outp, oc, accumulate, alpha);
 
@@ -211,6 +226,11 @@ internal static unsafe class Gemm
                 return;
             }
             // Columns of B are contiguous (x·Wᵀ: a column is a row of W): read along k, write with stride nr.
+            if (typeof(T) == typeof(float) && bRs == 1 && cols == nr && Avx.IsSupported)
+            {
+                PackTransposed((float*)(b + (long)k0 + (long)n0 * bCs), bCs, kc, nr, (float*)d);
+                return;
+            }
             if (cols < nr) new Span<T>(d, kc * nr).Clear();
             for (int q = 0; q < cols; q++)
             {
@@ -314,6 +334,46 @@ internal static unsafe class Gemm
                         for (int kk = 0; kk < kc; kk++) d[kk * MR + r] = T.Zero;
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// d[kk·nr + q] = w[q·ldw + kk] for q &lt; nr, kk &lt; kc: nr weight rows into a sliver, 8x8 blocks transposed in
+    /// registers (eight row loads, eight column stores) instead of one scalar copy per element. This packing is the
+    /// part of every x·Wᵀ that grows with the weight, not with the rows, so it dominates small-N products.
+    /// </summary>
+    private static void PackTransposed(float* w, int ldw, int kc, int nr, float* d)
+    {
+        int k8 = kc & ~7;
+        for (int q0 = 0; q0 < nr; q0 += 8)
+        {
+            float* r = w + (long)q0 * ldw;
+            for (int kk = 0; kk < k8; kk += 8)
+            {
+                Vector256<float> r0 = Avx.LoadVector256(r + kk), r1 = Avx.LoadVector256(r + ldw + kk),
+                    r2 = Avx.LoadVector256(r + 2L * ldw + kk), r3 = Avx.LoadVector256(r + 3L * ldw + kk),
+                    r4 = Avx.LoadVector256(r + 4L * ldw + kk), r5 = Avx.LoadVector256(r + 5L * ldw + kk),
+                    r6 = Avx.LoadVector256(r + 6L * ldw + kk), r7 = Avx.LoadVector256(r + 7L * ldw + kk);
+                var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
+                var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
+                var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
+                var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
+                var u0 = Avx.Shuffle(t0, t2, 0x44); var u1 = Avx.Shuffle(t0, t2, 0xEE);
+                var u2 = Avx.Shuffle(t1, t3, 0x44); var u3 = Avx.Shuffle(t1, t3, 0xEE);
+                var u4 = Avx.Shuffle(t4, t6, 0x44); var u5 = Avx.Shuffle(t4, t6, 0xEE);
+                var u6 = Avx.Shuffle(t5, t7, 0x44); var u7 = Avx.Shuffle(t5, t7, 0xEE);
+                float* o = d + (long)kk * nr + q0;
+                Avx.Store(o, Avx.Permute2x128(u0, u4, 0x20));
+                Avx.Store(o + nr, Avx.Permute2x128(u1, u5, 0x20));
+                Avx.Store(o + 2 * nr, Avx.Permute2x128(u2, u6, 0x20));
+                Avx.Store(o + 3 * nr, Avx.Permute2x128(u3, u7, 0x20));
+                Avx.Store(o + 4 * nr, Avx.Permute2x128(u0, u4, 0x31));
+                Avx.Store(o + 5 * nr, Avx.Permute2x128(u1, u5, 0x31));
+                Avx.Store(o + 6 * nr, Avx.Permute2x128(u2, u6, 0x31));
+                Avx.Store(o + 7 * nr, Avx.Permute2x128(u3, u7, 0x31));
+            }
+            for (int q = q0; q < q0 + 8; q++)
+                for (int kk = k8; kk < kc; kk++) d[(long)kk * nr + q] = w[(long)q * ldw + kk];
         }
     }
 

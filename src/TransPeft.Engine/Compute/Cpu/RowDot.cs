@@ -1,70 +1,196 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace TransPeft.Engine.Compute.Cpu;
 
 /// <summary>
-/// y[N,out] (+)= alpha · x[N,in]·W[out,in]ᵀ as dot products that read each weight row once for all N rows (four x rows
-/// per pass): the decode-time product, bound by streaming the weights, where a packed GEMM (<see cref="Gemm"/>) would
-/// first copy them. Each row's sum runs in the same lane order whatever N is and wherever the row sits, so a sequence
-/// gets bit-identical results alone or in any batch: batching never changes a greedy token.
+/// y[N,out] (+)= alpha · x[N,in]·W[out,in]ᵀ for few rows (decode, short prompts, short sentences), straight from the
+/// row-major weights with no packing. The packed GEMM (<see cref="Gemm"/>) copies every weight into slivers on each
+/// call, which pays when hundreds of rows share the copy but at N = 1 costs as much as the product; here each weight
+/// row is read from memory once per call and multiplied against the N input rows while it sits in L1.
+///
+/// Register tiles: four weight rows against four input rows (16 vector accumulators, each weight and input vector
+/// loaded once per tile), four weight rows against one input row for the leftover rows, one against one for the last
+/// weight rows. Every output y[i,o] is one accumulator over the full vectors of k (Vector512 where AVX-512 is there,
+/// else Vector256), summed across lanes, then the scalar tail in order, whichever tile computed it. So a row's result
+/// does not depend on N or on where the row sits: a sequence gets bit-identical logits alone or in any batch, and
+/// batching never changes a greedy token.
 /// </summary>
 internal static unsafe class RowDot
 {
+    /// <summary>Output rows per parallel task (a multiple of the 4-row tile).</summary>
     private const int Block = 64;
+
+    /// <summary>Rows up to which <see cref="Gemm.MatmulNT{T}"/> may take this kernel (see <see cref="Suits"/>).</summary>
+    public const int MaxRows = 64;
+
+    /// <summary>
+    /// Whether <see cref="Gemm.MatmulNT{T}"/> (every linear layer's forward and the LM head) takes this kernel for N rows
+    /// of depth k instead of the packed GEMM: up to 64 rows, packing the weights costs more than it saves; with short
+    /// rows (LoRA's expand, k = r) each output's lane reduction is most of the work, and from 16 rows on the packed
+    /// micro-kernel, which needs none, wins (`TransPeft.Bench smallm`, docs/BENCHMARKS.md "Small-M products").
+    /// </summary>
+    public static bool Suits(int n, int k) => n < 16 || (n <= MaxRows && k > 32);
 
     /// <summary>y[N,out] (+)= alpha · x[N,in]·W[out,in]ᵀ (rows of y are <paramref name="outDim"/> apart).</summary>
     public static void MatmulNT(float* y, float* x, float* w, int n, int inDim, int outDim, bool accumulate, float alpha)
     {
-        if (n <= 0) return;
-        CpuParallel.For((outDim + Block - 1) / Block, b =>
+        if (Vector512.IsHardwareAccelerated) MatmulNT<Lanes512>(y, x, w, n, inDim, outDim, accumulate, alpha);
+        else MatmulNT<Lanes256>(y, x, w, n, inDim, outDim, accumulate, alpha);
+    }
+
+    /// <summary>The same product at a chosen vector width (tests run the AVX2 form on AVX-512 machines too).</summary>
+    internal static void MatmulNT<TV>(float* y, float* x, float* w, int n, int inDim, int outDim, bool accumulate, float alpha)
+        where TV : unmanaged, ILanes<TV>
+    {
+        if (n <= 0 || outDim <= 0) return;
+        var job = new Job<TV>(y, x, w, n, inDim, outDim, accumulate, alpha);
+        int blocks = (outDim + Block - 1) / Block;
+        // The job is a struct: only a split across threads boxes it into a delegate (a decode step allocates nothing).
+        if (CpuParallel.Splits(blocks, (long)outDim * inDim * n > 200_000)) CpuParallel.For(blocks, job.Run);
+        else for (int b = 0; b < blocks; b++) job.Run(b);
+    }
+
+    private readonly struct Job<TV>(float* y, float* x, float* w, int n, int k, int outDim, bool accumulate, float alpha)
+        where TV : unmanaged, ILanes<TV>
+    {
+        public void Run(int block)
         {
-            int o1 = Math.Min(outDim, (b + 1) * Block);
-            for (int o = b * Block; o < o1; o++)
+            int o = block * Block, o1 = Math.Min(outDim, o + Block);
+            for (; o + 4 <= o1; o += 4)
             {
-                float* wo = w + (long)o * inDim;
+                float* wo = w + (long)o * k;
                 int i = 0;
-                for (; i + 4 <= n; i += 4) Dot4Rows(wo, x + (long)i * inDim, inDim, y + (long)i * outDim + o, outDim, accumulate, alpha);
-                for (; i < n; i++)
-                {
-                    float* yi = y + (long)i * outDim + o;
-                    float d = alpha * Dot1Row(wo, x + (long)i * inDim, inDim);
-                    *yi = accumulate ? *yi + d : d;
-                }
+                for (; i + 4 <= n; i += 4) Tile4x4(wo, x + (long)i * k, y + (long)i * outDim + o);
+                for (; i < n; i++) Tile4x1(wo, x + (long)i * k, y + (long)i * outDim + o);
             }
-        }, parallel: (long)outDim * inDim * n > 200_000);
-    }
-
-    /// <summary>Four rows against one weight row; per row exactly the accumulation of <see cref="Dot1Row"/>.</summary>
-    private static void Dot4Rows(float* wo, float* x0, int k, float* y, int ldy, bool accumulate, float alpha)
-    {
-        int width = Vector256<float>.Count, kk = 0;
-        Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default;
-        float* x1 = x0 + k, x2 = x1 + k, x3 = x2 + k;
-        for (; kk + width <= k; kk += width)
-        {
-            var wv = Vector256.Load(wo + kk);
-            s0 = Vector256.FusedMultiplyAdd(wv, Vector256.Load(x0 + kk), s0);
-            s1 = Vector256.FusedMultiplyAdd(wv, Vector256.Load(x1 + kk), s1);
-            s2 = Vector256.FusedMultiplyAdd(wv, Vector256.Load(x2 + kk), s2);
-            s3 = Vector256.FusedMultiplyAdd(wv, Vector256.Load(x3 + kk), s3);
+            for (; o < o1; o++)
+                for (int i = 0; i < n; i++) Tile1x1(w + (long)o * k, x + (long)i * k, y + (long)i * outDim + o);
         }
-        float t0 = Vector256.Sum(s0), t1 = Vector256.Sum(s1), t2 = Vector256.Sum(s2), t3 = Vector256.Sum(s3);
-        for (; kk < k; kk++) { t0 += wo[kk] * x0[kk]; t1 += wo[kk] * x1[kk]; t2 += wo[kk] * x2[kk]; t3 += wo[kk] * x3[kk]; }
-        Store(y, alpha * t0, accumulate);
-        Store(y + ldy, alpha * t1, accumulate);
-        Store(y + 2 * ldy, alpha * t2, accumulate);
-        Store(y + 3 * ldy, alpha * t3, accumulate);
-    }
 
-    private static float Dot1Row(float* wo, float* x, int k)
+        /// <summary>y[r, c] for four input rows r (k apart) and four weight rows c (k apart), y rows outDim apart.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private void Tile4x4(float* w0, float* x0, float* y0)
+        {
+            int step = TV.Count, kk = 0;
+            float* w1 = w0 + k, w2 = w1 + k, w3 = w2 + k, x1 = x0 + k, x2 = x1 + k, x3 = x2 + k;
+            TV s00 = default, s01 = default, s02 = default, s03 = default, s10 = default, s11 = default, s12 = default, s13 = default,
+               s20 = default, s21 = default, s22 = default, s23 = default, s30 = default, s31 = default, s32 = default, s33 = default;
+            for (; kk + step <= k; kk += step)
+            {
+                TV a = TV.Load(w0 + kk), b = TV.Load(w1 + kk), c = TV.Load(w2 + kk), d = TV.Load(w3 + kk);
+                TV v = TV.Load(x0 + kk);
+                s00 = TV.Fma(a, v, s00); s01 = TV.Fma(b, v, s01); s02 = TV.Fma(c, v, s02); s03 = TV.Fma(d, v, s03);
+                v = TV.Load(x1 + kk);
+                s10 = TV.Fma(a, v, s10); s11 = TV.Fma(b, v, s11); s12 = TV.Fma(c, v, s12); s13 = TV.Fma(d, v, s13);
+                v = TV.Load(x2 + kk);
+                s20 = TV.Fma(a, v, s20); s21 = TV.Fma(b, v, s21); s22 = TV.Fma(c, v, s22); s23 = TV.Fma(d, v, s23);
+                v = TV.Load(x3 + kk);
+                s30 = TV.Fma(a, v, s30); s31 = TV.Fma(b, v, s31); s32 = TV.Fma(c, v, s32); s33 = TV.Fma(d, v, s33);
+            }
+            Finish4(y0, Lanes.Sum4(TV.Fold(s00), TV.Fold(s01), TV.Fold(s02), TV.Fold(s03)), w0, x0, kk);
+            Finish4(y0 + outDim, Lanes.Sum4(TV.Fold(s10), TV.Fold(s11), TV.Fold(s12), TV.Fold(s13)), w0, x1, kk);
+            Finish4(y0 + 2 * outDim, Lanes.Sum4(TV.Fold(s20), TV.Fold(s21), TV.Fold(s22), TV.Fold(s23)), w0, x2, kk);
+            Finish4(y0 + 3 * outDim, Lanes.Sum4(TV.Fold(s30), TV.Fold(s31), TV.Fold(s32), TV.Fold(s33)), w0, x3, kk);
+        }
+
+        /// <summary>One input row against four weight rows: four independent FMA chains, the weights streamed once.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private void Tile4x1(float* w0, float* x0, float* y0)
+        {
+            int step = TV.Count, kk = 0;
+            float* w1 = w0 + k, w2 = w1 + k, w3 = w2 + k;
+            TV s0 = default, s1 = default, s2 = default, s3 = default;
+            for (; kk + step <= k; kk += step)
+            {
+                TV v = TV.Load(x0 + kk);
+                s0 = TV.Fma(TV.Load(w0 + kk), v, s0); s1 = TV.Fma(TV.Load(w1 + kk), v, s1);
+                s2 = TV.Fma(TV.Load(w2 + kk), v, s2); s3 = TV.Fma(TV.Load(w3 + kk), v, s3);
+            }
+            Finish4(y0, Lanes.Sum4(TV.Fold(s0), TV.Fold(s1), TV.Fold(s2), TV.Fold(s3)), w0, x0, kk);
+        }
+
+        private void Tile1x1(float* w0, float* x0, float* y0)
+        {
+            int step = TV.Count, kk = 0;
+            TV s = default;
+            for (; kk + step <= k; kk += step) s = TV.Fma(TV.Load(w0 + kk), TV.Load(x0 + kk), s);
+            float t = Lanes.Sum(TV.Fold(s));
+            for (; kk < k; kk++) t += w0[kk] * x0[kk];
+            *y0 = accumulate ? *y0 + alpha * t : alpha * t;
+        }
+
+        /// <summary>
+        /// The end of four outputs y0[0..4) of one input row (weight rows w0 .. w0 + 3k): their lane sums, then the k % width
+        /// tail in order, then alpha, with exactly the operations of <see cref="Tile1x1"/>'s scalar end in each lane
+        /// (a separate multiply and add, as C# evaluates t += w·x), so every tile gives every output the same bits.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private void Finish4(float* y0, Vector128<float> t, float* w0, float* xr, int kk)
+        {
+            for (; kk < k; kk++) t += Vector128.Create(w0[kk], w0[k + kk], w0[2 * k + kk], w0[3 * k + kk]) * xr[kk];
+            var a = Vector128.Create(alpha);
+            (accumulate ? Vector128.Load(y0) + a * t : a * t).Store(y0);
+        }
+    }
+}
+
+/// <summary>
+/// The one lane reduction of <see cref="RowDot"/>: a vector accumulator is folded to four lanes (<see cref="ILanes{TSelf}.Fold"/>),
+/// then q = (q0 + q2) + (q1 + q3). <see cref="Sum4"/> does four of them at once with the same additions (a 4x4 transpose
+/// instead of four horizontal sums), which is what makes short dot products (LoRA's rank side, k = 16) cheap.
+/// </summary>
+internal static class Lanes
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Sum(Vector128<float> q) => (q.GetElement(0) + q.GetElement(2)) + (q.GetElement(1) + q.GetElement(3));
+
+    /// <summary>[Sum(a), Sum(b), Sum(c), Sum(d)], bit for bit.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Sum4(Vector128<float> a, Vector128<float> b, Vector128<float> c, Vector128<float> d)
     {
-        int width = Vector256<float>.Count, kk = 0;
-        Vector256<float> s = default;
-        for (; kk + width <= k; kk += width) s = Vector256.FusedMultiplyAdd(Vector256.Load(wo + kk), Vector256.Load(x + kk), s);
-        float t = Vector256.Sum(s);
-        for (; kk < k; kk++) t += wo[kk] * x[kk];
-        return t;
+        if (!Sse.IsSupported) return Vector128.Create(Sum(a), Sum(b), Sum(c), Sum(d));
+        // [a0+a2, b0+b2, a1+a3, b1+b3] and the same for c, d; then the low halves plus the high halves.
+        var ab = Sse.UnpackLow(a, b) + Sse.UnpackHigh(a, b);
+        var cd = Sse.UnpackLow(c, d) + Sse.UnpackHigh(c, d);
+        return Sse.MoveLowToHigh(ab, cd) + Sse.MoveHighToLow(cd, ab);
     }
+}
 
-    private static void Store(float* y, float d, bool accumulate) => *y = accumulate ? *y + d : d;
+/// <summary>
+/// A float vector of the kernel's width, so one tile source serves AVX-512 and AVX2 (the runtime's own generic vector
+/// interface is not public). Structs: every call is specialised and inlined, the wrapper costs nothing.
+/// </summary>
+internal unsafe interface ILanes<TSelf> where TSelf : unmanaged, ILanes<TSelf>
+{
+    static abstract int Count { get; }
+    static abstract TSelf Load(float* p);
+    /// <summary>a·b + acc, fused.</summary>
+    static abstract TSelf Fma(TSelf a, TSelf b, TSelf acc);
+    /// <summary>The lanes added pairwise down to four: the first step of <see cref="Lanes"/>' reduction.</summary>
+    static abstract Vector128<float> Fold(TSelf v);
+}
+
+internal readonly unsafe struct Lanes512(Vector512<float> v) : ILanes<Lanes512>
+{
+    private readonly Vector512<float> _v = v;
+    public static int Count => Vector512<float>.Count;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Lanes512 Load(float* p) => new(Vector512.Load(p));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Lanes512 Fma(Lanes512 a, Lanes512 b, Lanes512 acc) => new(Vector512.FusedMultiplyAdd(a._v, b._v, acc._v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Fold(Lanes512 v)
+    {
+        var h = v._v.GetLower() + v._v.GetUpper();
+        return h.GetLower() + h.GetUpper();
+    }
+}
+
+internal readonly unsafe struct Lanes256(Vector256<float> v) : ILanes<Lanes256>
+{
+    private readonly Vector256<float> _v = v;
+    public static int Count => Vector256<float>.Count;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Lanes256 Load(float* p) => new(Vector256.Load(p));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Lanes256 Fma(Lanes256 a, Lanes256 b, Lanes256 acc) => new(Vector256.FusedMultiplyAdd(a._v, b._v, acc._v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Fold(Lanes256 v) => v._v.GetLower() + v._v.GetUpper();
 }

@@ -1,5 +1,7 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace TransPeft.Engine.Compute.Cpu.Bert;
 
@@ -17,11 +19,53 @@ internal static class Gelu
     public static void Forward<T>(Span<T> outp, ReadOnlySpan<T> inp) where T : unmanaged, IFloatingPointIeee754<T>
     {
         T half = T.CreateTruncating(0.5), s = T.CreateTruncating(InvSqrt2);
-        for (int i = 0; i < inp.Length; i++)
+        int i = 0;
+        if (typeof(T) == typeof(float))
+            i = ForwardVectors(MemoryMarshal.Cast<T, float>(outp), inp.Length, MemoryMarshal.Cast<T, float>(inp));
+        for (; i < inp.Length; i++)
         {
             T u = inp[i];
             outp[i] = half * u * (T.One + Erf(u * s));
         }
+    }
+
+    /// <summary>
+    /// The fp32 forward eight values at a time over the whole vectors of <paramref name="inp"/>; returns how many it
+    /// did. Each lane performs exactly the scalar path's operations (the same fused multiply-adds, clamp, product and
+    /// quotient), so the result is bit for bit the same; the scalar loop finishes the tail.
+    /// </summary>
+    private static int ForwardVectors(Span<float> outp, int n, ReadOnlySpan<float> inp)
+    {
+        if (!Vector256.IsHardwareAccelerated) return 0;
+        int w = Vector256<float>.Count, i = 0;
+        var half = Vector256.Create(0.5f);
+        var s = Vector256.Create((float)InvSqrt2);
+        for (; i + w <= n; i += w)
+        {
+            var u = Vector256.Create(inp.Slice(i, w));
+            (half * u * (Vector256<float>.One + ErfFloat(u * s))).CopyTo(outp.Slice(i, w));
+        }
+        return i;
+    }
+
+    /// <summary><see cref="ErfFloat(float)"/> in every lane, with the same operations.</summary>
+    private static Vector256<float> ErfFloat(Vector256<float> x)
+    {
+        x = Vector256.Min(Vector256.Max(x, Vector256.Create(-4f)), Vector256.Create(4f));
+        var x2 = x * x;
+        var p = Vector256.Create(-2.72614225801306e-10f);
+        p = Vector256.FusedMultiplyAdd(p, x2, Vector256.Create(2.77068142495902e-08f));
+        p = Vector256.FusedMultiplyAdd(p, x2, Vector256.Create(-2.10102402082508e-06f));
+        p = Vector256.FusedMultiplyAdd(p, x2, Vector256.Create(-5.69250639462346e-05f));
+        p = Vector256.FusedMultiplyAdd(p, x2, Vector256.Create(-7.34990630326855e-04f));
+        p = Vector256.FusedMultiplyAdd(p, x2, Vector256.Create(-2.95459980854025e-03f));
+        p = Vector256.FusedMultiplyAdd(p, x2, Vector256.Create(-1.60960333262415e-02f));
+        var q = Vector256.Create(-1.45660718464996e-05f);
+        q = Vector256.FusedMultiplyAdd(q, x2, Vector256.Create(-2.13374055278905e-04f));
+        q = Vector256.FusedMultiplyAdd(q, x2, Vector256.Create(-1.68282697438203e-03f));
+        q = Vector256.FusedMultiplyAdd(q, x2, Vector256.Create(-7.37332916720468e-03f));
+        q = Vector256.FusedMultiplyAdd(q, x2, Vector256.Create(-1.42647390514189e-02f));
+        return x * p / q;
     }
 
     /// <summary>din[n] = dout[n] · gelu'(inp[n]) (din may alias dout).</summary>

@@ -1,0 +1,1 @@
+return TransPeft.ServeBench.ServeBenchCommand.Execute(args);
