@@ -44,8 +44,8 @@ public sealed class AdapterSet
         if (!replace)
         {
             var loaded = Load(name, dir);
-            var deviceUpload = _session.Preload(loaded); // before reading the clock: Elapsed includes the upload
-            return new AdapterLoadResult(name, sw.Elapsed, InPlace: false) { DeviceUpload = deviceUpload };
+            var preloaded = _session.Preload(loaded); // before reading the clock: Elapsed includes the upload
+            return new AdapterLoadResult(name, sw.Elapsed, InPlace: false) { DeviceUpload = preloaded };
         }
         if (string.IsNullOrWhiteSpace(name)) throw new ArgumentException("adapter name: expected a non-empty name");
         var (inPlace, deviceUpload) = Replace(name, LoraAdapter.Load(dir, _session.Config), dir);
