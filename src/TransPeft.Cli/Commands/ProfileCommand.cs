@@ -30,7 +30,7 @@ internal static class ProfileCommand
         var warmup = new Option<int>("--warmup") { Description = "Steps (or with --decode, tokens) before the capture range (kernel loading, first-touch costs)", DefaultValueFactory = _ => 2 };
         var rank = new Option<int>("--lora-r") { Description = "LoRA rank (adapter on every linear layer)", DefaultValueFactory = _ => 8 };
         var decode = new Option<int>("--decode") { Description = "Profile N generated tokens (greedy, batch 1) instead of training steps", DefaultValueFactory = _ => 0 };
-        var graphs = new Option<bool>("--cuda-graphs") { Description = "Training steps: replay each step as a CUDA graph (captured once per shape and layer-drop pattern, during the warm-up)" };
+        var graphs = new Option<bool>("--cuda-graphs") { Description = "Replay each training step (captured once per shape and layer-drop pattern) or, with --decode, each decode step (captured once) as a CUDA graph, during the warm-up; without it every kernel is launched and the per-layer/op NVTX ranges show inside each token" };
         var promptTokens = new Option<int>("--prompt-tokens") { Description = "With --decode: prompt length (prefilled before the capture range)", DefaultValueFactory = _ => 32 };
         var device = CommonOptions.Device();
         var json = CommonOptions.Json();
@@ -50,7 +50,7 @@ internal static class ProfileCommand
                 throw new ArgumentException($"--decode must be at least 0 and --prompt-tokens positive; got {tokens}, {prompt}");
             string presetName = p.GetValue(preset)!;
             var config = ModelPresets.Get(presetName);
-            var options = DeviceChoice.ForCommand(p, device);
+            var options = DeviceChoice.ForCommand(p, device) with { CudaGraphs = p.GetValue(graphs) };
             using var session = DeviceChoice.Open(() => InferenceSession.FromModel(TransformerModel.CreateRandom(config, 1), options), options);
             if (!session.IsCuda)
                 throw new InvalidOperationException($"profile: the CPU has no Nsight capture range; run with --device cuda[:N] (or cuda-emulated to try the command without a GPU){(session.DeviceFallbackReason is { } why ? $" ({why})" : "")}");
@@ -70,11 +70,13 @@ internal static class ProfileCommand
                 return Report(p.GetValue(json), emulated, new JsonObject
                     {
                         ["device"] = session.DeviceDescription, ["preset"] = presetName, ["prompt_tokens"] = prompt, ["lora_r"] = r,
-                        ["warmup_tokens"] = w, ["profiled_tokens"] = tokens, ["ms_per_token"] = msPerToken, ["tokens_per_s"] = 1000 / msPerToken,
+                        ["warmup_tokens"] = w, ["profiled_tokens"] = tokens, ["cuda_graphs"] = p.GetValue(graphs), ["ms_per_token"] = msPerToken, ["tokens_per_s"] = 1000 / msPerToken,
                         ["capture_range"] = captureRange,
                     },
                     $"profiled {tokens} decode tokens ({presetName}, prompt {prompt}, LoRA r {r}) on {session.DeviceDescription}: {msPerToken:F1} ms/token, {1000 / msPerToken:F1} tokens/s",
-                    "capture range: cuProfilerStart..cuProfilerStop around the tokens; NVTX: \"token i\" > the backend's forward ranges (\"layer L forward\" > attention|mlp); \"prefill\" is outside");
+                    p.GetValue(graphs)
+                        ? "capture range: cuProfilerStart..cuProfilerStop around the tokens; NVTX: \"token i\" around one graph launch of the decode step; \"prefill\" is outside"
+                        : "capture range: cuProfilerStart..cuProfilerStop around the tokens; NVTX: \"token i\" > \"decode\" > attention|mlp per layer; \"prefill\" is outside");
             }
 
             var rng = new Random(2);

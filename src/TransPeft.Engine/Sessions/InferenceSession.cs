@@ -183,7 +183,7 @@ public sealed class InferenceSession : IDisposable
         var weights = _cuda!.CreateInference(Model, null, new CudaTransformerOptions { MaxPositions = MaxSequenceLength }, _deviceBase);
         try
         {
-            return new CudaKvDecoder(weights, new CudaKvOptions(Options.MaxBatchSize, MaxSequenceLength, Options.MaxResidentAdapters, Options.MaxMemoryBytes));
+            return new CudaKvDecoder(weights, new CudaKvOptions(Options.MaxBatchSize, MaxSequenceLength, Options.MaxResidentAdapters, Options.MaxMemoryBytes, Options.CudaGraphs));
         }
         catch
         {

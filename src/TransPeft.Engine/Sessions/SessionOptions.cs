@@ -48,6 +48,11 @@ public sealed record SessionOptions
     /// when used again. Ignored on the CPU.</summary>
     public int MaxResidentAdapters { get; init; } = 16;
 
+    /// <summary>CUDA: capture the decode step once per batch size as a CUDA graph and replay it for every token (the
+    /// default). False launches every kernel of every step: slower, but a profiler then shows the per-layer and per-op
+    /// NVTX ranges inside each token (a replayed graph has none). Ignored on the CPU.</summary>
+    public bool CudaGraphs { get; init; } = true;
+
     /// <summary>Most positions one sequence may reach, prompt and generated tokens together (0 = the model's
     /// max_position_embeddings). Smaller values shrink the per-context KV cache and RoPE tables.</summary>
     public int MaxSequenceLength { get; init; }

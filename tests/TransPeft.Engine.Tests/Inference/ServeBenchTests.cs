@@ -21,10 +21,8 @@ public sealed class ServeBenchTests
         Assert.True(rc == 0, text);
         Assert.Contains("summary: micro on cuda-emulated", text);
         CheckLatencyAndLoads(json);
-        // Mixed-adapter batches on CUDA: either measured (once the CUDA batcher lands) or the device's reason reported.
-        var throughput = json["throughput"]!;
-        if (throughput is JsonObject o) Assert.False(string.IsNullOrWhiteSpace((string?)o["unavailable"]));
-        else CheckRatios(throughput.AsArray());
+        // Mixed-adapter batches on CUDA (the KV decoder's BGMV step): measured, as on the CPU.
+        CheckRatios(json["throughput"]!.AsArray());
     }
 
     [Fact]

@@ -55,6 +55,28 @@ public sealed class CudaSessionTests
     }
 
     [SkippableFact]
+    public void SessionOptionCudaGraphsChoosesReplayedOrPlainDecodeStepsWithTheSameTokens()
+    {
+        var model = TinyModels.Model(10);
+        var prompt = TinyModels.RandomIds(5, model.Config.VocabSize, 61);
+        var greedy = new GenerationOptions { MaxNewTokens = 6, Greedy = true, EosTokenIds = [] };
+        (IReadOnlyList<int> Tokens, int Captures, int Launches) Run(bool graphs)
+        {
+            using var session = InferenceSession.FromModel(model, HostEmulatedBackend.Require(),
+                new SessionOptions { MaxSequenceLength = 32, MaxBatchSize = 2, CudaGraphs = graphs });
+            using var ctx = session.CreateContext();
+            var tokens = ctx.Generate(prompt, greedy).TokenIds;
+            return (tokens, session.CudaDecoder!.GraphCaptures, session.CudaDecoder.GraphLaunches);
+        }
+        var replayed = Run(graphs: true);
+        var plain = Run(graphs: false);
+        Assert.Equal(replayed.Tokens, plain.Tokens);
+        Assert.Equal(1, replayed.Captures);               // one decode batch size: captured once ...
+        Assert.True(replayed.Launches >= greedy.MaxNewTokens - 2, $"{replayed.Launches} graph launches"); // ... replayed per token
+        Assert.Equal((0, 0), (plain.Captures, plain.Launches));
+    }
+
+    [SkippableFact]
     public void ForwardLogitsAndHiddenStatesAreWithinBf16OfTheCpuSession()
     {
         var model = TinyModels.Model(8);
