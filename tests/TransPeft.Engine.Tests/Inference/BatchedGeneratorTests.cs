@@ -59,12 +59,8 @@ public class BatchedGeneratorTests
     public async Task AdaptersAreLoadedHotSwappedAndUnloadedDuringTraffic()
     {
         var model = TinyModels.Model(8);
-        var first = TinyModels.TrainedAdapter(model.Config, 31);
-        var second = TinyModels.TrainedAdapter(model.Config, 32);
         using var dir = new TempDir();
-        string firstDir = Path.Combine(dir.Path, "first"), secondDir = Path.Combine(dir.Path, "second");
-        first.Save(firstDir);
-        second.Save(secondDir);
+        var (firstDir, secondDir) = TinyModels.SaveTwoAdapters(model.Config, dir.Path);
         using var session = InferenceSession.FromModel(model);
         var gen = new BatchedGenerator(session);
         var greedy = new GenerationOptions { MaxNewTokens = 6, Greedy = true, EosTokenIds = [] };

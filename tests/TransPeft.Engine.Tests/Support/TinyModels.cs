@@ -26,6 +26,16 @@ internal static class TinyModels
         return a;
     }
 
+    /// <summary>Two same-shape <see cref="TrainedAdapter"/>s (seeds 31, 32) saved as PEFT folders "first" and "second"
+    /// under <paramref name="dir"/> (hot-swap tests).</summary>
+    public static (string First, string Second) SaveTwoAdapters(ModelConfig config, string dir)
+    {
+        string first = Path.Combine(dir, "first"), second = Path.Combine(dir, "second");
+        TrainedAdapter(config, 31).Save(first);
+        TrainedAdapter(config, 32).Save(second);
+        return (first, second);
+    }
+
     public static int[] RandomIds(int count, int vocab, int seed)
     {
         var rng = new Random(seed);

@@ -104,12 +104,8 @@ public sealed class CudaSessionTests
     public void ASameShapeReplacementHotSwapsTheDeviceCopy()
     {
         var model = TinyModels.Model(9);
-        var first = TinyModels.TrainedAdapter(model.Config, 31);
-        var second = TinyModels.TrainedAdapter(model.Config, 32);
         using var dir = new TempDir();
-        string firstDir = Path.Combine(dir.Path, "first"), secondDir = Path.Combine(dir.Path, "second");
-        first.Save(firstDir);
-        second.Save(secondDir);
+        var (firstDir, secondDir) = TinyModels.SaveTwoAdapters(model.Config, dir.Path);
         var prompt = TinyModels.RandomIds(4, model.Config.VocabSize, 6);
         var greedy = new GenerationOptions { MaxNewTokens = 5, Greedy = true, EosTokenIds = [] };
 
