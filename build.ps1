@@ -86,8 +86,9 @@ switch ($Command) {
         if ($Rest.Count -eq 0) {
             # The backend suites on cuda-emulated (the real kernels/*.cu compiled for the host, TransPeft.KernelEmulation)
             # first, timed on their own; then everything else.
-            $emulated = 'FullyQualifiedName~.HostEmulated|FullyQualifiedName~.TrainOnCudaEmulated|FullyQualifiedName~.CliCudaEmulatedTests'
-            $others = 'FullyQualifiedName!~.HostEmulated&FullyQualifiedName!~.TrainOnCudaEmulated&FullyQualifiedName!~.CliCudaEmulatedTests'
+            $suites = 'HostEmulated', 'TrainOnCudaEmulated', 'CliCudaEmulatedTests' # one list: included first, excluded after
+            $emulated = ($suites | ForEach-Object { "FullyQualifiedName~.$_" }) -join '|'
+            $others = ($suites | ForEach-Object { "FullyQualifiedName!~.$_" }) -join '&'
             $clock.Restart()
             $rc = Invoke-Tests @('--filter', $emulated) $log
             "cuda-emulated suites (real kernels on the host): $([int]$clock.Elapsed.TotalSeconds) s"

@@ -53,12 +53,14 @@ case "$cmd" in
     if [ $# -eq 0 ]; then
       # The backend suites on cuda-emulated (the real kernels/*.cu compiled for the host, TransPeft.KernelEmulation)
       # first, timed on their own; then everything else.
-      emulated='FullyQualifiedName~.HostEmulated|FullyQualifiedName~.TrainOnCudaEmulated|FullyQualifiedName~.CliCudaEmulatedTests'
+      emulated_suites='HostEmulated TrainOnCudaEmulated CliCudaEmulatedTests' # one list: included first, excluded after
+      emulated=$(printf 'FullyQualifiedName~.%s|' $emulated_suites); emulated=${emulated%|}
+      others=$(printf 'FullyQualifiedName!~.%s&' $emulated_suites); others=${others%&}
       emu_start=$SECONDS
       dotnet test TransPeft.Engine.sln -c Release --no-build -nologo --filter "$emulated" 2>&1 | tee "$log"
       rc=${PIPESTATUS[0]}
       echo "cuda-emulated suites (real kernels on the host): $((SECONDS - emu_start)) s"
-      dotnet test TransPeft.Engine.sln -c Release --no-build -nologo --filter "FullyQualifiedName!~.HostEmulated&FullyQualifiedName!~.TrainOnCudaEmulated&FullyQualifiedName!~.CliCudaEmulatedTests" 2>&1 | tee -a "$log"
+      dotnet test TransPeft.Engine.sln -c Release --no-build -nologo --filter "$others" 2>&1 | tee -a "$log"
       rc2=${PIPESTATUS[0]}
       [ "$rc" -eq 0 ] && rc=$rc2
     else

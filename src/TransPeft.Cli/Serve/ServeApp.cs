@@ -235,6 +235,8 @@ internal sealed class ServeApp
         int sent = 0;
         string? finish = null;
         double last = 0;
+        // The text is needed per token only to stream it or to look for stop strings; otherwise once, at the end.
+        bool incremental = _engine.HasTokenizer && (req.Stream || req.Stop.Count > 0);
         if (req.Stream)
         {
             c.Response.StatusCode = 200;
@@ -248,7 +250,7 @@ internal sealed class ServeApp
             else _metrics.TimePerOutputToken.Observe(now - last);
             last = now;
             output.Add(token);
-            if (_engine.HasTokenizer) text = _engine.Decode(output);
+            if (incremental) text = _engine.Decode(output);
             if (stops.Cut(text) is { } cut)
             {
                 text = cut;
@@ -266,6 +268,7 @@ internal sealed class ServeApp
             }
         }
         finish ??= stream.FinishReason;
+        if (_engine.HasTokenizer && !incremental) text = _engine.Decode(output);
         _metrics.Tokens(prompt.Length, output.Count);
         if (req.Stream)
         {

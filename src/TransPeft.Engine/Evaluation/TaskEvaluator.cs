@@ -115,20 +115,18 @@ public sealed class TaskEvaluator
         {
             var c = candidates[k];
             cache.Length = p; // later positions are overwritten; attention never looks past Length
-            double ll = LogSoftmaxAt(promptLogits, c[0]);
+            double ll = Sampling.LogSoftmaxAt(promptLogits, c[0]);
             for (int j = 1; j < c.Length; j++)
             {
                 one[0] = c[j - 1];
                 _model.Decode(cache, one, logits);
-                ll += LogSoftmaxAt(logits, c[j]);
+                ll += Sampling.LogSoftmaxAt(logits, c[j]);
             }
             result[k] = ll;
         }
         return result;
     }
 
-    /// <summary>log softmax(z)[y] in double precision.</summary>
-    internal static double LogSoftmaxAt(ReadOnlySpan<float> z, int y) => Sampling.LogSoftmaxAt(z, y);
 
     public ClassificationResult Classify(IReadOnlyList<EvalRecord> records)
     {

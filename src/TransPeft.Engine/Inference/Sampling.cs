@@ -20,13 +20,9 @@ internal static class Sampling
         return z[y] - max - Math.Log(sum);
     }
 
-    /// <summary>Temperature, then top-k, then top-p (nucleus), then one draw from the renormalised distribution.</summary>
-    public static int Sample(ReadOnlySpan<float> logits, GenerationOptions o, Random rng) =>
-        Sample(logits, o, rng, new int[logits.Length], new double[logits.Length]);
-
     /// <summary>
-    /// <see cref="Sample(ReadOnlySpan{float}, GenerationOptions, Random)"/> with the caller's work arrays (length V each),
-    /// so a decode loop that keeps them allocates nothing per token.
+    /// Temperature, then top-k, then top-p (nucleus), then one draw from the renormalised distribution. The work arrays
+    /// (length V each) are the caller's, so a decode loop that keeps them allocates nothing per token.
     /// </summary>
     public static int Sample(ReadOnlySpan<float> logits, GenerationOptions o, Random rng, int[] idx, double[] p)
     {

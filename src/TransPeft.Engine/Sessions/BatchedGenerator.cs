@@ -46,6 +46,8 @@ public sealed class BatchedGenerator
     private readonly CudaKvDecoder? _cuda;
     private float[] _logits = [];
     private float[] _prefillLogits = [];
+    private int[] _sampleIdx = [];      // sampling's work arrays (length V), kept so a sampled row allocates nothing per step
+    private double[] _sampleP = [];
 
     /// <summary>A batched generator over <paramref name="session"/>: on the CPU the mixed step is
     /// <see cref="CpuMixedDecoder"/>; on CUDA the session's KV-cached decoder runs every decode row in one step, each
@@ -107,7 +109,7 @@ public sealed class BatchedGenerator
     private void Step(ReadOnlySpan<BatchRow<BatchSequence>> rows, Span<int> next)
     {
         int v = Config.VocabSize;
-        if (_prefillLogits.Length < v) _prefillLogits = new float[v];
+        if (_prefillLogits.Length < v) { _prefillLogits = new float[v]; _sampleIdx = new int[v]; _sampleP = new double[v]; }
         using var threads = CpuParallel.Use(_session.Options.Threads);
         lock (Adapters.SwapGate)
         {
@@ -180,6 +182,6 @@ public sealed class BatchedGenerator
 
     private IInferenceModel Backend(AdapterEntry? served) => served?.Backend ?? _session.BackendFor(null);
 
-    private static int Pick(ReadOnlySpan<float> logits, BatchSequence s) =>
-        s.Options.Greedy ? Sampling.ArgMax(logits) : Sampling.Sample(logits, s.Options, s.Rng);
+    private int Pick(ReadOnlySpan<float> logits, BatchSequence s) =>
+        s.Options.Greedy ? Sampling.ArgMax(logits) : Sampling.Sample(logits, s.Options, s.Rng, _sampleIdx, _sampleP);
 }

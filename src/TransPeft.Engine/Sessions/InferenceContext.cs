@@ -108,10 +108,6 @@ public sealed class InferenceContext : IDisposable
         var dsTok = DatasetTokenizer.ForModel(_session.Tokenizer, config, _session.ModelPath ?? "(model)");
         int seqLen = _session.MaxSequenceLength;
         var (ds, report) = DatasetLoader.Load(path, detected, dsTok, seqLen, pack: false, cacheDir: null, vocabSize: config.VocabSize);
-        for (int i = 0; i < ds.Count; i++)
-            foreach (var id in ds.IdsOf(i))
-                if (id >= config.VocabSize)
-                    throw new ArgumentException($"{path}: record {i + 1} holds token id {id}, outside the model's vocab_size {config.VocabSize}");
         var order = Enumerable.Range(0, ds.Count).OrderBy(ds.LengthOf).ToArray();
         double sum = 0;
         long counted = 0;

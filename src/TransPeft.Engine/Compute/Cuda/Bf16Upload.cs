@@ -6,18 +6,19 @@ namespace TransPeft.Engine.Compute.Cuda;
 
 /// <summary>
 /// Brings a frozen parameter to the device as bf16, in bounded chunks through one small staging buffer (page-locked
-/// on a GPU, <see cref="IComputeDevice.CreateStaging"/>). A lazy parameter (<see cref="Parameter.CheckpointTensor"/>)
+/// on a GPU: <see cref="IComputeDevice.AllocateHost"/>). A lazy parameter (<see cref="Parameter.CheckpointTensor"/>)
 /// that nothing has materialised is read straight from the memory-mapped checkpoint: a BF16 tensor's bytes go up as
 /// they are, an F32/F16/F64 one is converted chunk by chunk. Either way no fp32 copy of the tensor is made on the
 /// host, and the values, their rounding (to nearest even) and the non-finite check are those of an eager load.
 /// </summary>
 /// <param name="chunkElements">Elements per chunk (tests use odd sizes to cross tensor boundaries).</param>
-internal sealed class Bf16Upload(IComputeDevice device, int chunkElements = Bf16Upload.ChunkElements) : IDisposable
+internal sealed unsafe class Bf16Upload(IComputeDevice device, int chunkElements = Bf16Upload.ChunkElements) : IDisposable
 {
     /// <summary>Elements per chunk by default: 2 MiB of bf16, small enough to stay in cache while it is converted.</summary>
     public const int ChunkElements = 1 << 20;
 
-    private HostStaging? _staging;
+    private nint _staging;        // AllocateHost memory (page-locked on a GPU)
+    private int _stagingElements;
 
     /// <summary>Copies <paramref name="p"/> in bf16 to <paramref name="destination"/> (room for p.Length bf16 values).</summary>
     public void Upload(DevicePtr destination, Parameter p)
@@ -33,7 +34,6 @@ internal sealed class Bf16Upload(IComputeDevice device, int chunkElements = Bf16
         {
             int n = Math.Min(chunkElements, data.Length - start);
             var bits = Staging(n);
-            unsafe
             {
                 // Values already in memory were checked when they were read; only the rounding is done here.
                 fixed (float* source = &data[start])
@@ -65,14 +65,20 @@ internal sealed class Bf16Upload(IComputeDevice device, int chunkElements = Bf16
     /// adapter's, never cost a full chunk of page-locked memory).</summary>
     private Span<ushort> Staging(int n)
     {
-        if (_staging is null || _staging.Span.Length < n)
+        if (_stagingElements < n)
         {
-            _staging?.Dispose();
-            _staging = null;
-            _staging = device.CreateStaging(n);
+            device.FreeHost(_staging);
+            _staging = 0;
+            _stagingElements = 0;
+            _staging = device.AllocateHost(2L * n);
+            _stagingElements = n;
         }
-        return _staging.Span[..n];
+        return new Span<ushort>((void*)_staging, n);
     }
 
-    public void Dispose() => _staging?.Dispose();
+    public void Dispose()
+    {
+        device.FreeHost(_staging);
+        _staging = 0;
+    }
 }

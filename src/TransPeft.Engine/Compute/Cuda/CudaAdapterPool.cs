@@ -46,7 +46,6 @@ internal sealed unsafe class CudaAdapterPool : IDisposable
     private int[] _moduleOffset = [];        // per (layer * 7 + projection): element offset of A in a slot, or -1
     private int[] _moduleIndex = [];         // per (layer * 7 + projection): index of its scaling in a slot
     private int _modules;
-    private bool[] _adapts = [];
     private long _useClock;
 
     public CudaAdapterPool(IComputeDevice device, ModelConfig config, int capacity)
@@ -76,18 +75,15 @@ internal sealed unsafe class CudaAdapterPool : IDisposable
     /// <summary>Evictions so far.</summary>
     public int Evictions { get; private set; }
 
-    /// <summary>Wall time of the last upload's host work (packing the image when it was stale) plus the queued copy.</summary>
-    public TimeSpan LastUploadTime { get; private set; }
-
     /// <summary>True when some known adapter adapts projection <paramref name="p"/> of layer <paramref name="layer"/>.</summary>
-    public bool Adapts(int layer, Projection p) => _adapts.Length > 0 && _adapts[layer * ProjectionNames.All.Length + (int)p];
+    public bool Adapts(int layer, Projection p) => _moduleOffset.Length > 0 && _moduleOffset[layer * ProjectionNames.All.Length + (int)p] >= 0;
 
     /// <summary>Device address of module (layer, p)'s A in slot 0 (B follows A), and its scaling in slot 0.</summary>
     public (DevicePtr A, DevicePtr B, DevicePtr Scaling) Module(int layer, Projection p)
     {
         int m = layer * ProjectionNames.All.Length + (int)p;
         long a = _moduleOffset[m];
-        var (inDim, _) = Shape(p);
+        var (inDim, _) = LoraAdapter.Dims(_config, p);
         int index = _moduleIndex[m];
         return (_arena.OffsetBytes(a * 2), _arena.OffsetBytes((a + (long)Rank * inDim) * 2), _arena.OffsetBytes(index * 4L));
     }
@@ -114,13 +110,11 @@ internal sealed unsafe class CudaAdapterPool : IDisposable
         }
         e.LastUse = stamp;
         if (e.Slot >= 0 && e.BuiltVersion == e.Version && e.ImageLayout == LayoutVersion) return e.Slot;
-        var sw = System.Diagnostics.Stopwatch.StartNew();
         if (e.ImageLayout != LayoutVersion || e.BuiltVersion != e.Version) BuildImage(e);
         if (e.Slot < 0) e.Slot = FreeSlot(stamp);
         _residents[e.Slot] = e;
         _device.UploadAsync(_arena.OffsetBytes(e.Slot * SlotBytes), e.Image, SlotBytes);
         Uploads++;
-        LastUploadTime = sw.Elapsed;
         return e.Slot;
     }
 
@@ -151,19 +145,6 @@ internal sealed unsafe class CudaAdapterPool : IDisposable
         return true;
     }
 
-    private (int In, int Out) Shape(Projection p)
-    {
-        var c = _config;
-        return p switch
-        {
-            Projection.Q => (c.HiddenSize, c.QDim),
-            Projection.K or Projection.V => (c.HiddenSize, c.KvDim),
-            Projection.O => (c.QDim, c.HiddenSize),
-            Projection.Gate or Projection.Up => (c.HiddenSize, c.IntermediateSize),
-            _ => (c.IntermediateSize, c.HiddenSize),
-        };
-    }
-
     /// <summary>New layout covering every known adapter: rank = the largest, modules = the union; the arena is
     /// reallocated, every slot emptied, every image marked stale.</summary>
     private void Replan()
@@ -185,7 +166,7 @@ internal sealed unsafe class CudaAdapterPool : IDisposable
         for (int i = 0; i < count; i++)
         {
             if (!adapts[i]) { offsets[i] = -1; continue; }
-            var (inDim, outDim) = Shape((Projection)(i % projections));
+            var (inDim, outDim) = LoraAdapter.Dims(_config, (Projection)(i % projections));
             offsets[i] = checked((int)elems);
             elems += (long)rank * (inDim + outDim);
         }
@@ -193,7 +174,6 @@ internal sealed unsafe class CudaAdapterPool : IDisposable
         if (_arena.Address != 0) _device.Free(_arena);
         _arena = default;
         _arena = _device.Allocate(slotBytes * Capacity);
-        _adapts = adapts;
         _moduleOffset = offsets;
         _moduleIndex = indices;
         _modules = modules;

@@ -101,15 +101,17 @@ internal sealed unsafe class CudaDevice : IComputeDevice
 
     public void UploadAsync(DevicePtr destination, nint source, long bytes)
     {
-        // The source must lie inside one pinned allocation: a pageable address would make the copy synchronous (and
-        // uncapturable), a foreign one would read garbage.
+        var (buffer, offset) = Pinned(source, bytes);
+        DeviceMemory.CopyToDeviceAsync(Context, destination, buffer, offset, checked((int)bytes), _stream);
+    }
+
+    /// <summary>The pinned allocation holding [host, host + bytes) and the offset in it. An asynchronous copy must stay
+    /// inside one: a pageable address would make the copy synchronous (and uncapturable), a foreign one would read garbage.</summary>
+    private (PinnedHostBuffer<byte> Buffer, int Offset) Pinned(nint host, long bytes)
+    {
         foreach (var (start, buffer) in _hostAllocations)
-        {
-            if (source < start || source - start + bytes > buffer.Length) continue;
-            DeviceMemory.CopyToDeviceAsync(Context, destination, buffer, (int)(source - start), checked((int)bytes), _stream);
-            return;
-        }
-        throw new ArgumentException($"an asynchronous copy needs host memory from AllocateHost; {bytes} bytes at 0x{source:x} are not inside one");
+            if (host >= start && host - start + bytes <= buffer.Length) return (buffer, (int)(host - start));
+        throw new ArgumentException($"an asynchronous copy needs host memory from AllocateHost; {bytes} bytes at 0x{host:x} are not inside one");
     }
 
     public void Upload<T>(DevicePtr destination, ReadOnlySpan<T> source) where T : unmanaged
@@ -117,14 +119,6 @@ internal sealed unsafe class CudaDevice : IComputeDevice
         RequireNotCapturing(nameof(Upload));
         _stream.Synchronize();
         DeviceMemory.CopyToDevice(Context, destination, source);
-    }
-
-    public HostStaging CreateStaging(int elements) => new PinnedStaging(new PinnedHostBuffer<ushort>(Context, elements));
-
-    private sealed class PinnedStaging(PinnedHostBuffer<ushort> buffer) : HostStaging
-    {
-        public override Span<ushort> Span => buffer.Span;
-        public override void Dispose() => buffer.Dispose();
     }
 
     public void Download<T>(Span<T> destination, DevicePtr source) where T : unmanaged
@@ -137,13 +131,8 @@ internal sealed unsafe class CudaDevice : IComputeDevice
     public void DownloadAsync(nint destination, DevicePtr source, long bytes)
     {
         RequireNotCapturing(nameof(DownloadAsync));
-        foreach (var (start, buffer) in _hostAllocations)
-        {
-            if (destination < start || destination - start + bytes > buffer.Length) continue;
-            DeviceMemory.CopyToHostAsync(Context, buffer, (int)(destination - start), checked((int)bytes), source, _stream);
-            return;
-        }
-        throw new ArgumentException($"an asynchronous copy needs host memory from AllocateHost; {bytes} bytes at 0x{destination:x} are not inside one");
+        var (buffer, offset) = Pinned(destination, bytes);
+        DeviceMemory.CopyToHostAsync(Context, buffer, offset, checked((int)bytes), source, _stream);
     }
 
     public void Synchronize() => _stream.Synchronize();

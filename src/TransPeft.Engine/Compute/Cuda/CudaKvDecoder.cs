@@ -510,12 +510,12 @@ internal sealed unsafe class CudaKvDecoder : IDisposable
         _ops.MatmulNT(At(w, w.Logits), At(w, w.N).OffsetBytes((long)r0 * c.HiddenSize * 2), _base.Weight(_model.Head), rows, c.HiddenSize, c.VocabSize, false, 1f, CudaDataType.R32F);
     }
 
-    /// <summary>Uploads the ids of an n-row prefill/forward and its adapter slot per row (the row arrays' layout).</summary>
+    /// <summary>Uploads the ids of an n-row prefill/forward and its one SGMV segment (the row arrays' layout; the per-row
+    /// adapter slots are read by decode's BGMV only).</summary>
     private void UploadRowInts(Work w, ReadOnlySpan<int> ids, int adapterSlot)
     {
         int n = ids.Length;
         ids.CopyTo(_prefillInts);
-        _prefillInts.AsSpan(3 * n, n).Fill(adapterSlot);
         _prefillInts[4 * n] = 0; // every row is one segment of one adapter
         _prefillInts[4 * n + 1] = n;
         _prefillInts[4 * n + 2] = adapterSlot;

@@ -49,12 +49,6 @@ internal interface IComputeDevice : IDisposable
     /// <summary>Waits for queued work, then copies host → device; complete on return. Not allowed while capturing.</summary>
     void Upload<T>(DevicePtr destination, ReadOnlySpan<T> source) where T : unmanaged;
 
-    /// <summary>
-    /// A host buffer of <paramref name="elements"/> bf16 values that uploads are staged through: page-locked on a GPU
-    /// (the copy is then one DMA, with no bounce through the driver's own pinned buffer); plain memory elsewhere.
-    /// </summary>
-    HostStaging CreateStaging(int elements) => new ManagedHostStaging(elements);
-
     /// <summary>Waits for queued work, then copies device → host; complete on return. Not allowed while capturing.</summary>
     void Download<T>(Span<T> destination, DevicePtr source) where T : unmanaged;
 
@@ -83,16 +77,3 @@ internal interface IComputeDevice : IDisposable
     void AbortCapture();
 }
 
-/// <summary>A host buffer uploads are staged through (<see cref="IComputeDevice.CreateStaging"/>).</summary>
-internal abstract class HostStaging : IDisposable
-{
-    public abstract Span<ushort> Span { get; }
-    public abstract void Dispose();
-}
-
-internal sealed class ManagedHostStaging(int elements) : HostStaging
-{
-    private readonly ushort[] _buffer = new ushort[elements];
-    public override Span<ushort> Span => _buffer;
-    public override void Dispose() { }
-}

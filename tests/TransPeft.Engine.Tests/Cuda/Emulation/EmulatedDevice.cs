@@ -216,7 +216,8 @@ internal sealed unsafe class EmulatedDevice(bool compute = true, bool exactBf16 
     public unsafe void DownloadAsync(nint destination, DevicePtr source, long bytes)
     {
         _capture.RequireNotCapturing("cuMemcpyDtoHAsync");
-        Raw(source, bytes, "async download").CopyTo(new Span<byte>((void*)destination, checked((int)bytes)));
+        _host.Source(destination, bytes); // into AllocateHost memory only, as on a GPU and cuda-emulated
+        Bytes(source, bytes, "async download").CopyTo(new Span<byte>((void*)destination, checked((int)bytes)));
     }
 
     public void Synchronize() => _capture.RequireNotCapturing("cuStreamSynchronize");
