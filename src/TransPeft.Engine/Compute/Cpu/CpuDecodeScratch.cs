@@ -22,7 +22,8 @@ internal sealed class CpuDecodeScratch
     {
         // Decode (T = 1) and prefill shapes alternate in generation: keep one of each.
         ref var slot = ref (t == 1 ? ref _decode : ref _prefill);
-        if (slot is null || slot.B != b || slot.T != t || slot.MaxRank < maxRank) slot = new CpuActivations(c, b, t, maxRank);
+        // One layer buffer set shared by every layer (the recompute layout): inference never goes back to a layer's activations.
+        if (slot is null || slot.B != b || slot.T != t || slot.MaxRank < maxRank) slot = new CpuActivations(c, b, t, maxRank, recompute: true);
         return slot;
     }
 

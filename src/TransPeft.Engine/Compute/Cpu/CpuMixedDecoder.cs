@@ -21,6 +21,7 @@ internal sealed unsafe class CpuMixedDecoder
     private readonly TransformerModel _model;
     private readonly Rope<float> _rope;
     private int _capacityRows = -1;
+    private LoraModule?[] _slotModules = []; // this step's module of each adapter for the projection at hand
     private float[] _x = [], _n = [], _q = [], _k = [], _v = [], _att = [], _proj = [], _h = [], _g = [], _u = [], _a = [], _rstd = [], _t = [];
     private float[] _qRow = [], _kRow = [], _attRow = [], _lseRow = [];
 
@@ -56,10 +57,8 @@ internal sealed unsafe class CpuMixedDecoder
         if (n == 0) return;
         Ensure(n);
         var segments = AdapterSegments.FromRowSlots(rowSlots);
-        int maxRank = 0;
-        foreach (var a in adapters) if (a is not null) maxRank = Math.Max(maxRank, a.Modules().Select(m => m.Rank).DefaultIfEmpty(0).Max());
-        if (_t.Length < n * maxRank) _t = new float[n * maxRank];
-        var slotModules = new LoraModule?[adapters.Count];
+        if (_slotModules.Length < adapters.Count) _slotModules = new LoraModule?[adapters.Count];
+        var slotModules = _slotModules.AsSpan(0, adapters.Count);
 
         Embedding.Forward(_x, ids.ToArray(), _model.Embed.Data, n, h, v);
         for (int l = 0; l < c.NumLayers; l++)
@@ -99,7 +98,7 @@ internal sealed unsafe class CpuMixedDecoder
 
     /// <summary>y = x·Wᵀ + b over all rows (weights streamed once), then each adapter segment's LoRA.</summary>
     private void Project(float[] y, float[] x, int n, int layer, Projection p, LayerWeights w, AdapterSegments segments,
-        IReadOnlyList<LoraAdapter?> adapters, LoraModule?[] slotModules)
+        IReadOnlyList<LoraAdapter?> adapters, Span<LoraModule?> slotModules)
     {
         var weight = w.Weight(p);
         int outDim = weight.Shape[0], inDim = weight.Shape[1];
@@ -107,7 +106,13 @@ internal sealed unsafe class CpuMixedDecoder
             RowDot.MatmulNT(py, px, pw, n, inDim, outDim, accumulate: false, 1f);
         if (w.Bias(p) is { } bias)
             for (int i = 0; i < n; i++) TensorPrimitives.Add(y.AsSpan(i * outDim, outDim), bias.Data, y.AsSpan(i * outDim, outDim));
-        for (int s = 0; s < adapters.Count; s++) slotModules[s] = adapters[s]?[layer, p];
+        int rank = 0;
+        for (int s = 0; s < adapters.Count; s++)
+        {
+            var m = slotModules[s] = adapters[s]?[layer, p];
+            if (m is not null) rank = Math.Max(rank, m.Rank);
+        }
+        if (_t.Length < n * rank) _t = new float[n * rank];
         MixedLora.Forward(y, x, n, inDim, outDim, segments, slotModules, _t);
     }
 

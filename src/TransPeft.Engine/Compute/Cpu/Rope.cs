@@ -12,8 +12,10 @@ internal sealed class Rope<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     public int HeadDim { get; }
     public int MaxPositions { get; }
-    /// <summary>cos/sin of pos · inv_freq[j], [positions computed so far, HeadDim/2].</summary>
-    private T[] _cos = [], _sin = [];
+    /// <summary>cos/sin of pos · inv_freq[j], [positions computed so far, HeadDim/2], published together as one
+    /// reference so a reader on another thread never pairs a grown cos with the old, shorter sin.</summary>
+    private sealed record Table(T[] Cos, T[] Sin);
+    private Table _table = new([], []);
     private readonly double[] _invFreq;
     private readonly Lock _grow = new();
 
@@ -32,16 +34,17 @@ internal sealed class Rope<T> where T : unmanaged, IFloatingPointIeee754<T>
     private void EnsurePositions(int positions)
     {
         int half = HeadDim / 2;
-        if ((long)positions * half <= _cos.Length) return;
+        if ((long)positions * half <= _table.Cos.Length) return;
         lock (_grow)
         {
-            int have = _cos.Length / Math.Max(1, half);
+            var old = _table;
+            int have = old.Cos.Length / Math.Max(1, half);
             if (positions <= have) return;
             int want = (int)Math.Min(MaxPositions, Math.Max((long)positions, Math.Max(256L, 2L * have)));
             var cos = new T[checked(want * half)];
             var sin = new T[want * half];
-            _cos.CopyTo(cos, 0);
-            _sin.CopyTo(sin, 0);
+            old.Cos.CopyTo(cos, 0);
+            old.Sin.CopyTo(sin, 0);
             for (int p = have; p < want; p++)
                 for (int j = 0; j < half; j++)
                 {
@@ -49,7 +52,7 @@ internal sealed class Rope<T> where T : unmanaged, IFloatingPointIeee754<T>
                     cos[p * half + j] = T.CreateChecked(Math.Cos(angle));
                     sin[p * half + j] = T.CreateChecked(Math.Sin(angle));
                 }
-            (_cos, _sin) = (cos, sin); // readers see the old or the new table, both valid for what they use
+            _table = new Table(cos, sin); // readers see the old or the new table whole, both valid for what they use
         }
     }
 
@@ -106,8 +109,9 @@ internal sealed class Rope<T> where T : unmanaged, IFloatingPointIeee754<T>
     {
         int d = HeadDim, half = d / 2;
         int pos = pos0 + row % t;
-        var cos = _cos.AsSpan(pos * half, half);
-        var sin = _sin.AsSpan(pos * half, half);
+        var table = _table;
+        var cos = table.Cos.AsSpan(pos * half, half);
+        var sin = table.Sin.AsSpan(pos * half, half);
         for (int h = 0; h < heads; h++)
         {
             var v = x.AsSpan((row * heads + h) * d, d);

@@ -116,6 +116,8 @@ internal sealed class BertEncoder<T> where T : unmanaged, IFloatingPointIeee754<
         var dCtx = new T[n * h];
         var dQ = new T[n * h]; var dK = new T[n * h]; var dV = new T[n * h];
         var dG = new T[n * inter];
+        bool embGrads = _p.EmbeddingLnWeight.Grad is not null || _p.WordEmbeddings.Grad is not null
+            || _p.PositionEmbeddings.Grad is not null || _p.TokenTypeEmbeddings.Grad is not null;
         for (int l = c.NumLayers - 1; l >= 0; l--)
         {
             var a = _acts[l];
@@ -140,12 +142,12 @@ internal sealed class BertEncoder<T> where T : unmanaged, IFloatingPointIeee754<
             BertLinearOps.Backward(dCtx, dS, a.Ctx, n, lp.AttentionOutput, a.LoraT.GetValueOrDefault(lp.AttentionOutput));
             Array.Clear(dQ); Array.Clear(dK); Array.Clear(dV);
             MaskedAttention.Backward(dQ, dK, dV, dCtx, a.Q, a.K, a.V, a.Probs, _valid, _b, _t, c.NumHeads, c.HeadDim);
-            BertLinearOps.Backward(dx, dQ, a.X, n, lp.Query, a.LoraT.GetValueOrDefault(lp.Query));
-            BertLinearOps.Backward(dx, dK, a.X, n, lp.Key, a.LoraT.GetValueOrDefault(lp.Key));
-            BertLinearOps.Backward(dx, dV, a.X, n, lp.Value, a.LoraT.GetValueOrDefault(lp.Value));
+            // Below layer 0 only the embeddings take dx: without their gradients its three GEMMs are skipped.
+            var dIn = l > 0 || embGrads ? dx : null;
+            BertLinearOps.Backward(dIn, dQ, a.X, n, lp.Query, a.LoraT.GetValueOrDefault(lp.Query));
+            BertLinearOps.Backward(dIn, dK, a.X, n, lp.Key, a.LoraT.GetValueOrDefault(lp.Key));
+            BertLinearOps.Backward(dIn, dV, a.X, n, lp.Value, a.LoraT.GetValueOrDefault(lp.Value));
         }
-        bool embGrads = _p.EmbeddingLnWeight.Grad is not null || _p.WordEmbeddings.Grad is not null
-            || _p.PositionEmbeddings.Grad is not null || _p.TokenTypeEmbeddings.Grad is not null;
         if (!embGrads) return;
         Array.Clear(dS);
         LayerNorm.Backward(dS, _p.EmbeddingLnWeight.Grad, _p.EmbeddingLnBias.Grad, dx, _emb, _p.EmbeddingLnWeight.Data, _embMean, _embRstd, n, h);
