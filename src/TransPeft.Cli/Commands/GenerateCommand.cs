@@ -51,12 +51,10 @@ internal static class GenerateCommand
             }
             else ids = ParseIds(p.GetValue(promptIds)!, config.VocabSize);
 
-            var eos = config.EosTokenIds.ToList();
-            if (tok?.EosTokenId is { } te && !eos.Contains(te)) eos.Add(te);
             var options = new GenerationOptions
             {
                 MaxNewTokens = p.GetValue(maxNew), Greedy = p.GetValue(greedy), Temperature = p.GetValue(temperature),
-                TopK = p.GetValue(topK), TopP = p.GetValue(topP), Seed = p.GetValue(seed), EosTokenIds = eos,
+                TopK = p.GetValue(topK), TopP = p.GetValue(topP), Seed = p.GetValue(seed), EosTokenIds = session.EosTokenIds,
                 StopStrings = p.GetValue(stop) ?? [],
             };
             if (options.StopStrings.Count > 0 && tok is null)

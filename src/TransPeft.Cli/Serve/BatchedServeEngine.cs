@@ -38,20 +38,17 @@ internal sealed class BatchedServeEngine : IServeEngine
     public int[] Encode(string text)
     {
         var tok = _tokenizer ?? throw new ServeError(400, "this model has no tokenizer: send token ids");
-        var ids = tok.Tokenizer.EncodeToIds(text);
-        return tok.AddBosToken && tok.BosTokenId is { } bos ? [bos, .. ids] : [.. ids];
+        return tok.EncodePrompt(text);
     }
 
     public string Decode(IReadOnlyList<int> ids) => _tokenizer!.Tokenizer.Decode(ids.Where(i => i < _tokenizer.VocabSize));
 
     public IGenerationStream Submit(GenerationJob job, CancellationToken cancel)
     {
-        var eos = _generator.Config.EosTokenIds.ToList();
-        if (_tokenizer?.EosTokenId is { } te && !eos.Contains(te)) eos.Add(te);
         var options = new GenerationOptions
         {
             MaxNewTokens = job.MaxTokens, Greedy = job.Temperature == 0, Temperature = job.Temperature == 0 ? 1 : job.Temperature,
-            TopP = job.TopP, Seed = job.Seed, EosTokenIds = eos,
+            TopP = job.TopP, Seed = job.Seed, EosTokenIds = _generator.Session.EosTokenIds,
         };
         try { return new Stream(_generator.Submit(job.Prompt, job.Adapter, options, cancel)); }
         catch (InvalidOperationException) { throw new ServeError(503, "the server is shutting down"); }

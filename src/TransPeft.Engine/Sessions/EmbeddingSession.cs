@@ -85,13 +85,7 @@ public sealed class EmbeddingSession : IDisposable
                 if ((uint)id >= (uint)Model.Config.VocabSize)
                     throw new ArgumentException($"token id {id} is outside the vocabulary (0..{Model.Config.VocabSize - 1})");
         }
-        return WithEmbedder(e =>
-        {
-            var result = new List<float[]>(sequences.Count);
-            for (int start = 0; start < sequences.Count; start += Options.MaxBatchSize)
-                result.AddRange(e.EmbedIds(sequences.Skip(start).Take(Options.MaxBatchSize).ToArray(), pooling));
-            return result.ToArray();
-        });
+        return WithEmbedder(e => e.EmbedIds(sequences, pooling, Options.MaxBatchSize));
     }
 
     private float[][] WithEmbedder(Func<BertEmbedder, float[][]> work)

@@ -44,9 +44,7 @@ public sealed class InferenceContext : IDisposable
     /// <summary>The text's token ids with the tokenizer's BOS when its model expects one; needs a tokenizer.</summary>
     public int[] Encode(string text)
     {
-        var tok = RequireTokenizer("encoding text");
-        var ids = tok.Tokenizer.EncodeToIds(text);
-        return tok.AddBosToken && tok.BosTokenId is { } bos ? [bos, .. ids] : [.. ids];
+        return RequireTokenizer("encoding text").EncodePrompt(text);
     }
 
     public string Decode(IEnumerable<int> ids) => RequireTokenizer("decoding ids").Tokenizer.Decode(ids);

@@ -141,6 +141,10 @@ public sealed class InferenceSession : IDisposable
     public string? ModelPath { get; }
     /// <summary>The model folder's tokenizer; null when it has none (token ids still work everywhere).</summary>
     public TokenizerInfo? Tokenizer { get; }
+    /// <summary>Where generation stops by default: config.json's EOS ids, plus the tokenizer's EOS when it has another.</summary>
+    public IReadOnlyList<int> EosTokenIds => _eos ??= Tokenizer?.EosTokenId is { } te && !Config.EosTokenIds.Contains(te)
+        ? [.. Config.EosTokenIds, te] : [.. Config.EosTokenIds];
+    private int[]? _eos;
     public SessionOptions Options { get; }
     public AdapterSet Adapters { get; }
     /// <summary>Most positions a sequence may reach in this session.</summary>

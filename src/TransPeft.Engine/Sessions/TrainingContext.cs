@@ -61,14 +61,11 @@ public sealed class TrainingContext : IDisposable
     public double Step(TokenBatch batch)
     {
         using var _ = CpuParallel.Use(_threads);
-        int counted = batch.CountedTargets();
-        if (counted == 0) throw new ArgumentException("the batch has no counted target (every label is -100)");
+        double loss = MeanLossGradients(batch, _step + 1);
         _step++;
-        _model.ZeroGrad();
-        var (sum, n) = _model.ForwardBackward(batch, 1f / counted, new StepContext(new RandomStream((ulong)_options.Seed, _step, 0), null, true));
         if (_options.MaxGradNorm > 0) GradientClipping.ClipGlobalNorm(_model.TrainableParameters, _options.MaxGradNorm);
         _optimizer.Update(_options.LearningRate);
-        return sum / n;
+        return loss;
     }
 
     /// <summary>Zeroes the gradients and computes those of the mean loss over the batch's counted targets, without
@@ -76,10 +73,17 @@ public sealed class TrainingContext : IDisposable
     public double ComputeGradients(TokenBatch batch)
     {
         using var _ = CpuParallel.Use(_threads);
+        return MeanLossGradients(batch, _step + 1);
+    }
+
+    /// <summary>Zeroed gradients, then forward and backward of the mean loss over counted targets, with the random
+    /// streams (LoRA dropout, Trans-PEFT) of step <paramref name="step"/>.</summary>
+    private double MeanLossGradients(TokenBatch batch, uint step)
+    {
         int counted = batch.CountedTargets();
         if (counted == 0) throw new ArgumentException("the batch has no counted target (every label is -100)");
         _model.ZeroGrad();
-        var (sum, n) = _model.ForwardBackward(batch, 1f / counted, new StepContext(new RandomStream((ulong)_options.Seed, _step + 1, 0), null, true));
+        var (sum, n) = _model.ForwardBackward(batch, 1f / counted, new StepContext(new RandomStream((ulong)_options.Seed, step, 0), null, true));
         return sum / n;
     }
 

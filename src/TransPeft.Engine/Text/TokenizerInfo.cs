@@ -12,4 +12,12 @@ namespace TransPeft.Engine.Text;
 /// <param name="BosTokenId">Beginning-of-text token, when the tokenizer has one.</param>
 /// <param name="EosTokenId">End-of-text token (documents are separated by it when packing), when known.</param>
 /// <param name="AddBosToken">The model's own tokenizer puts BOS before every text (Llama-2 and Llama-3 do, Qwen and GPT-2 do not).</param>
-public sealed record TokenizerInfo(Tokenizer Tokenizer, string Source, int VocabSize, int? BosTokenId, int? EosTokenId, bool AddBosToken);
+public sealed record TokenizerInfo(Tokenizer Tokenizer, string Source, int VocabSize, int? BosTokenId, int? EosTokenId, bool AddBosToken)
+{
+    /// <summary>A prompt's token ids: the text's, after BOS when the model expects one (<see cref="AddBosToken"/>).</summary>
+    public int[] EncodePrompt(string text)
+    {
+        var ids = Tokenizer.EncodeToIds(text);
+        return AddBosToken && BosTokenId is { } bos ? [bos, .. ids] : [.. ids];
+    }
+}

@@ -20,30 +20,14 @@ public sealed class BertEmbedder(BertModel model)
     public float[][] Embed(IReadOnlyList<string> texts, BertPooling? pooling = null, bool normalize = false, int maxTokens = 256, int batchSize = 32)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
-        var mode = pooling ?? Model.DefaultPooling;
         var encoded = texts.Select(t => Model.Encode(t, maxTokens)).ToArray();
-        var result = new float[texts.Count][];
-        var encoder = _encoder;
-        int h = Model.Config.HiddenSize;
-        for (int start = 0; start < encoded.Length; start += batchSize)
-        {
-            int b = Math.Min(batchSize, encoded.Length - start);
-            var batch = encoded.AsSpan(start, b).ToArray();
-            var (ids, valid, t) = PadBatch(batch);
-            var hidden = encoder.Forward(ids, null, valid, b, t);
-            var pooled = new float[b * h];
-            Pooling.Forward(pooled, hidden, valid, b, t, h, mode);
-            for (int i = 0; i < b; i++)
+        var result = EmbedIds(encoded, pooling, batchSize);
+        if (normalize)
+            foreach (var v in result)
             {
-                var v = pooled.AsSpan(i * h, h).ToArray();
-                if (normalize)
-                {
-                    float norm = TensorPrimitives.Norm<float>(v);
-                    if (norm > 0) TensorPrimitives.Divide(v, norm, v);
-                }
-                result[start + i] = v;
+                float norm = TensorPrimitives.Norm<float>(v);
+                if (norm > 0) TensorPrimitives.Divide(v, norm, v);
             }
-        }
         return result;
     }
 
@@ -52,17 +36,28 @@ public sealed class BertEmbedder(BertModel model)
         _encoder.Forward(ids, null, [ids.Length], 1, ids.Length).AsSpan(0, ids.Length * Model.Config.HiddenSize).ToArray();
 
     /// <summary>
-    /// Embeddings of already-tokenized sequences ([CLS] … [SEP] each), encoded as one padded batch: the host path
-    /// when the caller tokenizes (and what the latency benchmark times against ONNX Runtime).
+    /// Embeddings of already-tokenized sequences ([CLS] … [SEP] each), in padded batches of up to
+    /// <paramref name="batchSize"/> (default: all in one): the host path when the caller tokenizes (and what the latency
+    /// benchmark times against ONNX Runtime).
     /// </summary>
-    public float[][] EmbedIds(IReadOnlyList<int[]> sequences, BertPooling? pooling = null)
+    public float[][] EmbedIds(IReadOnlyList<int[]> sequences, BertPooling? pooling = null, int batchSize = int.MaxValue)
     {
-        var (ids, valid, t) = PadBatch(sequences);
-        int b = sequences.Count, h = Model.Config.HiddenSize;
-        var hidden = _encoder.Forward(ids, null, valid, b, t);
-        var pooled = new float[b * h];
-        Pooling.Forward(pooled, hidden, valid, b, t, h, pooling ?? Model.DefaultPooling);
-        return Enumerable.Range(0, b).Select(i => pooled.AsSpan(i * h, h).ToArray()).ToArray();
+        ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
+        var mode = pooling ?? Model.DefaultPooling;
+        int h = Model.Config.HiddenSize;
+        var result = new float[sequences.Count][];
+        for (int start = 0; start < sequences.Count; start += batchSize)
+        {
+            int b = Math.Min(batchSize, sequences.Count - start);
+            var batch = new int[b][];
+            for (int i = 0; i < b; i++) batch[i] = sequences[start + i];
+            var (ids, valid, t) = PadBatch(batch);
+            var hidden = _encoder.Forward(ids, null, valid, b, t);
+            var pooled = new float[b * h];
+            Pooling.Forward(pooled, hidden, valid, b, t, h, mode);
+            for (int i = 0; i < b; i++) result[start + i] = pooled.AsSpan(i * h, h).ToArray();
+        }
+        return result;
     }
 
     /// <summary>Right-pads token sequences to the longest with [PAD] (id 0 in BERT vocabularies): ids [B*T], valid lengths [B], T.</summary>
