@@ -34,6 +34,7 @@ internal sealed class BertEncoder<T> where T : unmanaged, IFloatingPointIeee754<
     private readonly BertParams<T> _p;
     private LayerActs[] _acts = [];
     private T[] _emb = [], _embMean = [], _embRstd = [], _out = [];
+    private T[] _dx = [], _dS = [], _dH = [], _dCtx = [], _dQ = [], _dK = [], _dV = [], _dG = [];
     private int[] _ids = [], _types = [], _valid = [];
     private int _b, _t;
     private FfnPerturbation? _perturbation;
@@ -110,12 +111,15 @@ internal sealed class BertEncoder<T> where T : unmanaged, IFloatingPointIeee754<
     {
         var c = _p.Config;
         int h = c.HiddenSize, inter = c.IntermediateSize, n = _b * _t;
-        var dx = (T[])dHidden.Clone();
-        var dS = new T[n * h];
-        var dH = new T[n * h];
-        var dCtx = new T[n * h];
-        var dQ = new T[n * h]; var dK = new T[n * h]; var dV = new T[n * h];
-        var dG = new T[n * inter];
+        // Gradient buffers kept between steps (sized on the first backward, so a forward-only encoder never holds them);
+        // each is cleared or overwritten before it is read.
+        var dx = _dx = Sized(_dx, n * h);
+        dHidden.AsSpan(0, n * h).CopyTo(dx);
+        var dS = _dS = Sized(_dS, n * h);
+        var dH = _dH = Sized(_dH, n * h);
+        var dCtx = _dCtx = Sized(_dCtx, n * h);
+        var dQ = _dQ = Sized(_dQ, n * h); var dK = _dK = Sized(_dK, n * h); var dV = _dV = Sized(_dV, n * h);
+        var dG = _dG = Sized(_dG, n * inter);
         bool embGrads = _p.EmbeddingLnWeight.Grad is not null || _p.WordEmbeddings.Grad is not null
             || _p.PositionEmbeddings.Grad is not null || _p.TokenTypeEmbeddings.Grad is not null;
         for (int l = c.NumLayers - 1; l >= 0; l--)
@@ -176,11 +180,12 @@ internal sealed class BertEncoder<T> where T : unmanaged, IFloatingPointIeee754<
         System.Buffers.ArrayPool<float>.Shared.Return(keep);
     }
 
+    private static T[] Sized(T[] a, int len) => a.Length == len ? a : new T[len];
+
     private void Ensure(int n)
     {
         var c = _p.Config;
         int h = c.HiddenSize, inter = c.IntermediateSize, probs = _b * c.NumHeads * _t * _t;
-        static T[] Sized(T[] a, int len) => a.Length == len ? a : new T[len];
         _emb = Sized(_emb, n * h); _embMean = Sized(_embMean, n); _embRstd = Sized(_embRstd, n); _out = Sized(_out, n * h);
         if (_acts.Length != c.NumLayers) _acts = Enumerable.Range(0, c.NumLayers).Select(_ => new LayerActs()).ToArray();
         for (int l = 0; l < c.NumLayers; l++)
