@@ -9,7 +9,8 @@ namespace TransPeft.ServeBench;
 
 /// <summary>
 /// `TransPeft.ServeBench [--device cuda|cuda:N|cpu|cuda-emulated] [--shape micro|tiny|small|0.5b] [--threads N]
-/// [--prompt N] [--new-tokens N] [--runs N] [--requests N] [--adapters 1,8,32] [--json FILE] [--work DIR]`:
+/// [--prompt N] [--new-tokens N] [--runs N] [--requests N] [--adapters 1,8,32] [--adapter-precision auto|float32|bfloat16]
+/// [--json FILE] [--work DIR]`:
 /// a random model of the preset (init std 0.05), then (1) batch 1: time to first token and per-token p50/p99 over
 /// <c>runs</c> greedy requests through <see cref="InferenceContext"/>; (2) adapter load: r=16 all-linear adapters loaded
 /// from their folders and hot-swapped in place, plus the first token on an adapter just loaded (on CUDA: its
@@ -30,6 +31,8 @@ public static class ServeBenchCommand
         public int Runs { get; init; } = 8;
         public int Requests { get; init; } = 32;
         public int[] Adapters { get; init; } = [1, 8, 32];
+        /// <summary>SessionOptions.AdapterPrecision of the session every part runs on.</summary>
+        public AdapterPrecision AdapterPrecision { get; init; } = AdapterPrecision.Auto;
         public string? Json { get; init; }
         public string Work { get; init; } = Path.Combine(Path.GetTempPath(), "tpeft-servebench");
     }
@@ -52,6 +55,10 @@ public static class ServeBenchCommand
         }
     }
 
+    private static AdapterPrecision ParsePrecision(string v) =>
+        Enum.TryParse<AdapterPrecision>(v, ignoreCase: true, out var p) && Enum.IsDefined(p) && !int.TryParse(v, out _) ? p
+        : throw new ArgumentException($"--adapter-precision: expected auto, float32 or bfloat16, got '{v}'");
+
     public static Options Parse(string[] args)
     {
         var o = new Options();
@@ -73,7 +80,8 @@ public static class ServeBenchCommand
                 "--adapters" => o with { Adapters = ParseList(flag, Value()) },
                 "--json" => o with { Json = Value() },
                 "--work" => o with { Work = Value() },
-                _ => throw new ArgumentException($"unknown argument '{flag}' (expected --device, --shape, --threads, --prompt, --new-tokens, --runs, --requests, --adapters, --json, --work)"),
+                "--adapter-precision" => o with { AdapterPrecision = ParsePrecision(Value()) },
+                _ => throw new ArgumentException($"unknown argument '{flag}' (expected --device, --shape, --threads, --prompt, --new-tokens, --runs, --requests, --adapters, --adapter-precision, --json, --work)"),
             };
         }
         ModelPresets.Get(o.Shape); // names the known presets when wrong
@@ -98,16 +106,16 @@ public static class ServeBenchCommand
     {
         var config = ModelPresets.Get(o.Shape);
         var model = TransformerModel.CreateRandom(config, seed: 1, initStd: 0.05);
-        var options = new SessionOptions { Device = o.Device, Threads = o.Threads, MaxSequenceLength = o.Prompt + o.NewTokens + 8, EmulatorLibrary = EmulatorLibrary(o.Device) };
+        var options = new SessionOptions { Device = o.Device, Threads = o.Threads, AdapterPrecision = o.AdapterPrecision, MaxSequenceLength = o.Prompt + o.NewTokens + 8, EmulatorLibrary = EmulatorLibrary(o.Device) };
         using var session = InferenceSession.FromModel(model, options);
         string device = session.DeviceDescription;
-        output.WriteLine($"# TransPeft.ServeBench: {o.Shape} ({model.ParameterCount / 1e6:0.0}M parameters), device {session.CudaDescription ?? device}, threads {(o.Threads > 0 ? o.Threads : Environment.ProcessorCount)}, " +
+        output.WriteLine($"# TransPeft.ServeBench: {o.Shape} ({model.ParameterCount / 1e6:0.0}M parameters), device {session.CudaDescription ?? device}, threads {(o.Threads > 0 ? o.Threads : Environment.ProcessorCount)}, adapters {o.AdapterPrecision}, " +
                          $"{DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, load {LoadAverage()}");
         int[] prompt = [.. Enumerable.Range(0, o.Prompt).Select(i => (i * 37 + 5) % config.VocabSize)];
         var greedy = new GenerationOptions { Greedy = true, MaxNewTokens = o.NewTokens, EosTokenIds = [] };
         var result = new Dictionary<string, object?>
         {
-            ["shape"] = o.Shape, ["device"] = device, ["device_description"] = session.CudaDescription, ["parameters"] = model.ParameterCount,
+            ["shape"] = o.Shape, ["device"] = device, ["adapter_precision"] = o.AdapterPrecision.ToString(), ["device_description"] = session.CudaDescription, ["parameters"] = model.ParameterCount,
             ["date_utc"] = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture), ["load_average"] = LoadAverage(),
         };
 

@@ -1,4 +1,5 @@
 using TransPeft.Engine.Compute;
+using TransPeft.Engine.Compute.Cpu;
 using TransPeft.Engine.Lora;
 
 namespace TransPeft.Engine.Sessions;
@@ -25,13 +26,9 @@ public sealed class AdapterSet
     internal AdapterSet(InferenceSession session) => _session = session;
 
     /// <summary>Loads a PEFT adapter folder (adapter_config.json + adapter_model.safetensors), checked against the
-    /// session's model, under <paramref name="name"/>. Throws when the name is taken (unload it first).</summary>
-    public LoraAdapter Load(string name, string dir)
-    {
-        var adapter = LoraAdapter.Load(dir, _session.Config);
-        Add(name, adapter, dir);
-        return adapter;
-    }
+    /// session's model, under <paramref name="name"/>. Throws when the name is taken (unload it first). Returns the adapter
+    /// as served (bf16-rounded under <see cref="AdapterPrecision.BFloat16"/>).</summary>
+    public LoraAdapter Load(string name, string dir) => Add(name, LoraAdapter.Load(dir, _session.Config), dir).Adapter;
 
     /// <summary>
     /// Loads a PEFT adapter folder under <paramref name="name"/>, or with <paramref name="replace"/> replaces the adapter of
@@ -43,7 +40,7 @@ public sealed class AdapterSet
         var sw = System.Diagnostics.Stopwatch.StartNew();
         if (!replace)
         {
-            var loaded = Load(name, dir);
+            var loaded = Add(name, LoraAdapter.Load(dir, _session.Config), dir);
             var preloaded = _session.Preload(loaded); // before reading the clock: Elapsed includes the upload
             return new AdapterLoadResult(name, sw.Elapsed, InPlace: false) { DeviceUpload = preloaded };
         }
@@ -64,6 +61,7 @@ public sealed class AdapterSet
     {
         if (string.IsNullOrWhiteSpace(name)) throw new ArgumentException("adapter name: expected a non-empty name");
         Model.ModelRules.CheckAdapter(_session.Config, adapter);
+        AdapterEntry entry;
         lock (_gate)
         {
             if (_entries.TryGetValue(name, out var old))
@@ -77,8 +75,9 @@ public sealed class AdapterSet
                         try
                         {
                             CopyInto(old.Adapter, adapter);
-                            _session.Swapped(old.Adapter); // CUDA: the device copy is stale now ...
-                            upload = _session.Preload(old.Adapter); // ... and refreshed in place before the next step
+                            _session.RoundServed(old.Adapter);
+                            _session.Swapped(old); // CUDA: the device copy is stale now ...
+                            upload = _session.Preload(old); // ... and refreshed in place before the next step
                         }
                         finally { _steps.ExitWriteLock(); }
                     }
@@ -86,9 +85,10 @@ public sealed class AdapterSet
                 }
                 _session.Retire(old);
             }
-            _entries = new Dictionary<string, AdapterEntry>(_entries, StringComparer.Ordinal) { [name] = new AdapterEntry(name, adapter, source, _session) };
+            entry = new AdapterEntry(name, _session.ForServing(adapter, owned: source is not null), source, _session);
+            _entries = new Dictionary<string, AdapterEntry>(_entries, StringComparer.Ordinal) { [name] = entry };
         }
-        return (false, _session.Preload(adapter));
+        return (false, _session.Preload(entry));
     }
 
     /// <summary>Held by a <see cref="BatchedGenerator"/> for each step and by an in-place swap for its copy.</summary>
@@ -137,16 +137,20 @@ public sealed class AdapterSet
     }
 
     /// <summary>Serves an adapter the host already holds (made by <see cref="LoraAdapter.Create"/> or trained) under <paramref name="name"/>.</summary>
+    /// <remarks>With <see cref="AdapterPrecision.BFloat16"/> the session serves a rounded copy (see
+    /// <see cref="this[string]"/>), leaving <paramref name="adapter"/> as it is.</remarks>
     public void Add(string name, LoraAdapter adapter) => Add(name, adapter, null);
 
-    private void Add(string name, LoraAdapter adapter, string? source)
+    private AdapterEntry Add(string name, LoraAdapter adapter, string? source)
     {
         if (string.IsNullOrWhiteSpace(name)) throw new ArgumentException("adapter name: expected a non-empty name");
         Model.ModelRules.CheckAdapter(_session.Config, adapter);
         lock (_gate)
         {
             if (_entries.ContainsKey(name)) throw new ArgumentException($"adapter '{name}' is already loaded; unload it first");
-            _entries = new Dictionary<string, AdapterEntry>(_entries, StringComparer.Ordinal) { [name] = new AdapterEntry(name, adapter, source, _session) };
+            var entry = new AdapterEntry(name, _session.ForServing(adapter, owned: source is not null), source, _session);
+            _entries = new Dictionary<string, AdapterEntry>(_entries, StringComparer.Ordinal) { [name] = entry };
+            return entry;
         }
     }
 
@@ -170,6 +174,8 @@ public sealed class AdapterSet
 
     public int Count => _entries.Count;
 
+    /// <summary>The adapter served under <paramref name="name"/>: the one loaded or added, or its bf16-rounded copy under
+    /// <see cref="AdapterPrecision.BFloat16"/>.</summary>
     public LoraAdapter this[string name] => Resolve(name).Adapter;
 
     /// <summary>The folder an adapter was loaded from (null when added from memory).</summary>
@@ -200,10 +206,18 @@ public readonly record struct AdapterLoadResult(string Name, TimeSpan Elapsed, b
 internal sealed class AdapterEntry(string name, LoraAdapter adapter, string? source, InferenceSession session)
 {
     private readonly Lazy<IInferenceModel> _backend = new(() => session.CreateBackend(adapter));
+    private CpuLoraImage? _cpuImage;
 
     public string Name => name;
     public LoraAdapter Adapter => adapter;
     public string? Source => source;
     public IInferenceModel Backend => _backend.Value;
     public bool HasBackend => _backend.IsValueCreated;
+
+    /// <summary>The adapter's image for the CPU's batched decoder, built on first use. Running requests hold the entry, so
+    /// an unloaded or replaced adapter's image lives as long as they do.</summary>
+    public CpuLoraImage CpuImage => LazyInitializer.EnsureInitialized(ref _cpuImage, () => session.BuildCpuImage(adapter));
+
+    /// <summary>After an in-place swap: the image (if built) takes the new weights.</summary>
+    public void RefreshCpuImage() => _cpuImage?.Refresh(adapter);
 }

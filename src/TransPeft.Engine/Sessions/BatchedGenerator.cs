@@ -48,6 +48,12 @@ public sealed class BatchedGenerator
     private float[] _prefillLogits = [];
     private int[] _sampleIdx = [];      // sampling's work arrays (length V), kept so a sampled row allocates nothing per step
     private double[] _sampleP = [];
+    // The CPU mixed step's work lists, kept between steps: decode rows, their order by adapter, each slot's adapter and image.
+    private readonly List<int> _decodeRows = [];
+    private readonly List<AdapterEntry> _slotEntries = [];
+    private readonly List<CpuLoraImage?> _images = [];
+    private int[] _rowSlot = [], _order = [], _ids = [], _slots = [];
+    private KvCache[] _caches = [];
 
     /// <summary>A batched generator over <paramref name="session"/>: on the CPU the mixed step is
     /// <see cref="CpuMixedDecoder"/>; on CUDA the session's KV-cached decoder runs every decode row in one step, each
@@ -63,7 +69,11 @@ public sealed class BatchedGenerator
                 throw new ArgumentException($"BatcherOptions.MaxBatchRequests {requests} exceeds the session's {session.Options.MaxBatchSize} device KV cache slots (SessionOptions.MaxBatchSize)");
             _cuda = session.CudaDecoder;
         }
-        else _decoder = new CpuMixedDecoder(session.Model, session.MaxSequenceLength);
+        else
+        {
+            _decoder = new CpuMixedDecoder(session.Model, session.MaxSequenceLength);
+            session.ServesBatches(); // adapters loaded from now on build their CPU image at load
+        }
         Batcher = new ContinuousBatcher<BatchSequence>(Step, options);
     }
 
@@ -113,7 +123,8 @@ public sealed class BatchedGenerator
         using var threads = CpuParallel.Use(_session.Options.Threads);
         lock (Adapters.SwapGate)
         {
-            var decodeRows = new List<int>();
+            var decodeRows = _decodeRows;
+            decodeRows.Clear();
             for (int i = 0; i < rows.Length; i++)
             {
                 var row = rows[i];
@@ -129,34 +140,40 @@ public sealed class BatchedGenerator
                 return;
             }
 
-            // Sort decode rows by adapter so each adapter is one segment of the mixed step.
-            var adapters = new List<AdapterEntry>();
-            var slotOf = new Dictionary<AdapterEntry, int>(ReferenceEqualityComparer.Instance);
-            int SlotOf(AdapterEntry? s)
-            {
-                if (s is null) return -1;
-                if (!slotOf.TryGetValue(s, out int k)) { k = adapters.Count; adapters.Add(s); slotOf[s] = k; }
-                return k;
-            }
-            var rowSlot = new int[rows.Length];
-            foreach (int i in decodeRows) rowSlot[i] = SlotOf(rows[i].Sequence.Served);
-            var order = decodeRows.OrderBy(i => rowSlot[i]).ToArray();
-            int n = order.Length;
-            var ids = new int[n];
-            var caches = new KvCache[n];
-            var slots = new int[n];
+            // Sort decode rows by adapter (stable) so each adapter is one segment of the mixed step.
+            _slotEntries.Clear();
+            _images.Clear();
+            int n = decodeRows.Count;
+            if (_rowSlot.Length < n) { _rowSlot = new int[n]; _order = new int[n]; _ids = new int[n]; _slots = new int[n]; }
+            if (_caches.Length != n) _caches = new KvCache[n];
+            for (int j = 0; j < n; j++) _rowSlot[j] = SlotOf(rows[decodeRows[j]].Sequence.Served);
+            int k = 0; // _order[k]: the k-th row of the step, as a batcher row index
+            for (int slot = -1; slot < _slotEntries.Count; slot++)
+                for (int j = 0; j < n; j++)
+                    if (_rowSlot[j] == slot) { _order[k] = decodeRows[j]; _slots[k++] = slot; }
             for (int j = 0; j < n; j++)
             {
-                var row = rows[order[j]];
-                ids[j] = row.Tokens.Span[0];
-                caches[j] = row.Sequence.Cache;
-                slots[j] = rowSlot[order[j]];
+                var row = rows[_order[j]];
+                _ids[j] = row.Tokens.Span[0];
+                _caches[j] = row.Sequence.Cache;
             }
             if (_logits.Length < n * v) _logits = new float[n * v];
-            _decoder!.Decode(ids, caches, slots, adapters.Select(a => a.Adapter).ToArray(), _logits);
+            _decoder!.Decode(_ids.AsSpan(0, n), _caches, _slots.AsSpan(0, n), _images, _logits);
             for (int j = 0; j < n; j++)
-                if (rows[order[j]].Sample) next[order[j]] = Pick(_logits.AsSpan(j * v, v), rows[order[j]].Sequence);
+                if (rows[_order[j]].Sample) next[_order[j]] = Pick(_logits.AsSpan(j * v, v), rows[_order[j]].Sequence);
         }
+    }
+
+    /// <summary>The mixed step's slot of a row's adapter (-1: none), adding the adapter and its image on first sight this
+    /// step. A linear search: a step has at most a few dozen distinct adapters.</summary>
+    private int SlotOf(AdapterEntry? served)
+    {
+        if (served is null) return -1;
+        for (int s = 0; s < _slotEntries.Count; s++)
+            if (ReferenceEquals(_slotEntries[s], served)) return s;
+        _slotEntries.Add(served);
+        _images.Add(served.CpuImage);
+        return _slotEntries.Count - 1;
     }
 
     /// <summary>Every decode row in one CUDA step, in the batcher's order: BGMV reads each row's adapter slot, so

@@ -115,6 +115,8 @@ public sealed class InferenceSession : IDisposable
         { s.Dispose(); throw new NotSupportedException("SessionOptions.DType BFloat16: the CPU backend computes in fp32; use Auto or Float32, or a CUDA device"); }
         if (s.Options.DType == SessionDType.Float32 && s._cuda is not null)
         { s.Dispose(); throw new NotSupportedException("SessionOptions.DType Float32: the CUDA backend computes in bf16; use Auto or BFloat16, or the CPU device"); }
+        if (s.Options.AdapterPrecision == AdapterPrecision.Float32 && s._cuda is not null)
+        { s.Dispose(); throw new NotSupportedException("SessionOptions.AdapterPrecision Float32: the CUDA adapter pool holds bf16; use Auto or BFloat16, or the CPU device"); }
         try
         {
             // The weights go where the session computes, once, checked against MaxMemoryBytes first: fp32 on the CPU;
@@ -208,13 +210,51 @@ public sealed class InferenceSession : IDisposable
         lock (_retiredGate) _retired.Add(entry);
     }
 
-    /// <summary>CUDA: brings the adapter into the device pool now and returns how long that took; null on the CPU.</summary>
-    internal TimeSpan? Preload(LoraAdapter adapter) => _decoder?.Value.Preload(adapter);
-
-    /// <summary>A served adapter's weights were replaced in place (same shape): the device copy is refreshed before its next step.</summary>
-    internal void Swapped(LoraAdapter adapter)
+    /// <summary>
+    /// CUDA: brings the adapter into the device pool now and returns how long that took. CPU: builds the adapter's
+    /// <see cref="CpuLoraImage"/> now when a <see cref="BatchedGenerator"/> serves this session (so the load time includes
+    /// it; otherwise the first batched step builds it); returns null.
+    /// </summary>
+    internal TimeSpan? Preload(AdapterEntry entry)
     {
-        if (_decoder is { IsValueCreated: true }) _decoder.Value.Invalidate(adapter);
+        if (_decoder is not null) return _decoder.Value.Preload(entry.Adapter);
+        if (_servesBatches) _ = entry.CpuImage;
+        return null;
+    }
+
+    /// <summary>A served adapter's weights were replaced in place (same shape): the device copy (CUDA) is refreshed
+    /// before its next step; the CPU image is refreshed now (the caller holds every step out).</summary>
+    internal void Swapped(AdapterEntry entry)
+    {
+        if (_decoder is { IsValueCreated: true }) _decoder.Value.Invalidate(entry.Adapter);
+        entry.RefreshCpuImage();
+    }
+
+    private volatile bool _servesBatches;
+
+    /// <summary>A CPU <see cref="BatchedGenerator"/> serves this session: from now on adapters get their image when loaded.</summary>
+    internal void ServesBatches() => _servesBatches = true;
+
+    /// <summary>An adapter's image for the CPU's batched decoder, in the session's adapter precision.</summary>
+    internal CpuLoraImage BuildCpuImage(LoraAdapter adapter) => CpuLoraImage.Build(adapter, Options.AdapterPrecision == AdapterPrecision.BFloat16);
+
+    /// <summary>
+    /// The adapter as this session serves it: with <see cref="AdapterPrecision.BFloat16"/>, rounded to bf16 (in place when
+    /// <paramref name="owned"/>, the session having read it from files; else a rounded copy, leaving the caller's adapter as
+    /// it was); otherwise <paramref name="adapter"/> itself.
+    /// </summary>
+    internal LoraAdapter ForServing(LoraAdapter adapter, bool owned)
+    {
+        if (Options.AdapterPrecision != AdapterPrecision.BFloat16) return adapter;
+        var served = owned ? adapter : adapter.Copy();
+        served.RoundToBf16();
+        return served;
+    }
+
+    /// <summary>After an in-place swap copied new weights into a served adapter: the same rounding as <see cref="ForServing"/>.</summary>
+    internal void RoundServed(LoraAdapter served)
+    {
+        if (Options.AdapterPrecision == AdapterPrecision.BFloat16) served.RoundToBf16();
     }
 
     /// <summary>The loss of a model (or an adapter) on a data file; see <see cref="InferenceContext.ScoreFile"/>.</summary>

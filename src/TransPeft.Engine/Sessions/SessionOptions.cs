@@ -11,6 +11,25 @@ public enum SessionDType
     BFloat16,
 }
 
+/// <summary>Number format of the adapter weights a session serves (<see cref="SessionOptions.AdapterPrecision"/>).</summary>
+public enum AdapterPrecision
+{
+    /// <summary>The device's own: Float32 on the CPU; on CUDA the device adapter pool holds bf16 copies of adapters that
+    /// stay float32 on the host.</summary>
+    Auto,
+    /// <summary>float32, the precision adapters are trained in (CPU only: the CUDA adapter pool holds bf16).</summary>
+    Float32,
+    /// <summary>
+    /// bf16: each adapter is rounded to bf16 (nearest even) when it is loaded, added or swapped in, so every path of the
+    /// session (batched serving, contexts, scoring) computes with the same rounded values, on either device. On the CPU
+    /// the batched decoder then reads 2 bytes per weight instead of 4: a batch of many distinct adapters, where every row
+    /// streams its own adapter's weights, streams half the bytes (docs/BENCHMARKS.md). Adapters are small beside the
+    /// base (r=16 on every linear layer of a 7B Llama is 0.6% of its parameters); the rounding changes a LoRA update by
+    /// about 0.4% of itself.
+    /// </summary>
+    BFloat16,
+}
+
 /// <summary>
 /// Everything a session decides once, as ONNX Runtime's SessionOptions: where it computes and with how many
 /// threads, in which number format, and the largest request it accepts. Nothing here is process-wide: two
@@ -38,6 +57,10 @@ public sealed record SessionOptions
     public int Threads { get; init; }
 
     public SessionDType DType { get; init; } = SessionDType.Auto;
+
+    /// <summary>Number format of the served adapters' weights (see <see cref="Sessions.AdapterPrecision"/>): Auto keeps
+    /// float32 on the CPU; BFloat16 trades 0.4% of each LoRA update for half the adapter bytes per step.</summary>
+    public AdapterPrecision AdapterPrecision { get; init; } = AdapterPrecision.Auto;
 
     /// <summary>Most sequences one call may carry (forward, score). On CUDA also the number of device KV cache slots:
     /// sequences (contexts, batched requests) that hold a cache on the device at once.</summary>

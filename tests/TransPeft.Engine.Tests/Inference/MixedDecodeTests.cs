@@ -44,10 +44,11 @@ public class MixedDecodeTests
             next[i] = Sampling.ArgMax(aloneLogits[i]);
         }
         var decoder = new CpuMixedDecoder(model);
+        var images = adapters.Select(a => a is null ? null : CpuLoraImage.Build(a, bf16: false)).ToArray();
         var mixed = new float[n * v];
         for (int s = 0; s < steps; s++)
         {
-            decoder.Decode(next, mixedCaches, rowSlots, adapters, mixed);
+            decoder.Decode(next, mixedCaches, rowSlots, images, mixed);
             for (int i = 0; i < n; i++)
             {
                 aloneLogits[i] = alone[i].ForwardCached(aloneCaches[i], [next[i]], 1, 1);
@@ -75,13 +76,14 @@ public class MixedDecodeTests
             return cache;
         }
         var alone = new float[c.VocabSize];
-        decoder.Decode([5], [Fresh(1)], [0], [adapter], alone);
+        CpuLoraImage[] image = [CpuLoraImage.Build(adapter, bf16: false)];
+        decoder.Decode([5], [Fresh(1)], [0], image, alone);
         foreach (int batch in new[] { 2, 5, 7 })
         {
             var caches = Enumerable.Range(0, batch).Select(i => Fresh(i == batch - 1 ? 1 : 10 + i)).ToArray();
             var ids = Enumerable.Range(0, batch).Select(i => i == batch - 1 ? 5 : i).ToArray();
             var logits = new float[batch * c.VocabSize];
-            decoder.Decode(ids, caches, Enumerable.Repeat(0, batch).ToArray(), [adapter], logits);
+            decoder.Decode(ids, caches, Enumerable.Repeat(0, batch).ToArray(), image, logits);
             Assert.Equal(alone, logits.AsSpan((batch - 1) * c.VocabSize, c.VocabSize).ToArray());
         }
     }

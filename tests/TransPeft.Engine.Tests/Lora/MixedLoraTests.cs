@@ -28,6 +28,17 @@ public class MixedLoraTests
         [new[] { 3, 3, 0 }],                                 // slot 3 does not adapt this projection
     ];
 
+    /// <summary>The slots <see cref="MixedLora"/> reads for <paramref name="modules"/> (default where null), each module in
+    /// its own <see cref="CpuLoraImage"/>; <paramref name="keep"/> holds the images alive while the slots are used.</summary>
+    internal static LoraSlot[] Slots(IReadOnlyList<LoraModule?> modules, bool bf16, List<CpuLoraImage> keep) =>
+        [.. modules.Select(m =>
+        {
+            if (m is null) return default;
+            var image = CpuLoraImage.Build([m], m.Layer + 1, bf16);
+            keep.Add(image);
+            return image[m.Layer, m.Projection];
+        })];
+
     [Theory, MemberData(nameof(Batches))]
     public void EveryRowGetsWhatItsAdapterGivesItAlone(int[] rowSlots)
     {
@@ -41,7 +52,8 @@ public class MixedLoraTests
 
         var y = new float[n * Out];
         CpuLinear.Forward(y, x, n, w, bias, null, null, new float[n * In], StepContext.Eval);
-        MixedLora.Forward(y, x, n, In, Out, AdapterSegments.FromRowSlots(rowSlots), slots, new float[n * 16]);
+        var keep = new List<CpuLoraImage>();
+        MixedLora.Forward(y, x, n, In, Out, AdapterSegments.FromRowSlots(rowSlots), Slots(slots, bf16: false, keep), new float[n * 16]);
 
         for (int i = 0; i < n; i++)
         {
@@ -59,12 +71,74 @@ public class MixedLoraTests
         }
     }
 
-    /// <summary>y[o] = x·W[o]ᵀ + b[o] + s·Σ_j (x·A[j]ᵀ)·B[o, j], in float64.</summary>
-    private static double Reference(float[] x, Parameter w, Parameter bias, LoraModule? lora, int o)
+    /// <summary>
+    /// Adapters served at bf16: the result is bit for bit what the float32 image gives on the same weights rounded to bf16
+    /// (widening is exact and the sums run in the same order), and within float32 tolerance of the float64 reference on the
+    /// rounded weights.
+    /// </summary>
+    [Theory, MemberData(nameof(Batches))]
+    public void Bf16AdaptersGiveTheFloat32ResultOfTheRoundedWeights(int[] rowSlots)
     {
-        double acc = bias.Data[o];
-        for (int k = 0; k < In; k++) acc += (double)x[k] * w.Data[o * In + k];
-        if (lora is null) return acc;
+        var rng = new Random(rowSlots.Length * 17 + 3);
+        LoraModule?[] slots = [Adapter(rng, 4, 2f), Adapter(rng, 16, 0.5f), Adapter(rng, 1, 1f), null];
+        LoraModule?[] rounded = [.. slots.Select(m => m is null ? null : new LoraModule(m.Layer, m.Projection,
+            new Parameter("A", [m.Rank, In], [.. m.A.Data.Select(Bf16Round)]), new Parameter("B", [Out, m.Rank], [.. m.B.Data.Select(Bf16Round)]), m.Scaling))];
+        int n = rowSlots.Length;
+        var x = Rand(rng, n * In);
+        var yBase = Rand(rng, n * Out);
+        var segments = AdapterSegments.FromRowSlots(rowSlots);
+        var keep = new List<CpuLoraImage>();
+        var bf16 = (float[])yBase.Clone();
+        MixedLora.Forward(bf16, x, n, In, Out, segments, Slots(slots, bf16: true, keep), new float[n * 16]);
+        var f32 = (float[])yBase.Clone();
+        MixedLora.Forward(f32, x, n, In, Out, segments, Slots(rounded, bf16: false, keep), new float[n * 16]);
+        Assert.Equal(f32, bf16);
+        for (int i = 0; i < n; i++)
+        {
+            var lora = rowSlots[i] < 0 ? null : rounded[rowSlots[i]];
+            for (int o = 0; o < Out; o++)
+            {
+                double want = yBase[i * Out + o] + LoraReference(x.AsSpan(i * In, In).ToArray(), lora, o);
+                Assert.True(Math.Abs(want - bf16[i * Out + o]) <= 1e-4 * (1 + Math.Abs(want)), $"row {i} out {o}: reference {want}, bf16 {bf16[i * Out + o]}");
+            }
+        }
+    }
+
+    /// <summary>The expand (y += s·t·Bᵀ) gives the same bits at both vector widths and for every tile a row lands in: each
+    /// output is one fused chain over the rank in order, whatever computes it.</summary>
+    [Theory]
+    [InlineData(1, 16, 688)]
+    [InlineData(7, 16, 130)]
+    [InlineData(9, 3, 37)]
+    public unsafe void TheExpandGivesEveryRowTheSameBitsAtEveryWidthAndPlace(int rows, int r, int outDim)
+    {
+        var rng = new Random(rows * 100 + outDim);
+        var t = Rand(rng, rows * r);
+        var bt = Rand(rng, r * outDim);
+        var y0 = Rand(rng, rows * outDim);
+        float[] wide = (float[])y0.Clone(), narrow = (float[])y0.Clone();
+        fixed (float* pt = t, pb = bt, pw = wide, pn = narrow)
+        {
+            MixedLora.Expand<Lanes512, float>(pw, pt, pb, rows, r, outDim, 0.75f);
+            MixedLora.Expand<Lanes256, float>(pn, pt, pb, rows, r, outDim, 0.75f);
+        }
+        Assert.Equal(wide, narrow);
+        for (int i = 0; i < rows; i++) // each row alone, as a one-row batch
+        {
+            var alone = y0.AsSpan(i * outDim, outDim).ToArray();
+            var ti = t.AsSpan(i * r, r).ToArray();
+            fixed (float* pt = ti, pb = bt, pa = alone) MixedLora.Expand(pa, pt, pb, 1, r, outDim, 0.75f);
+            Assert.Equal(alone, wide.AsSpan(i * outDim, outDim).ToArray());
+        }
+    }
+
+    private static float Bf16Round(float v) => Engine.IO.BFloat16.ToSingle(Engine.IO.BFloat16.FromSingle(v));
+
+    /// <summary>s·Σ_j (x·A[j]ᵀ)·B[o, j] in float64 (0 without a module).</summary>
+    private static double LoraReference(float[] x, LoraModule? lora, int o)
+    {
+        if (lora is null) return 0;
+        double acc = 0;
         for (int j = 0; j < lora.Rank; j++)
         {
             double t = 0;
@@ -72,6 +146,14 @@ public class MixedLoraTests
             acc += lora.Scaling * t * lora.B.Data[o * lora.Rank + j];
         }
         return acc;
+    }
+
+    /// <summary>y[o] = x·W[o]ᵀ + b[o] + s·Σ_j (x·A[j]ᵀ)·B[o, j], in float64.</summary>
+    private static double Reference(float[] x, Parameter w, Parameter bias, LoraModule? lora, int o)
+    {
+        double acc = bias.Data[o];
+        for (int k = 0; k < In; k++) acc += (double)x[k] * w.Data[o * In + k];
+        return acc + LoraReference(x, lora, o);
     }
 
     [Fact]
@@ -92,10 +174,13 @@ public class MixedLoraTests
         var rng = new Random(5);
         var x = Rand(rng, 2 * In);
         var y = new float[2 * Out];
-        var e = Assert.Throws<ArgumentOutOfRangeException>(() => MixedLora.Forward(y, x, 2, In, Out, AdapterSegments.FromRowSlots([0, 4]), [Adapter(rng, 2, 1f)], new float[64]));
+        var keep = new List<CpuLoraImage>();
+        var one = Slots([Adapter(rng, 2, 1f)], bf16: false, keep);
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => MixedLora.Forward(y, x, 2, In, Out, AdapterSegments.FromRowSlots([0, 4]), one, new float[64]));
         Assert.Contains("adapter slot 4; 1 slots are loaded", e.Message);
         var wrong = new LoraModule(1, Projection.K, new Parameter("A", [2, In + 1], new float[2 * (In + 1)]), new Parameter("B", [Out, 2], new float[Out * 2]), 1f);
-        var shape = Assert.Throws<ArgumentException>(() => MixedLora.Forward(y, x, 2, In, Out, AdapterSegments.FromRowSlots([0, 0]), [wrong], new float[64]));
+        var wrongSlots = Slots([wrong], bf16: false, keep);
+        var shape = Assert.Throws<ArgumentException>(() => MixedLora.Forward(y, x, 2, In, Out, AdapterSegments.FromRowSlots([0, 0]), wrongSlots, new float[64]));
         Assert.Contains("model.layers.1.self_attn.k_proj", shape.Message);
         Assert.Throws<ArgumentOutOfRangeException>(() => AdapterSegments.FromRowSlots([0, -2]));
     }

@@ -10,7 +10,8 @@ namespace TransPeft.Engine.Compute.Cpu;
 /// the continuous batcher's decode rows. The base projections run as ONE GEMM over all N rows, so the frozen
 /// weights are streamed once per step instead of once per request (<see cref="RowDot"/>: every row's sums run in
 /// the same order whatever the batch, so a sequence gets bit-identical logits alone or batched) (what makes batching pay on a memory-bound
-/// decode); each projection's LoRA is then added per adapter segment (<see cref="MixedLora"/>); RoPE and
+/// decode); each projection's LoRA is then added per adapter segment (<see cref="MixedLora"/>, from each adapter's
+/// <see cref="CpuLoraImage"/>); RoPE and
 /// attention run per row, at the row's own position, against the row's own cache. Rows sorted by adapter give one
 /// segment per adapter. Same layer recipe as <see cref="CpuTransformer.ForwardCached"/>; a test ties every row to
 /// the single-sequence path.
@@ -21,7 +22,7 @@ internal sealed unsafe class CpuMixedDecoder
     private readonly TransformerModel _model;
     private readonly Rope<float> _rope;
     private int _capacityRows = -1;
-    private LoraModule?[] _slotModules = []; // this step's module of each adapter for the projection at hand
+    private LoraSlot[] _slotModules = []; // this step's module of each adapter for the projection at hand
     private float[] _x = [], _n = [], _q = [], _k = [], _v = [], _att = [], _proj = [], _h = [], _g = [], _u = [], _a = [], _rstd = [], _t = [];
     private float[] _qRow = [], _kRow = [], _attRow = [], _lseRow = [];
 
@@ -35,10 +36,10 @@ internal sealed unsafe class CpuMixedDecoder
 
     /// <summary>
     /// Feeds ids[i] to sequence i at position caches[i].Length, appends its key/value there, and writes its next-token
-    /// logits to logits[i·V ..]. <paramref name="rowSlots"/>[i] picks <paramref name="adapters"/>[slot] for row i, or
-    /// -1 for the base model. Every cache must have room for one more position.
+    /// logits to logits[i·V ..]. <paramref name="rowSlots"/>[i] picks <paramref name="adapters"/>[slot] (an adapter's
+    /// <see cref="CpuLoraImage"/>) for row i, or -1 for the base model. Every cache must have room for one more position.
     /// </summary>
-    public void Decode(ReadOnlySpan<int> ids, IReadOnlyList<KvCache> caches, ReadOnlySpan<int> rowSlots, IReadOnlyList<LoraAdapter?> adapters, Span<float> logits)
+    public void Decode(ReadOnlySpan<int> ids, IReadOnlyList<KvCache> caches, ReadOnlySpan<int> rowSlots, IReadOnlyList<CpuLoraImage?> adapters, Span<float> logits)
     {
         var c = Config;
         int n = ids.Length, h = c.HiddenSize, qd = c.QDim, kvd = c.KvDim, inter = c.IntermediateSize, v = c.VocabSize;
@@ -57,7 +58,7 @@ internal sealed unsafe class CpuMixedDecoder
         if (n == 0) return;
         Ensure(n);
         var segments = AdapterSegments.FromRowSlots(rowSlots);
-        if (_slotModules.Length < adapters.Count) _slotModules = new LoraModule?[adapters.Count];
+        if (_slotModules.Length < adapters.Count) _slotModules = new LoraSlot[adapters.Count];
         var slotModules = _slotModules.AsSpan(0, adapters.Count);
 
         Embedding.Forward(_x, ids.ToArray(), _model.Embed.Data, n, h, v);
@@ -98,7 +99,7 @@ internal sealed unsafe class CpuMixedDecoder
 
     /// <summary>y = x·Wᵀ + b over all rows (weights streamed once), then each adapter segment's LoRA.</summary>
     private void Project(float[] y, float[] x, int n, int layer, Projection p, LayerWeights w, AdapterSegments segments,
-        IReadOnlyList<LoraAdapter?> adapters, Span<LoraModule?> slotModules)
+        IReadOnlyList<CpuLoraImage?> adapters, Span<LoraSlot> slotModules)
     {
         var weight = w.Weight(p);
         int outDim = weight.Shape[0], inDim = weight.Shape[1];
@@ -109,8 +110,8 @@ internal sealed unsafe class CpuMixedDecoder
         int rank = 0;
         for (int s = 0; s < adapters.Count; s++)
         {
-            var m = slotModules[s] = adapters[s]?[layer, p];
-            if (m is not null) rank = Math.Max(rank, m.Rank);
+            var m = slotModules[s] = adapters[s] is { } image ? image[layer, p] : default;
+            rank = Math.Max(rank, m.Rank);
         }
         if (_t.Length < n * rank) _t = new float[n * rank];
         MixedLora.Forward(y, x, n, inDim, outDim, segments, slotModules, _t);

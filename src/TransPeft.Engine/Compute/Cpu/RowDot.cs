@@ -36,31 +36,46 @@ internal static unsafe class RowDot
     /// <summary>y[N,out] (+)= alpha · x[N,in]·W[out,in]ᵀ (rows of y are <paramref name="outDim"/> apart).</summary>
     public static void MatmulNT(float* y, float* x, float* w, int n, int inDim, int outDim, bool accumulate, float alpha)
     {
-        if (Vector512.IsHardwareAccelerated) MatmulNT<Lanes512>(y, x, w, n, inDim, outDim, accumulate, alpha);
-        else MatmulNT<Lanes256>(y, x, w, n, inDim, outDim, accumulate, alpha);
+        if (Vector512.IsHardwareAccelerated) MatmulNT<Lanes512, float>(y, x, w, n, inDim, outDim, accumulate, alpha);
+        else MatmulNT<Lanes256, float>(y, x, w, n, inDim, outDim, accumulate, alpha);
+    }
+
+    /// <summary>
+    /// The same product with bf16 weights (the top 16 bits of a float32, <see cref="IO.BFloat16"/>), widened to float32 as they are
+    /// loaded: half the bytes streamed, float32 arithmetic, and exactly the result of the float32 product on the widened
+    /// weights (the same tiles and sums). Serving adapters stored at bf16 use it (<see cref="MixedLora"/>).
+    /// </summary>
+    public static void MatmulNT(float* y, float* x, ushort* w, int n, int inDim, int outDim, bool accumulate, float alpha)
+    {
+        if (Vector512.IsHardwareAccelerated) MatmulNT<Lanes512, ushort>(y, x, w, n, inDim, outDim, accumulate, alpha);
+        else MatmulNT<Lanes256, ushort>(y, x, w, n, inDim, outDim, accumulate, alpha);
     }
 
     /// <summary>The same product at a chosen vector width (tests run the AVX2 form on AVX-512 machines too).</summary>
     internal static void MatmulNT<TV>(float* y, float* x, float* w, int n, int inDim, int outDim, bool accumulate, float alpha)
-        where TV : unmanaged, ILanes<TV>
+        where TV : unmanaged, ILanes<TV> => MatmulNT<TV, float>(y, x, w, n, inDim, outDim, accumulate, alpha);
+
+    /// <summary>The product at a chosen vector width and weight element (float, or ushort for bf16).</summary>
+    internal static void MatmulNT<TV, TW>(float* y, float* x, TW* w, int n, int inDim, int outDim, bool accumulate, float alpha)
+        where TV : unmanaged, ILanes<TV> where TW : unmanaged
     {
         if (n <= 0 || outDim <= 0) return;
-        var job = new Job<TV>(y, x, w, n, inDim, outDim, accumulate, alpha);
+        var job = new Job<TV, TW>(y, x, w, n, inDim, outDim, accumulate, alpha);
         int blocks = (outDim + Block - 1) / Block;
         // The job is a struct: only a split across threads boxes it into a delegate (a decode step allocates nothing).
         if (CpuParallel.Splits(blocks, (long)outDim * inDim * n > 200_000)) CpuParallel.For(blocks, job.Run);
         else for (int b = 0; b < blocks; b++) job.Run(b);
     }
 
-    private readonly struct Job<TV>(float* y, float* x, float* w, int n, int k, int outDim, bool accumulate, float alpha)
-        where TV : unmanaged, ILanes<TV>
+    private readonly struct Job<TV, TW>(float* y, float* x, TW* w, int n, int k, int outDim, bool accumulate, float alpha)
+        where TV : unmanaged, ILanes<TV> where TW : unmanaged
     {
         public void Run(int block)
         {
             int o = block * Block, o1 = Math.Min(outDim, o + Block);
             for (; o + 4 <= o1; o += 4)
             {
-                float* wo = w + (long)o * k;
+                TW* wo = w + (long)o * k;
                 int i = 0;
                 for (; i + 4 <= n; i += 4) Tile4x4(wo, x + (long)i * k, y + (long)i * outDim + o);
                 for (; i < n; i++) Tile4x1(wo, x + (long)i * k, y + (long)i * outDim + o);
@@ -71,15 +86,16 @@ internal static unsafe class RowDot
 
         /// <summary>y[r, c] for four input rows r (k apart) and four weight rows c (k apart), y rows outDim apart.</summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private void Tile4x4(float* w0, float* x0, float* y0)
+        private void Tile4x4(TW* w0, float* x0, float* y0)
         {
             int step = TV.Count, kk = 0;
-            float* w1 = w0 + k, w2 = w1 + k, w3 = w2 + k, x1 = x0 + k, x2 = x1 + k, x3 = x2 + k;
+            TW* w1 = w0 + k, w2 = w1 + k, w3 = w2 + k;
+            float* x1 = x0 + k, x2 = x1 + k, x3 = x2 + k;
             TV s00 = default, s01 = default, s02 = default, s03 = default, s10 = default, s11 = default, s12 = default, s13 = default,
                s20 = default, s21 = default, s22 = default, s23 = default, s30 = default, s31 = default, s32 = default, s33 = default;
             for (; kk + step <= k; kk += step)
             {
-                TV a = TV.Load(w0 + kk), b = TV.Load(w1 + kk), c = TV.Load(w2 + kk), d = TV.Load(w3 + kk);
+                TV a = Weights<TV, TW>.Load(w0 + kk), b = Weights<TV, TW>.Load(w1 + kk), c = Weights<TV, TW>.Load(w2 + kk), d = Weights<TV, TW>.Load(w3 + kk);
                 TV v = TV.Load(x0 + kk);
                 s00 = TV.Fma(a, v, s00); s01 = TV.Fma(b, v, s01); s02 = TV.Fma(c, v, s02); s03 = TV.Fma(d, v, s03);
                 v = TV.Load(x1 + kk);
@@ -97,27 +113,27 @@ internal static unsafe class RowDot
 
         /// <summary>One input row against four weight rows: four independent FMA chains, the weights streamed once.</summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private void Tile4x1(float* w0, float* x0, float* y0)
+        private void Tile4x1(TW* w0, float* x0, float* y0)
         {
             int step = TV.Count, kk = 0;
-            float* w1 = w0 + k, w2 = w1 + k, w3 = w2 + k;
+            TW* w1 = w0 + k, w2 = w1 + k, w3 = w2 + k;
             TV s0 = default, s1 = default, s2 = default, s3 = default;
             for (; kk + step <= k; kk += step)
             {
                 TV v = TV.Load(x0 + kk);
-                s0 = TV.Fma(TV.Load(w0 + kk), v, s0); s1 = TV.Fma(TV.Load(w1 + kk), v, s1);
-                s2 = TV.Fma(TV.Load(w2 + kk), v, s2); s3 = TV.Fma(TV.Load(w3 + kk), v, s3);
+                s0 = TV.Fma(Weights<TV, TW>.Load(w0 + kk), v, s0); s1 = TV.Fma(Weights<TV, TW>.Load(w1 + kk), v, s1);
+                s2 = TV.Fma(Weights<TV, TW>.Load(w2 + kk), v, s2); s3 = TV.Fma(Weights<TV, TW>.Load(w3 + kk), v, s3);
             }
             Finish4(y0, Lanes.Sum4(TV.Fold(s0), TV.Fold(s1), TV.Fold(s2), TV.Fold(s3)), w0, x0, kk);
         }
 
-        private void Tile1x1(float* w0, float* x0, float* y0)
+        private void Tile1x1(TW* w0, float* x0, float* y0)
         {
             int step = TV.Count, kk = 0;
             TV s = default;
-            for (; kk + step <= k; kk += step) s = TV.Fma(TV.Load(w0 + kk), TV.Load(x0 + kk), s);
+            for (; kk + step <= k; kk += step) s = TV.Fma(Weights<TV, TW>.Load(w0 + kk), TV.Load(x0 + kk), s);
             float t = Lanes.Sum(TV.Fold(s));
-            for (; kk < k; kk++) t += w0[kk] * x0[kk];
+            for (; kk < k; kk++) t += Weights<TV, TW>.At(w0 + kk) * x0[kk];
             *y0 = accumulate ? *y0 + alpha * t : alpha * t;
         }
 
@@ -127,13 +143,27 @@ internal static unsafe class RowDot
         /// (a separate multiply and add, as C# evaluates t += w·x), so every tile gives every output the same bits.
         /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private void Finish4(float* y0, Vector128<float> t, float* w0, float* xr, int kk)
+        private void Finish4(float* y0, Vector128<float> t, TW* w0, float* xr, int kk)
         {
-            for (; kk < k; kk++) t += Vector128.Create(w0[kk], w0[k + kk], w0[2 * k + kk], w0[3 * k + kk]) * xr[kk];
+            for (; kk < k; kk++)
+                t += Vector128.Create(Weights<TV, TW>.At(w0 + kk), Weights<TV, TW>.At(w0 + k + kk), Weights<TV, TW>.At(w0 + 2 * k + kk), Weights<TV, TW>.At(w0 + 3 * k + kk)) * xr[kk];
             var a = Vector128.Create(alpha);
             (accumulate ? Vector128.Load(y0) + a * t : a * t).Store(y0);
         }
     }
+}
+
+/// <summary>
+/// Loads of a weight element type as float32 vectors: float as is, ushort as bf16 widened by a 16-bit shift (<see cref="IO.BFloat16"/>). A
+/// generic over value types: the JIT compiles one body per element type and drops the other branch.
+/// </summary>
+internal static unsafe class Weights<TV, TW> where TV : unmanaged, ILanes<TV> where TW : unmanaged
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV Load(TW* p) => typeof(TW) == typeof(float) ? TV.Load((float*)p) : TV.LoadBf16((ushort*)p);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float At(TW* p) => typeof(TW) == typeof(float) ? *(float*)p : IO.BFloat16.ToSingle(*(ushort*)p);
 }
 
 /// <summary>
@@ -166,6 +196,12 @@ internal unsafe interface ILanes<TSelf> where TSelf : unmanaged, ILanes<TSelf>
 {
     static abstract int Count { get; }
     static abstract TSelf Load(float* p);
+    /// <summary>Count bf16 values (ushorts) widened to float32.</summary>
+    static abstract TSelf LoadBf16(ushort* p);
+    static abstract TSelf Splat(float v);
+    static abstract void Store(TSelf v, float* p);
+    /// <summary>y + s·a as two roundings (a multiply, then an add), as C# evaluates the scalar y + s * a.</summary>
+    static abstract TSelf AddScaled(TSelf y, TSelf s, TSelf a);
     /// <summary>a·b + acc, fused.</summary>
     static abstract TSelf Fma(TSelf a, TSelf b, TSelf acc);
     /// <summary>The lanes added pairwise down to four: the first step of <see cref="Lanes"/>' reduction.</summary>
@@ -177,6 +213,11 @@ internal readonly unsafe struct Lanes512(Vector512<float> v) : ILanes<Lanes512>
     private readonly Vector512<float> _v = v;
     public static int Count => Vector512<float>.Count;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Lanes512 Load(float* p) => new(Vector512.Load(p));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Lanes512 LoadBf16(ushort* p) => new(Vector512.ShiftLeft(Vector512.WidenLower(Vector256.Load(p).ToVector512Unsafe()), 16).AsSingle());
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Lanes512 Splat(float v) => new(Vector512.Create(v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(Lanes512 v, float* p) => v._v.Store(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Lanes512 AddScaled(Lanes512 y, Lanes512 s, Lanes512 a) => new(y._v + s._v * a._v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Lanes512 Fma(Lanes512 a, Lanes512 b, Lanes512 acc) => new(Vector512.FusedMultiplyAdd(a._v, b._v, acc._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> Fold(Lanes512 v)
@@ -191,6 +232,11 @@ internal readonly unsafe struct Lanes256(Vector256<float> v) : ILanes<Lanes256>
     private readonly Vector256<float> _v = v;
     public static int Count => Vector256<float>.Count;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Lanes256 Load(float* p) => new(Vector256.Load(p));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Lanes256 LoadBf16(ushort* p) => new(Vector256.ShiftLeft(Vector256.WidenLower(Vector128.Load(p).ToVector256Unsafe()), 16).AsSingle());
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Lanes256 Splat(float v) => new(Vector256.Create(v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(Lanes256 v, float* p) => v._v.Store(p);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Lanes256 AddScaled(Lanes256 y, Lanes256 s, Lanes256 a) => new(y._v + s._v * a._v);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Lanes256 Fma(Lanes256 a, Lanes256 b, Lanes256 acc) => new(Vector256.FusedMultiplyAdd(a._v, b._v, acc._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Fold(Lanes256 v) => v._v.GetLower() + v._v.GetUpper();
 }

@@ -55,6 +55,15 @@ public sealed class CudaSessionTests
     }
 
     [SkippableFact]
+    public void Float32AdaptersAreRefusedOnCudaWhoseAdapterPoolHoldsBf16()
+    {
+        var model = TinyModels.Model(10);
+        var e = Assert.Throws<NotSupportedException>(() => InferenceSession.FromModel(model, HostEmulatedBackend.Require(),
+            new SessionOptions { MaxSequenceLength = 32, AdapterPrecision = AdapterPrecision.Float32 }));
+        Assert.Contains("SessionOptions.AdapterPrecision Float32: the CUDA adapter pool holds bf16", e.Message);
+    }
+
+    [SkippableFact]
     public void SessionOptionCudaGraphsChoosesReplayedOrPlainDecodeStepsWithTheSameTokens()
     {
         var model = TinyModels.Model(10);

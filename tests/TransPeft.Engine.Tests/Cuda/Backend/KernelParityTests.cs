@@ -610,7 +610,8 @@ public abstract class KernelParityTests
         var yBase = Bf16Models.Rounded(Random(n * outDim, 221));
         var want = (float[])yBase.Clone();
         var segments = AdapterSegments.FromRowSlots(rowSlots);
-        MixedLora.Forward(want, x, n, inDim, outDim, segments, slots, new float[n * rmax]);
+        var keep = new List<CpuLoraImage>();
+        MixedLora.Forward(want, x, n, inDim, outDim, segments, Lora.MixedLoraTests.Slots(slots, bf16: false, keep), new float[n * rmax]);
 
         var dx = s.Bf16(x); var dA = s.Bf16(arena); var dB = dA.OffsetBytes(aSize * 2); var dScale = s.F32(scale).OffsetBytes(4);
         var dSlots = s.I32(rowSlots);
