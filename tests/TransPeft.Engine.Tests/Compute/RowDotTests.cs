@@ -87,6 +87,37 @@ public unsafe class RowDotTests
         Assert.Equal(rowDot ? viaRowDot : viaPacked, viaLinear);
     }
 
+    /// <summary>bf16 weights (served adapters at bf16) are widened exactly, so the product is bit for bit the float32
+    /// product of the widened weights, at both widths, on every tile and tail.</summary>
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Bf16WeightsGiveTheFloat32ProductOfTheWidenedWeights(int n, int k, int outDim)
+    {
+        var rng = new Random(n * 131 + k * 17 + outDim);
+        float[] x = Rand(rng, n * k), w = Rand(rng, outDim * k), y0 = Rand(rng, n * outDim);
+        var bits = w.Select(Engine.IO.BFloat16.FromSingle).ToArray();
+        var widened = bits.Select(Engine.IO.BFloat16.ToSingle).ToArray();
+        foreach (bool wide in Vector512.IsHardwareAccelerated ? new[] { false, true } : [false])
+        {
+            float[] viaBf16 = (float[])y0.Clone(), viaF32 = (float[])y0.Clone();
+            fixed (float* pb = viaBf16, pf = viaF32, px = x, pw = widened)
+            fixed (ushort* pbits = bits)
+            {
+                if (wide)
+                {
+                    RowDot.MatmulNT<Lanes512, ushort>(pb, px, pbits, n, k, outDim, true, 0.75f);
+                    RowDot.MatmulNT<Lanes512, float>(pf, px, pw, n, k, outDim, true, 0.75f);
+                }
+                else
+                {
+                    RowDot.MatmulNT<Lanes256, ushort>(pb, px, pbits, n, k, outDim, true, 0.75f);
+                    RowDot.MatmulNT<Lanes256, float>(pf, px, pw, n, k, outDim, true, 0.75f);
+                }
+            }
+            Assert.Equal(viaF32, viaBf16);
+        }
+    }
+
     private delegate void Product(float* y, float* x, float* w, int n, int k, int outDim, bool accumulate, float alpha);
 
     private static (string, Product)[] Widths() => Vector512.IsHardwareAccelerated
