@@ -61,7 +61,7 @@ internal sealed unsafe class CpuMixedDecoder
         if (_slotModules.Length < adapters.Count) _slotModules = new LoraSlot[adapters.Count];
         var slotModules = _slotModules.AsSpan(0, adapters.Count);
 
-        Embedding.Forward(_x, ids.ToArray(), _model.Embed.Data, n, h, v);
+        Embedding.Forward(_x, ids, _model.Embed.Data, n, h, v);
         for (int l = 0; l < c.NumLayers; l++)
         {
             var w = _model.Layers[l];
@@ -91,7 +91,7 @@ internal sealed unsafe class CpuMixedDecoder
             Project(_proj, _a, n, l, Projection.Down, w, segments, adapters, slotModules);
             TensorPrimitives.Add(_h.AsSpan(0, n * h), _proj.AsSpan(0, n * h), _x.AsSpan(0, n * h));
         }
-        foreach (var cache in caches) cache.Length++;
+        for (int i = 0; i < n; i++) caches[i].Length++;
         RmsNorm.Forward(_n, _rstd, _x, _model.FinalNorm.Data, n, h, c.RmsNormEps);
         fixed (float* pl = logits, px = _n, ph = _model.Head.Data)
             RowDot.MatmulNT(pl, px, ph, n, h, v, accumulate: false, 1f);

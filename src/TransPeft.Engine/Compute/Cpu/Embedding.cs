@@ -6,7 +6,7 @@ namespace TransPeft.Engine.Compute.Cpu;
 internal static class Embedding
 {
     /// <summary>out[N,C] = wte[V,C][ids[N]].</summary>
-    public static void Forward<T>(T[] outp, int[] ids, T[] wte, int n, int c, int v) where T : unmanaged, INumber<T>
+    public static void Forward<T>(T[] outp, ReadOnlySpan<int> ids, T[] wte, int n, int c, int v) where T : unmanaged, INumber<T>
     {
         for (int i = 0; i < n; i++)
         {
