@@ -27,7 +27,7 @@ internal static class ServeCommand
         var precision = new Option<AdapterPrecision>("--adapter-precision")
         {
             Description = "Adapter weights as served: auto (float32 on the CPU; bf16 in the CUDA adapter pool), float32 (CPU only) or bfloat16 "
-                + "(each adapter rounded at load: half the bytes per step when many distinct adapters share a batch, about 0.4% of each LoRA update)",
+                + "(each adapter rounded at load: half the bytes per step when many distinct adapters share a batch, each weight moved by at most 0.2%)",
             DefaultValueFactory = _ => AdapterPrecision.Auto,
         };
         var name = new Option<string?>("--served-model-name") { Description = "Name of the base model in requests and /v1/models (default: the model folder's name)" };

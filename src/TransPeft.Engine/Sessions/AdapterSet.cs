@@ -52,8 +52,9 @@ public sealed class AdapterSet
     /// <summary>
     /// Serves <paramref name="adapter"/> (made by <see cref="LoraAdapter.Create"/> or trained in this process) under
     /// <paramref name="name"/>, replacing the adapter of that name if there is one: in place when the shapes agree (see the class
-    /// remarks; the served buffers then keep their identity and <paramref name="adapter"/> is only read), else as a new entry that serves <paramref name="adapter"/> itself (as <see cref="Add(string, LoraAdapter)"/> does: do
-    /// not change its weights afterwards). Returns true for an in-place swap.
+    /// remarks; the served buffers then keep their identity and <paramref name="adapter"/> is only read), else as a new entry that serves <paramref name="adapter"/> itself, or its bf16-rounded copy under
+    /// <see cref="AdapterPrecision.BFloat16"/> (as <see cref="Add(string, LoraAdapter)"/> does: do not change its weights
+    /// afterwards). Returns true for an in-place swap.
     /// </summary>
     public bool Replace(string name, LoraAdapter adapter) => Replace(name, adapter, null).InPlace;
 
@@ -138,20 +139,25 @@ public sealed class AdapterSet
 
     /// <summary>Serves an adapter the host already holds (made by <see cref="LoraAdapter.Create"/> or trained) under <paramref name="name"/>.</summary>
     /// <remarks>With <see cref="AdapterPrecision.BFloat16"/> the session serves a rounded copy (see
-    /// <see cref="this[string]"/>), leaving <paramref name="adapter"/> as it is.</remarks>
+    /// <see cref="this[string]"/>), leaving <paramref name="adapter"/> as it is. Do not change a served adapter's weights
+    /// afterwards (through <see cref="LoraAdapter.Tensors"/> or by training it further): batched steps read a copy taken
+    /// when the adapter is first served in a batch (the CPU image; on CUDA the device pool's), contexts the adapter
+    /// itself, so the two would disagree. Change them with <see cref="Replace(string, LoraAdapter)"/>.</remarks>
     public void Add(string name, LoraAdapter adapter) => Add(name, adapter, null);
 
     private AdapterEntry Add(string name, LoraAdapter adapter, string? source)
     {
         if (string.IsNullOrWhiteSpace(name)) throw new ArgumentException("adapter name: expected a non-empty name");
         Model.ModelRules.CheckAdapter(_session.Config, adapter);
+        AdapterEntry entry;
         lock (_gate)
         {
             if (_entries.ContainsKey(name)) throw new ArgumentException($"adapter '{name}' is already loaded; unload it first");
-            var entry = new AdapterEntry(name, _session.ForServing(adapter, owned: source is not null), source, _session);
+            entry = new AdapterEntry(name, _session.ForServing(adapter, owned: source is not null), source, _session);
             _entries = new Dictionary<string, AdapterEntry>(_entries, StringComparer.Ordinal) { [name] = entry };
-            return entry;
         }
+        if (!_session.IsCuda) _session.Preload(entry); // the CPU image, once batches are served (CUDA uploads on first use)
+        return entry;
     }
 
     /// <summary>Stops serving <paramref name="name"/>; requests already running with it finish with it. False when no such adapter.</summary>
@@ -185,6 +191,8 @@ public sealed class AdapterSet
     public IReadOnlyList<(string Name, string? Source)> List() =>
         [.. _entries.Values.OrderBy(e => e.Name, StringComparer.Ordinal).Select(e => (e.Name, e.Source))];
 
+    internal AdapterEntry? TryResolve(string name) => _entries.GetValueOrDefault(name);
+
     internal AdapterEntry Resolve(string name) =>
         _entries.TryGetValue(name, out var e) ? e
         : throw new KeyNotFoundException($"adapter '{name}' is not loaded (loaded: {(_entries.Count == 0 ? "none" : string.Join(", ", Names))})");
@@ -216,7 +224,7 @@ internal sealed class AdapterEntry(string name, LoraAdapter adapter, string? sou
 
     /// <summary>The adapter's image for the CPU's batched decoder, built on first use. Running requests hold the entry, so
     /// an unloaded or replaced adapter's image lives as long as they do.</summary>
-    public CpuLoraImage CpuImage => LazyInitializer.EnsureInitialized(ref _cpuImage, () => session.BuildCpuImage(adapter));
+    public CpuLoraImage CpuImage => LazyInitializer.EnsureInitialized(ref _cpuImage, () => session.CreateCpuImage(adapter));
 
     /// <summary>After an in-place swap: the image (if built) takes the new weights.</summary>
     public void RefreshCpuImage() => _cpuImage?.Refresh(adapter);

@@ -72,7 +72,7 @@ public sealed class BatchedGenerator
         else
         {
             _decoder = new CpuMixedDecoder(session.Model, session.MaxSequenceLength);
-            session.ServesBatches(); // adapters loaded from now on build their CPU image at load
+            session.ServesBatches(); // every served adapter's CPU image is built now, and each later one's when it is loaded
         }
         Batcher = new ContinuousBatcher<BatchSequence>(Step, options);
     }
@@ -144,8 +144,7 @@ public sealed class BatchedGenerator
             _slotEntries.Clear();
             _images.Clear();
             int n = decodeRows.Count;
-            if (_rowSlot.Length < n) { _rowSlot = new int[n]; _order = new int[n]; _ids = new int[n]; _slots = new int[n]; }
-            if (_caches.Length != n) _caches = new KvCache[n];
+            if (_rowSlot.Length < n) { _rowSlot = new int[n]; _order = new int[n]; _ids = new int[n]; _slots = new int[n]; _caches = new KvCache[n]; }
             for (int j = 0; j < n; j++) _rowSlot[j] = SlotOf(rows[decodeRows[j]].Sequence.Served);
             int k = 0; // _order[k]: the k-th row of the step, as a batcher row index
             for (int slot = -1; slot < _slotEntries.Count; slot++)
@@ -158,7 +157,15 @@ public sealed class BatchedGenerator
                 _caches[j] = row.Sequence.Cache;
             }
             if (_logits.Length < n * v) _logits = new float[n * v];
-            _decoder!.Decode(_ids.AsSpan(0, n), _caches, _slots.AsSpan(0, n), _images, _logits);
+            try { _decoder!.Decode(_ids.AsSpan(0, n), _caches.AsSpan(0, n), _slots.AsSpan(0, n), _images, _logits); }
+            finally
+            {
+                // Hold nothing of this step between steps: an idle server must not keep finished requests' caches or
+                // unloaded adapters' images alive.
+                Array.Clear(_caches, 0, n);
+                _images.Clear();
+                _slotEntries.Clear();
+            }
             for (int j = 0; j < n; j++)
                 if (rows[_order[j]].Sample) next[_order[j]] = Pick(_logits.AsSpan(j * v, v), rows[_order[j]].Sequence);
         }

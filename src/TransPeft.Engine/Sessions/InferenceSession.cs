@@ -27,7 +27,7 @@ public sealed class InferenceSession : IDisposable
     private readonly Lazy<IInferenceModel> _base;
     private DeviceBaseWeights? _deviceBase; // CUDA: the one device copy of the base every model of the session reads
     private readonly Lazy<CudaKvDecoder>? _decoder;
-    private readonly List<AdapterEntry> _retired = [];
+    private readonly List<IDisposable> _retired = []; // backends of unloaded adapters that hold unmanaged resources
     private readonly object _retiredGate = new();
     private bool _disposed;
 
@@ -201,13 +201,14 @@ public sealed class InferenceSession : IDisposable
     /// <summary>The CUDA decoder (tests: graphs, pool, slots); null on the CPU.</summary>
     internal CudaKvDecoder? CudaDecoder => _decoder?.Value;
 
-    /// <summary>An unloaded adapter's backend is released with the session (a running request may still hold it); on
-    /// CUDA its device slot and pinned image are freed now (a request still using it brings it back).</summary>
+    /// <summary>An unloaded adapter's backend, when it holds unmanaged resources, is released with the session (a running
+    /// request may still hold it); nothing else of the entry is kept, so its weights and CPU image go with the last
+    /// request that uses them. On CUDA its device slot and pinned image are freed now (a request still using it brings
+    /// it back).</summary>
     internal void Retire(AdapterEntry entry)
     {
         if (_decoder is { IsValueCreated: true }) _decoder.Value.Forget(entry.Adapter);
-        if (!entry.HasBackend) return;
-        lock (_retiredGate) _retired.Add(entry);
+        if (entry.HasBackend && entry.Backend is IDisposable d) lock (_retiredGate) _retired.Add(d);
     }
 
     /// <summary>
@@ -218,7 +219,7 @@ public sealed class InferenceSession : IDisposable
     internal TimeSpan? Preload(AdapterEntry entry)
     {
         if (_decoder is not null) return _decoder.Value.Preload(entry.Adapter);
-        if (_servesBatches) _ = entry.CpuImage;
+        if (_servesBatches) BuildCpuImage(entry);
         return null;
     }
 
@@ -232,11 +233,24 @@ public sealed class InferenceSession : IDisposable
 
     private volatile bool _servesBatches;
 
-    /// <summary>A CPU <see cref="BatchedGenerator"/> serves this session: from now on adapters get their image when loaded.</summary>
-    internal void ServesBatches() => _servesBatches = true;
+    /// <summary>A CPU <see cref="BatchedGenerator"/> serves this session: the adapters already served get their image now,
+    /// and from now on every adapter gets it when loaded (not in the first batched step).</summary>
+    internal void ServesBatches()
+    {
+        _servesBatches = true;
+        foreach (var name in Adapters.Names)
+            if (Adapters.TryResolve(name) is { } entry) BuildCpuImage(entry);
+    }
+
+    /// <summary>Builds an entry's CPU image under the swap gate, so an in-place swap of the same name cannot copy weights
+    /// into the adapter while the image reads them (steps and swaps hold that gate too).</summary>
+    private void BuildCpuImage(AdapterEntry entry)
+    {
+        lock (Adapters.SwapGate) _ = entry.CpuImage;
+    }
 
     /// <summary>An adapter's image for the CPU's batched decoder, in the session's adapter precision.</summary>
-    internal CpuLoraImage BuildCpuImage(LoraAdapter adapter) => CpuLoraImage.Build(adapter, Options.AdapterPrecision == AdapterPrecision.BFloat16);
+    internal CpuLoraImage CreateCpuImage(LoraAdapter adapter) => CpuLoraImage.Build(adapter, Options.AdapterPrecision == AdapterPrecision.BFloat16);
 
     /// <summary>
     /// The adapter as this session serves it: with <see cref="AdapterPrecision.BFloat16"/>, rounded to bf16 (in place when
@@ -311,7 +325,7 @@ public sealed class InferenceSession : IDisposable
         if (_base.IsValueCreated) (_base.Value as IDisposable)?.Dispose();
         foreach (var name in Adapters.Names)
             if (Adapters.Resolve(name) is { HasBackend: true } e) (e.Backend as IDisposable)?.Dispose();
-        lock (_retiredGate) foreach (var e in _retired) (e.Backend as IDisposable)?.Dispose();
+        lock (_retiredGate) foreach (var d in _retired) d.Dispose();
         // The session's reference; a training context still running keeps the base alive until it is disposed.
         _deviceBase?.Release();
         if (_decoder is { IsValueCreated: true }) _decoder.Value.Dispose();

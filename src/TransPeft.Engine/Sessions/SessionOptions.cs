@@ -24,8 +24,8 @@ public enum AdapterPrecision
     /// session (batched serving, contexts, scoring) computes with the same rounded values, on either device. On the CPU
     /// the batched decoder then reads 2 bytes per weight instead of 4: a batch of many distinct adapters, where every row
     /// streams its own adapter's weights, streams half the bytes (docs/BENCHMARKS.md). Adapters are small beside the
-    /// base (r=16 on every linear layer of a 7B Llama is 0.6% of its parameters); the rounding changes a LoRA update by
-    /// about 0.4% of itself.
+    /// base (r=16 on every linear layer of a 7B Llama is 0.6% of its parameters); the rounding moves each adapter weight by
+    /// at most 2⁻⁹ (0.2%) of itself.
     /// </summary>
     BFloat16,
 }
@@ -59,7 +59,7 @@ public sealed record SessionOptions
     public SessionDType DType { get; init; } = SessionDType.Auto;
 
     /// <summary>Number format of the served adapters' weights (see <see cref="Sessions.AdapterPrecision"/>): Auto keeps
-    /// float32 on the CPU; BFloat16 trades 0.4% of each LoRA update for half the adapter bytes per step.</summary>
+    /// float32 on the CPU; BFloat16 rounds each adapter weight (by at most 0.2%) for half the adapter bytes per step.</summary>
     public AdapterPrecision AdapterPrecision { get; init; } = AdapterPrecision.Auto;
 
     /// <summary>Most sequences one call may carry (forward, score). On CUDA also the number of device KV cache slots:
@@ -90,6 +90,8 @@ public sealed record SessionOptions
     public void Validate()
     {
         if (Threads < 0) throw new ArgumentException($"SessionOptions.Threads: expected 0 (every core) or a positive count, got {Threads}");
+        if (!Enum.IsDefined(DType)) throw new ArgumentException($"SessionOptions.DType: expected Auto, Float32 or BFloat16, got {(int)DType}");
+        if (!Enum.IsDefined(AdapterPrecision)) throw new ArgumentException($"SessionOptions.AdapterPrecision: expected Auto, Float32 or BFloat16, got {(int)AdapterPrecision}");
         if (MaxBatchSize <= 0) throw new ArgumentException($"SessionOptions.MaxBatchSize: expected a positive number, got {MaxBatchSize}");
         if (MaxResidentAdapters <= 0) throw new ArgumentException($"SessionOptions.MaxResidentAdapters: expected a positive number, got {MaxResidentAdapters}");
         if (MaxSequenceLength < 0) throw new ArgumentException($"SessionOptions.MaxSequenceLength: expected 0 (the model's maximum) or a positive number, got {MaxSequenceLength}");

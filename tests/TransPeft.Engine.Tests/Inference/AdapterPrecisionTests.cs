@@ -54,6 +54,32 @@ public class AdapterPrecisionTests
         }
     }
 
+    /// <summary>An unloaded adapter, its CPU image and its backend are garbage once the requests that used it are done:
+    /// the session keeps only backends that hold unmanaged resources, and the batched step keeps nothing between steps.</summary>
+    [Fact]
+    public void AnUnloadedAdapterIsFreedOnceNoRequestUsesIt()
+    {
+        var model = TinyModels.Model(11);
+        using var session = InferenceSession.FromModel(model, new SessionOptions { AdapterPrecision = AdapterPrecision.BFloat16 });
+        var gen = new BatchedGenerator(session);
+        var weak = ServeOnceThenUnload(gen, model.Config);
+        for (int i = 0; i < 3 && weak.IsAlive; i++) { GC.Collect(); GC.WaitForPendingFinalizers(); }
+        Assert.False(weak.IsAlive, "the unloaded adapter is still reachable");
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static WeakReference ServeOnceThenUnload(BatchedGenerator gen, Engine.Model.ModelConfig c)
+    {
+        gen.Adapters.Add("t", TinyModels.TrainedAdapter(c, 41));
+        var weak = new WeakReference(gen.Adapters["t"]);
+        var greedy = new GenerationOptions { MaxNewTokens = 3, Greedy = true, EosTokenIds = [] };
+        var request = gen.Submit(TinyModels.RandomIds(3, c.VocabSize, 1), "t", greedy);
+        while (gen.Batcher.Step()) { }
+        Assert.Equal(3, request.Generated);
+        Assert.True(gen.Adapters.Unload("t"));
+        return weak;
+    }
+
     [Fact]
     public async Task ABf16HotSwapRoundsTheNewWeightsAndTheBatchedStepReadsThem()
     {

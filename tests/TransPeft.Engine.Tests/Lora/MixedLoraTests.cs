@@ -54,6 +54,7 @@ public class MixedLoraTests
         CpuLinear.Forward(y, x, n, w, bias, null, null, new float[n * In], StepContext.Eval);
         var keep = new List<CpuLoraImage>();
         MixedLora.Forward(y, x, n, In, Out, AdapterSegments.FromRowSlots(rowSlots), Slots(slots, bf16: false, keep), new float[n * 16]);
+        GC.KeepAlive(keep); // the slots hold raw addresses into the images
 
         for (int i = 0; i < n; i++)
         {
@@ -92,6 +93,7 @@ public class MixedLoraTests
         MixedLora.Forward(bf16, x, n, In, Out, segments, Slots(slots, bf16: true, keep), new float[n * 16]);
         var f32 = (float[])yBase.Clone();
         MixedLora.Forward(f32, x, n, In, Out, segments, Slots(rounded, bf16: false, keep), new float[n * 16]);
+        GC.KeepAlive(keep);
         Assert.Equal(f32, bf16);
         for (int i = 0; i < n; i++)
         {
@@ -110,6 +112,8 @@ public class MixedLoraTests
     [InlineData(1, 16, 688)]
     [InlineData(7, 16, 130)]
     [InlineData(9, 3, 37)]
+    [InlineData(5, 16, 45)]  // 45 = 32 + 13: AVX2 does columns 32..39 as a vector, AVX-512 in the scalar tail
+    [InlineData(6, 7, 27)]   // 27 = 16 + 11: likewise for columns 16..23
     public unsafe void TheExpandGivesEveryRowTheSameBitsAtEveryWidthAndPlace(int rows, int r, int outDim)
     {
         var rng = new Random(rows * 100 + outDim);
@@ -119,17 +123,54 @@ public class MixedLoraTests
         float[] wide = (float[])y0.Clone(), narrow = (float[])y0.Clone();
         fixed (float* pt = t, pb = bt, pw = wide, pn = narrow)
         {
-            MixedLora.Expand<Lanes512, float>(pw, pt, pb, rows, r, outDim, 0.75f);
-            MixedLora.Expand<Lanes256, float>(pn, pt, pb, rows, r, outDim, 0.75f);
+            if (System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated) MixedLora.Expand<Lanes512, float>(pw, pt, pb, rows, r, outDim, outDim, 0.75f);
+            else MixedLora.Expand<Lanes256, float>(pw, pt, pb, rows, r, outDim, outDim, 0.75f);
+            MixedLora.Expand<Lanes256, float>(pn, pt, pb, rows, r, outDim, outDim, 0.75f);
         }
         Assert.Equal(wide, narrow);
-        for (int i = 0; i < rows; i++) // each row alone, as a one-row batch
+        for (int i = 0; i < rows; i++)
         {
+            // The scalar recipe every output follows: a fused chain over the rank in order, then y + s·acc.
+            for (int o = 0; o < outDim; o++)
+            {
+                float acc = 0f;
+                for (int j = 0; j < r; j++) acc = MathF.FusedMultiplyAdd(bt[j * outDim + o], t[i * r + j], acc);
+                Assert.Equal(y0[i * outDim + o] + 0.75f * acc, wide[i * outDim + o]);
+            }
+            // Each row alone, as a one-row batch, and as column blocks of a wider row (the parallel split's unit).
             var alone = y0.AsSpan(i * outDim, outDim).ToArray();
             var ti = t.AsSpan(i * r, r).ToArray();
-            fixed (float* pt = ti, pb = bt, pa = alone) MixedLora.Expand(pa, pt, pb, 1, r, outDim, 0.75f);
+            fixed (float* pt = ti, pb = bt, pa = alone)
+            {
+                int half = outDim / 2;
+                MixedLora.Expand(pa, pt, pb, 1, r, half, outDim, 0.75f);
+                MixedLora.Expand(pa + half, pt, pb + half, 1, r, outDim - half, outDim, 0.75f);
+            }
             Assert.Equal(alone, wide.AsSpan(i * outDim, outDim).ToArray());
         }
+    }
+
+    /// <summary>With threads, the segments' products split across them (shrinks by segment, expands by segment and column
+    /// block): the same bits as one thread.</summary>
+    [Fact]
+    public void ASplitAcrossThreadsGivesTheBitsOfOneThread()
+    {
+        const int inDim = 300, outDim = 700, n = 40;
+        var rng = new Random(77);
+        LoraModule Big(int rank) => new(0, Projection.Q, new Parameter("A", [rank, inDim], Rand(rng, rank * inDim)), new Parameter("B", [outDim, rank], Rand(rng, outDim * rank)), 0.5f);
+        LoraModule?[] modules = [Big(16), Big(8)];
+        var keep = new List<CpuLoraImage>();
+        var slots = Slots(modules, bf16: false, keep);
+        var x = Rand(rng, n * inDim);
+        var rowSlots = Enumerable.Range(0, n).Select(i => i < 30 ? 0 : i < 35 ? -1 : 1).ToArray();
+        var segments = AdapterSegments.FromRowSlots(rowSlots);
+        var y1 = new float[n * outDim];
+        var y2 = new float[n * outDim];
+        using (CpuParallel.Use(1)) MixedLora.Forward(y1, x, n, inDim, outDim, segments, slots, new float[n * 16]);
+        using (CpuParallel.Use(2)) MixedLora.Forward(y2, x, n, inDim, outDim, segments, slots, new float[n * 16]);
+        GC.KeepAlive(keep);
+        Assert.Equal(y1, y2);
+        Assert.NotEqual(new float[outDim], y1.AsSpan(0, outDim).ToArray());
     }
 
     private static float Bf16Round(float v) => Engine.IO.BFloat16.ToSingle(Engine.IO.BFloat16.FromSingle(v));
@@ -182,6 +223,7 @@ public class MixedLoraTests
         var wrongSlots = Slots([wrong], bf16: false, keep);
         var shape = Assert.Throws<ArgumentException>(() => MixedLora.Forward(y, x, 2, In, Out, AdapterSegments.FromRowSlots([0, 0]), wrongSlots, new float[64]));
         Assert.Contains("model.layers.1.self_attn.k_proj", shape.Message);
+        GC.KeepAlive(keep);
         Assert.Throws<ArgumentOutOfRangeException>(() => AdapterSegments.FromRowSlots([0, -2]));
     }
 }

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using TransPeft.Engine.IO;
 using TransPeft.Engine.Lora;
 using TransPeft.Engine.Model;
@@ -40,11 +42,12 @@ internal sealed unsafe class CpuLoraImage
         var list = modules.ToList();
         long total = 0;
         foreach (var m in list) total += (long)m.Rank * (m.In + m.Out);
-        float[]? f32 = bf16 ? null : GC.AllocateUninitializedArray<float>((int)checked(total), pinned: true);
-        ushort[]? b16 = bf16 ? GC.AllocateUninitializedArray<ushort>((int)checked(total), pinned: true) : null;
+        int elements = checked((int)total);
+        float[]? f32 = bf16 ? null : GC.AllocateUninitializedArray<float>(elements, pinned: true);
+        ushort[]? b16 = bf16 ? GC.AllocateUninitializedArray<ushort>(elements, pinned: true) : null;
         var slots = new LoraSlot[numLayers * ProjectionNames.All.Length];
-        void* basePtr = total == 0 ? null
-            : bf16 ? System.Runtime.CompilerServices.Unsafe.AsPointer(ref b16![0]) : System.Runtime.CompilerServices.Unsafe.AsPointer(ref f32![0]);
+        // Pinned arrays never move, so the slots may hold raw addresses into them.
+        void* basePtr = bf16 ? Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(b16!)) : Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(f32!));
         int size = bf16 ? 2 : 4;
         long off = 0;
         foreach (var m in list)

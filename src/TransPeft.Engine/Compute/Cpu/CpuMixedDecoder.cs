@@ -39,11 +39,11 @@ internal sealed unsafe class CpuMixedDecoder
     /// logits to logits[i·V ..]. <paramref name="rowSlots"/>[i] picks <paramref name="adapters"/>[slot] (an adapter's
     /// <see cref="CpuLoraImage"/>) for row i, or -1 for the base model. Every cache must have room for one more position.
     /// </summary>
-    public void Decode(ReadOnlySpan<int> ids, IReadOnlyList<KvCache> caches, ReadOnlySpan<int> rowSlots, IReadOnlyList<CpuLoraImage?> adapters, Span<float> logits)
+    public void Decode(ReadOnlySpan<int> ids, ReadOnlySpan<KvCache> caches, ReadOnlySpan<int> rowSlots, IReadOnlyList<CpuLoraImage?> adapters, Span<float> logits)
     {
         var c = Config;
         int n = ids.Length, h = c.HiddenSize, qd = c.QDim, kvd = c.KvDim, inter = c.IntermediateSize, v = c.VocabSize;
-        if (caches.Count != n || rowSlots.Length != n) throw new ArgumentException($"{n} ids, {caches.Count} caches and {rowSlots.Length} adapter slots: expected one of each per row");
+        if (caches.Length != n || rowSlots.Length != n) throw new ArgumentException($"{n} ids, {caches.Length} caches and {rowSlots.Length} adapter slots: expected one of each per row");
         if (logits.Length < (long)n * v) throw new ArgumentException($"logits hold {logits.Length} floats; {n} rows need {(long)n * v}");
         for (int i = 0; i < n; i++)
         {

@@ -38,48 +38,82 @@ internal static unsafe class MixedLora
         fixed (LoraSlot* ps = slots)
         {
             var job = new Job(py, px, pt, ps, segments, inDim, outDim, maxRank);
-            // Segments write disjoint rows; a split boxes the job into a delegate, one-thread steps allocate nothing.
-            if (CpuParallel.Splits(segments.Count)) CpuParallel.For(segments.Count, job.Run);
-            else for (int i = 0; i < segments.Count; i++) job.Run(i);
+            int count = segments.Count, blocks = (outDim + ColumnBlock - 1) / ColumnBlock;
+            // One thread: each segment's shrink then its expand, nothing allocated. Across threads (a split boxes the job
+            // into a delegate): every segment's shrink, then the expands by (segment, column block), so a batch of one
+            // adapter splits too. A column block changes no output's operations, so the bits are the same either way.
+            if (CpuParallel.Splits(count * blocks, (long)n * maxRank * (inDim + outDim) > 200_000)) AcrossThreads(job, count, blocks);
+            else
+                for (int i = 0; i < count; i++)
+                {
+                    job.Shrink(i);
+                    job.Expand(i, 0, outDim);
+                }
         }
     }
+
+    /// <summary>The split path, in its own method so that the serial path allocates no closure.</summary>
+    private static void AcrossThreads(Job job, int count, int blocks)
+    {
+        CpuParallel.For(count, job.ShrinkOnWorker);
+        CpuParallel.For(count * blocks, k => job.ExpandBlock(k / blocks, k % blocks));
+    }
+
+    /// <summary>Output columns per parallel expand task (a multiple of every tile's width).</summary>
+    private const int ColumnBlock = 256;
 
     private readonly struct Job(float* y, float* x, float* t, LoraSlot* slots, AdapterSegments segments, int inDim, int outDim, int maxRank)
     {
-        public void Run(int i)
+        /// <summary>Segment i's slot, or null for rows that keep the base output.</summary>
+        private LoraSlot? Slot(int i) => segments.Slots[i] is int slot and >= 0 && slots[slot] is { Rank: > 0 } s ? s : null;
+
+        /// <summary>On a worker thread: the products inside run on it alone (a worker does not carry the session's thread budget).</summary>
+        public void ShrinkOnWorker(int i)
         {
-            int slot = segments.Slots[i];
-            if (slot < 0) return;
-            var s = slots[slot];
-            if (s.Rank == 0) return;
-            int row0 = segments.Starts[i], rows = segments.Starts[i + 1] - row0, r = s.Rank;
-            float* ti = t + (long)row0 * maxRank, xi = x + (long)row0 * inDim, yi = y + (long)row0 * outDim;
-            if (s.Bf16)
-            {
-                RowDot.MatmulNT(ti, xi, (ushort*)s.A, rows, inDim, r, accumulate: false, 1f);
-                Expand(yi, ti, (ushort*)s.Bt, rows, r, outDim, s.Scaling);
-            }
-            else
-            {
-                RowDot.MatmulNT(ti, xi, (float*)s.A, rows, inDim, r, accumulate: false, 1f);
-                Expand(yi, ti, (float*)s.Bt, rows, r, outDim, s.Scaling);
-            }
+            using var one = CpuParallel.Use(1);
+            Shrink(i);
+        }
+
+        /// <summary>t[seg] = x[seg]·Aᵀ.</summary>
+        public void Shrink(int i)
+        {
+            if (Slot(i) is not { } s) return;
+            int row0 = segments.Starts[i], rows = segments.Starts[i + 1] - row0;
+            float* ti = t + (long)row0 * maxRank, xi = x + (long)row0 * inDim;
+            if (s.Bf16) RowDot.MatmulNT(ti, xi, (ushort*)s.A, rows, inDim, s.Rank, accumulate: false, 1f);
+            else RowDot.MatmulNT(ti, xi, (float*)s.A, rows, inDim, s.Rank, accumulate: false, 1f);
+        }
+
+        /// <summary>Segment i's expand on the <paramref name="block"/>-th <see cref="ColumnBlock"/> of output columns.</summary>
+        public void ExpandBlock(int i, int block) => Expand(i, block * ColumnBlock, Math.Min(ColumnBlock, outDim - block * ColumnBlock));
+
+        /// <summary>y[seg, o0 .. o0+cols) += s·t[seg]·Bᵀ[:, o0 .. o0+cols).</summary>
+        public void Expand(int i, int o0, int cols)
+        {
+            if (Slot(i) is not { } s) return;
+            int row0 = segments.Starts[i], rows = segments.Starts[i + 1] - row0;
+            float* ti = t + (long)row0 * maxRank, yi = y + (long)row0 * outDim + o0;
+            if (s.Bf16) MixedLora.Expand(yi, ti, (ushort*)s.Bt + o0, rows, s.Rank, cols, outDim, s.Scaling);
+            else MixedLora.Expand(yi, ti, (float*)s.Bt + o0, rows, s.Rank, cols, outDim, s.Scaling);
         }
     }
 
-    /// <summary>y[rows, out] += s · t[rows, r]·Bᵀ[r, out] (rows of t are r apart, of y out apart), float32 or bf16 Bᵀ.</summary>
-    public static void Expand<TW>(float* y, float* t, TW* bt, int rows, int r, int outDim, float s) where TW : unmanaged
+    /// <summary>
+    /// y[rows, cols] += s · t[rows, r]·Bᵀ[r, cols], float32 or bf16 Bᵀ: rows of t are r apart, rows of y and of Bᵀ
+    /// <paramref name="ld"/> apart (ld = cols for a whole output row; larger for a block of its columns).
+    /// </summary>
+    public static void Expand<TW>(float* y, float* t, TW* bt, int rows, int r, int cols, int ld, float s) where TW : unmanaged
     {
-        if (Vector512.IsHardwareAccelerated) Expand<Lanes512, TW>(y, t, bt, rows, r, outDim, s);
-        else Expand<Lanes256, TW>(y, t, bt, rows, r, outDim, s);
+        if (Vector512.IsHardwareAccelerated) Expand<Lanes512, TW>(y, t, bt, rows, r, cols, ld, s);
+        else Expand<Lanes256, TW>(y, t, bt, rows, r, cols, ld, s);
     }
 
     /// <summary>
-    /// The expand at a chosen vector width. Tiles: four rows against two vectors of outputs (each Bᵀ vector loaded once for
+    /// The expand at a chosen vector width (<paramref name="outDim"/> columns; rows of y and Bᵀ <paramref name="ld"/> apart). Tiles: four rows against two vectors of outputs (each Bᵀ vector loaded once for
     /// four rows), then one row against four vectors, one vector, and the scalar tail. Every output gets the same operations
     /// in all of them (so the bits do not depend on the width either).
     /// </summary>
-    internal static void Expand<TV, TW>(float* y, float* t, TW* bt, int rows, int r, int outDim, float s)
+    internal static void Expand<TV, TW>(float* y, float* t, TW* bt, int rows, int r, int outDim, int ld, float s)
         where TV : unmanaged, ILanes<TV> where TW : unmanaged
     {
         int w = TV.Count;
@@ -88,13 +122,13 @@ internal static unsafe class MixedLora
         for (; i + 4 <= rows; i += 4)
         {
             float* t0 = t + (long)i * r, t1 = t0 + r, t2 = t1 + r, t3 = t2 + r;
-            float* y0 = y + (long)i * outDim, y1 = y0 + outDim, y2 = y1 + outDim, y3 = y2 + outDim;
+            float* y0 = y + (long)i * ld, y1 = y0 + ld, y2 = y1 + ld, y3 = y2 + ld;
             int o = 0;
             for (; o + 2 * w <= outDim; o += 2 * w)
             {
                 TV a0 = default, a1 = default, b0 = default, b1 = default, c0 = default, c1 = default, d0 = default, d1 = default;
                 TW* bj = bt + o;
-                for (int j = 0; j < r; j++, bj += outDim)
+                for (int j = 0; j < r; j++, bj += ld)
                 {
                     TV w0 = Weights<TV, TW>.Load(bj), w1 = Weights<TV, TW>.Load(bj + w);
                     TV v = TV.Splat(t0[j]); a0 = TV.Fma(w0, v, a0); a1 = TV.Fma(w1, v, a1);
@@ -107,14 +141,14 @@ internal static unsafe class MixedLora
                 Put(y2 + o, sv, c0); Put(y2 + o + w, sv, c1);
                 Put(y3 + o, sv, d0); Put(y3 + o + w, sv, d1);
             }
-            for (int q = 0; q < 4; q++) Row<TV, TW>(y + (long)(i + q) * outDim, t + (long)(i + q) * r, bt, r, outDim, s, o);
+            for (int q = 0; q < 4; q++) Row<TV, TW>(y + (long)(i + q) * ld, t + (long)(i + q) * r, bt, r, outDim, ld, s, o);
         }
-        for (; i < rows; i++) Row<TV, TW>(y + (long)i * outDim, t + (long)i * r, bt, r, outDim, s, 0);
+        for (; i < rows; i++) Row<TV, TW>(y + (long)i * ld, t + (long)i * r, bt, r, outDim, ld, s, 0);
     }
 
     /// <summary>One row's outputs from <paramref name="o"/> on: four vectors at a time, then one, then the scalar tail.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Row<TV, TW>(float* y, float* t, TW* bt, int r, int outDim, float s, int o)
+    private static void Row<TV, TW>(float* y, float* t, TW* bt, int r, int outDim, int ld, float s, int o)
         where TV : unmanaged, ILanes<TV> where TW : unmanaged
     {
         int w = TV.Count;
@@ -123,7 +157,7 @@ internal static unsafe class MixedLora
         {
             TV a0 = default, a1 = default, a2 = default, a3 = default;
             TW* bj = bt + o;
-            for (int j = 0; j < r; j++, bj += outDim)
+            for (int j = 0; j < r; j++, bj += ld)
             {
                 TV v = TV.Splat(t[j]);
                 a0 = TV.Fma(Weights<TV, TW>.Load(bj), v, a0); a1 = TV.Fma(Weights<TV, TW>.Load(bj + w), v, a1);
@@ -135,13 +169,13 @@ internal static unsafe class MixedLora
         {
             TV a = default;
             TW* bj = bt + o;
-            for (int j = 0; j < r; j++, bj += outDim) a = TV.Fma(Weights<TV, TW>.Load(bj), TV.Splat(t[j]), a);
+            for (int j = 0; j < r; j++, bj += ld) a = TV.Fma(Weights<TV, TW>.Load(bj), TV.Splat(t[j]), a);
             Put(y + o, sv, a);
         }
         for (; o < outDim; o++)
         {
             float a = 0f;
-            for (int j = 0; j < r; j++) a = MathF.FusedMultiplyAdd(Weights<TV, TW>.At(bt + (long)j * outDim + o), t[j], a);
+            for (int j = 0; j < r; j++) a = MathF.FusedMultiplyAdd(Weights<TV, TW>.At(bt + (long)j * ld + o), t[j], a);
             y[o] = y[o] + s * a;
         }
     }

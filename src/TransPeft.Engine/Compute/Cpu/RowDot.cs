@@ -159,6 +159,8 @@ internal static unsafe class RowDot
 /// </summary>
 internal static unsafe class Weights<TV, TW> where TV : unmanaged, ILanes<TV> where TW : unmanaged
 {
+    // Only float and ushort (bf16) are instantiated: RowDot.MatmulNT's and MixedLora.Expand's entry points take those.
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TV Load(TW* p) => typeof(TW) == typeof(float) ? TV.Load((float*)p) : TV.LoadBf16((ushort*)p);
 

@@ -612,6 +612,7 @@ public abstract class KernelParityTests
         var segments = AdapterSegments.FromRowSlots(rowSlots);
         var keep = new List<CpuLoraImage>();
         MixedLora.Forward(want, x, n, inDim, outDim, segments, Lora.MixedLoraTests.Slots(slots, bf16: false, keep), new float[n * rmax]);
+        GC.KeepAlive(keep);
 
         var dx = s.Bf16(x); var dA = s.Bf16(arena); var dB = dA.OffsetBytes(aSize * 2); var dScale = s.F32(scale).OffsetBytes(4);
         var dSlots = s.I32(rowSlots);
