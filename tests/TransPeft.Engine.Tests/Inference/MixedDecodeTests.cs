@@ -88,6 +88,46 @@ public class MixedDecodeTests
         }
     }
 
+    /// <summary>With threads the rows attend in parallel and the LoRA products split: the logits and the caches are
+    /// the bits of one thread, step after step.</summary>
+    [Fact]
+    public void ThreadsChangeNoBitOfTheStep()
+    {
+        // Long enough caches that the step's attention splits across threads (it stays on one thread below ~200K
+        // multiply-adds), and wide enough projections that the LoRA products split too.
+        var c = TinyModels.Config() with { HiddenSize = 64, IntermediateSize = 320, HeadDim = 16, MaxPositionEmbeddings = 512 };
+        var model = Engine.Model.TransformerModel.CreateRandom(c, 6, initStd: 0.2);
+        var adapter = TinyModels.TrainedAdapter(c, seed: 4);
+        var prefill = CpuTransformer.ForInference(model, adapter);
+        CpuLoraImage[] image = [CpuLoraImage.Build(adapter, bf16: false)];
+        const int n = 12, steps = 4;
+        (float[] Logits, KvCache[] Caches) Run(int threads)
+        {
+            using var scope = CpuParallel.Use(threads);
+            var decoder = new CpuMixedDecoder(model);
+            var caches = Enumerable.Range(0, n).Select(i =>
+            {
+                var cache = new KvCache(c, 1, 400);
+                prefill.ForwardCached(cache, TinyModels.RandomIds(300 + i, c.VocabSize, 70 + i), 1, 300 + i);
+                return cache;
+            }).ToArray();
+            var slots = Enumerable.Range(0, n).Select(i => i % 3 == 0 ? -1 : 0).ToArray();
+            var logits = new float[n * c.VocabSize];
+            for (int s = 0; s < steps; s++)
+                decoder.Decode(Enumerable.Range(0, n).Select(i => (i * 7 + s) % c.VocabSize).ToArray(), caches, slots, image, logits);
+            return (logits, caches);
+        }
+        var one = Run(1);
+        var two = Run(2);
+        Assert.Equal(one.Logits, two.Logits);
+        for (int i = 0; i < n; i++)
+            for (int l = 0; l < c.NumLayers; l++)
+            {
+                Assert.Equal(one.Caches[i].K[l], two.Caches[i].K[l]);
+                Assert.Equal(one.Caches[i].V[l], two.Caches[i].V[l]);
+            }
+    }
+
     [Fact]
     public void AFullCacheOrAnIdOutsideTheVocabularyIsRefusedNamingTheRow()
     {

@@ -24,7 +24,8 @@ internal sealed unsafe class CpuMixedDecoder
     private int _capacityRows = -1;
     private LoraSlot[] _slotModules = []; // this step's module of each adapter for the projection at hand
     private float[] _x = [], _n = [], _q = [], _k = [], _v = [], _att = [], _proj = [], _h = [], _g = [], _u = [], _a = [], _rstd = [], _t = [];
-    private float[] _qRow = [], _kRow = [], _attRow = [], _lseRow = [];
+    private (float[] Q, float[] K, float[] Att, float[] Lse)[] _rowScratch = []; // per row: RoPE'd query and key, attention out, log-sum-exp
+    private KvCache[] _stepCaches = [];                                      // this step's caches (cleared after it)
 
     public CpuMixedDecoder(TransformerModel model, int maxPositions = 0)
     {
@@ -42,7 +43,7 @@ internal sealed unsafe class CpuMixedDecoder
     public void Decode(ReadOnlySpan<int> ids, ReadOnlySpan<KvCache> caches, ReadOnlySpan<int> rowSlots, IReadOnlyList<CpuLoraImage?> adapters, Span<float> logits)
     {
         var c = Config;
-        int n = ids.Length, h = c.HiddenSize, qd = c.QDim, kvd = c.KvDim, inter = c.IntermediateSize, v = c.VocabSize;
+        int n = ids.Length, v = c.VocabSize;
         if (caches.Length != n || rowSlots.Length != n) throw new ArgumentException($"{n} ids, {caches.Length} caches and {rowSlots.Length} adapter slots: expected one of each per row");
         if (logits.Length < (long)n * v) throw new ArgumentException($"logits hold {logits.Length} floats; {n} rows need {(long)n * v}");
         for (int i = 0; i < n; i++)
@@ -57,6 +58,17 @@ internal sealed unsafe class CpuMixedDecoder
         }
         if (n == 0) return;
         Ensure(n);
+        caches.CopyTo(_stepCaches);
+        long attentionWork = 0;
+        for (int i = 0; i < n; i++) attentionWork += (long)(caches[i].Length + 1) * c.NumHeads * c.HeadDim;
+        try { Step(ids, n, rowSlots, adapters, logits, attentionWork); }
+        finally { Array.Clear(_stepCaches, 0, n); } // hold no request's cache between steps
+    }
+
+    private void Step(ReadOnlySpan<int> ids, int n, ReadOnlySpan<int> rowSlots, IReadOnlyList<CpuLoraImage?> adapters, Span<float> logits, long attentionWork)
+    {
+        var c = Config;
+        int h = c.HiddenSize, inter = c.IntermediateSize, v = c.VocabSize;
         var segments = AdapterSegments.FromRowSlots(rowSlots);
         if (_slotModules.Length < adapters.Count) _slotModules = new LoraSlot[adapters.Count];
         var slotModules = _slotModules.AsSpan(0, adapters.Count);
@@ -69,19 +81,10 @@ internal sealed unsafe class CpuMixedDecoder
             Project(_q, _n, n, l, Projection.Q, w, segments, adapters, slotModules);
             Project(_k, _n, n, l, Projection.K, w, segments, adapters, slotModules);
             Project(_v, _n, n, l, Projection.V, w, segments, adapters, slotModules);
-            for (int i = 0; i < n; i++)
-            {
-                var cache = caches[i];
-                int pos = cache.Length;
-                _q.AsSpan(i * qd, qd).CopyTo(_qRow);
-                _rope.Forward(_qRow, 1, 1, c.NumHeads, pos);
-                _k.AsSpan(i * kvd, kvd).CopyTo(_kRow);
-                _rope.Forward(_kRow, 1, 1, c.NumKvHeads, pos);
-                _kRow.CopyTo(cache.K[l].AsSpan(pos * kvd, kvd));
-                _v.AsSpan(i * kvd, kvd).CopyTo(cache.V[l].AsSpan(pos * kvd, kvd));
-                Attention.Forward(_attRow, _lseRow, _qRow, cache.K[l], cache.V[l], 1, 1, cache.Capacity, pos, c.NumHeads, c.NumKvHeads, c.HeadDim);
-                _attRow.AsSpan(0, qd).CopyTo(_att.AsSpan(i * qd, qd));
-            }
+            // Rows attend independently (own position, own cache): across threads when the session has them and the
+            // step is big enough; each row's operations are the same either way.
+            if (CpuParallel.Splits(n, attentionWork > 200_000)) AttendAcrossThreads(n, l);
+            else for (int i = 0; i < n; i++) AttendRow(i, l);
             Project(_proj, _att, n, l, Projection.O, w, segments, adapters, slotModules);
             TensorPrimitives.Add(_x.AsSpan(0, n * h), _proj.AsSpan(0, n * h), _h.AsSpan(0, n * h));
             RmsNorm.Forward(_n, _rstd, _h, w.PostNorm.Data, n, h, c.RmsNormEps);
@@ -91,11 +94,40 @@ internal sealed unsafe class CpuMixedDecoder
             Project(_proj, _a, n, l, Projection.Down, w, segments, adapters, slotModules);
             TensorPrimitives.Add(_h.AsSpan(0, n * h), _proj.AsSpan(0, n * h), _x.AsSpan(0, n * h));
         }
-        for (int i = 0; i < n; i++) caches[i].Length++;
+        for (int i = 0; i < n; i++) _stepCaches[i].Length++;
         RmsNorm.Forward(_n, _rstd, _x, _model.FinalNorm.Data, n, h, c.RmsNormEps);
         fixed (float* pl = logits, px = _n, ph = _model.Head.Data)
             RowDot.MatmulNT(pl, px, ph, n, h, v, accumulate: false, 1f);
     }
+
+    /// <summary>
+    /// Row i at its cache's next position: RoPE on its query and key, the key and value appended to its cache, attention
+    /// over the cache into _att[i]. Each row has its own scratch, so rows may run on different threads.
+    /// </summary>
+    private void AttendRow(int i, int l)
+    {
+        var c = Config;
+        int qd = c.QDim, kvd = c.KvDim;
+        var cache = _stepCaches[i];
+        var (qRow, kRow, attRow, lseRow) = _rowScratch[i];
+        int pos = cache.Length;
+        _q.AsSpan(i * qd, qd).CopyTo(qRow);
+        _rope.Forward(qRow, 1, 1, c.NumHeads, pos);
+        _k.AsSpan(i * kvd, kvd).CopyTo(kRow);
+        _rope.Forward(kRow, 1, 1, c.NumKvHeads, pos);
+        kRow.CopyTo(cache.K[l].AsSpan(pos * kvd, kvd));
+        _v.AsSpan(i * kvd, kvd).CopyTo(cache.V[l].AsSpan(pos * kvd, kvd));
+        Attention.Forward(attRow, lseRow, qRow, cache.K[l], cache.V[l], 1, 1, cache.Capacity, pos, c.NumHeads, c.NumKvHeads, c.HeadDim);
+        attRow.AsSpan(0, qd).CopyTo(_att.AsSpan(i * qd, qd));
+    }
+
+    /// <summary>The rows across threads, in its own method so that the serial path allocates no closure. A worker runs
+    /// its rows' attention on itself alone.</summary>
+    private void AttendAcrossThreads(int n, int l) => CpuParallel.For(n, i =>
+    {
+        using var one = CpuParallel.Use(1);
+        AttendRow(i, l);
+    });
 
     /// <summary>y = x·Wᵀ + b over all rows (weights streamed once), then each adapter segment's LoRA.</summary>
     private void Project(float[] y, float[] x, int n, int layer, Projection p, LayerWeights w, AdapterSegments segments,
@@ -126,6 +158,7 @@ internal sealed unsafe class CpuMixedDecoder
         _x = new float[n * h]; _n = new float[n * h]; _h = new float[n * h]; _proj = new float[n * h];
         _q = new float[n * qd]; _att = new float[n * qd]; _k = new float[n * kvd]; _v = new float[n * kvd];
         _g = new float[n * inter]; _u = new float[n * inter]; _a = new float[n * inter]; _rstd = new float[n];
-        _qRow = new float[qd]; _kRow = new float[kvd]; _attRow = new float[qd]; _lseRow = new float[c.NumHeads];
+        _stepCaches = new KvCache[n];
+        _rowScratch = [.. Enumerable.Range(0, n).Select(_ => (new float[qd], new float[kvd], new float[qd], new float[c.NumHeads]))];
     }
 }
