@@ -41,7 +41,8 @@ public sealed class AdapterSet
         if (!replace)
         {
             var loaded = Add(name, LoraAdapter.Load(dir, _session.Config), dir);
-            var preloaded = _session.Preload(loaded); // before reading the clock: Elapsed includes the upload
+            // CUDA: the upload, before reading the clock (Elapsed includes it); the CPU image was built by Add.
+            var preloaded = _session.IsCuda ? _session.Preload(loaded) : null;
             return new AdapterLoadResult(name, sw.Elapsed, InPlace: false) { DeviceUpload = preloaded };
         }
         if (string.IsNullOrWhiteSpace(name)) throw new ArgumentException("adapter name: expected a non-empty name");
@@ -224,7 +225,7 @@ internal sealed class AdapterEntry(string name, LoraAdapter adapter, string? sou
 
     /// <summary>The adapter's image for the CPU's batched decoder, built on first use. Running requests hold the entry, so
     /// an unloaded or replaced adapter's image lives as long as they do.</summary>
-    public CpuLoraImage CpuImage => LazyInitializer.EnsureInitialized(ref _cpuImage, () => session.CreateCpuImage(adapter));
+    public CpuLoraImage CpuImage => _cpuImage ?? LazyInitializer.EnsureInitialized(ref _cpuImage, () => session.CreateCpuImage(adapter));
 
     /// <summary>After an in-place swap: the image (if built) takes the new weights.</summary>
     public void RefreshCpuImage() => _cpuImage?.Refresh(adapter);

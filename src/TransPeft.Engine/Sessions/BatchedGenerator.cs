@@ -141,23 +141,24 @@ public sealed class BatchedGenerator
             }
 
             // Sort decode rows by adapter (stable) so each adapter is one segment of the mixed step.
-            _slotEntries.Clear();
-            _images.Clear();
             int n = decodeRows.Count;
             if (_rowSlot.Length < n) { _rowSlot = new int[n]; _order = new int[n]; _ids = new int[n]; _slots = new int[n]; _caches = new KvCache[n]; }
-            for (int j = 0; j < n; j++) _rowSlot[j] = SlotOf(rows[decodeRows[j]].Sequence.Served);
-            int k = 0; // _order[k]: the k-th row of the step, as a batcher row index
-            for (int slot = -1; slot < _slotEntries.Count; slot++)
-                for (int j = 0; j < n; j++)
-                    if (_rowSlot[j] == slot) { _order[k] = decodeRows[j]; _slots[k++] = slot; }
-            for (int j = 0; j < n; j++)
-            {
-                var row = rows[_order[j]];
-                _ids[j] = row.Tokens.Span[0];
-                _caches[j] = row.Sequence.Cache;
-            }
             if (_logits.Length < n * v) _logits = new float[n * v];
-            try { _decoder!.Decode(_ids.AsSpan(0, n), _caches.AsSpan(0, n), _slots.AsSpan(0, n), _images, _logits); }
+            try
+            {
+                for (int j = 0; j < n; j++) _rowSlot[j] = SlotOf(rows[decodeRows[j]].Sequence.Served);
+                int k = 0; // _order[k]: the k-th row of the step, as a batcher row index
+                for (int slot = -1; slot < _slotEntries.Count; slot++)
+                    for (int j = 0; j < n; j++)
+                        if (_rowSlot[j] == slot) { _order[k] = decodeRows[j]; _slots[k++] = slot; }
+                for (int j = 0; j < n; j++)
+                {
+                    var row = rows[_order[j]];
+                    _ids[j] = row.Tokens.Span[0];
+                    _caches[j] = row.Sequence.Cache;
+                }
+                _decoder!.Decode(_ids.AsSpan(0, n), _caches.AsSpan(0, n), _slots.AsSpan(0, n), _images, _logits);
+            }
             finally
             {
                 // Hold nothing of this step between steps: an idle server must not keep finished requests' caches or

@@ -27,7 +27,7 @@ public sealed class InferenceSession : IDisposable
     private readonly Lazy<IInferenceModel> _base;
     private DeviceBaseWeights? _deviceBase; // CUDA: the one device copy of the base every model of the session reads
     private readonly Lazy<CudaKvDecoder>? _decoder;
-    private readonly List<IDisposable> _retired = []; // backends of unloaded adapters that hold unmanaged resources
+    private readonly List<IDisposable> _retired = []; // backends of unloaded adapters that hold unmanaged resources (none today: kept for any that will)
     private readonly object _retiredGate = new();
     private bool _disposed;
 

@@ -108,7 +108,7 @@ public class MixedDecodeTests
             var caches = Enumerable.Range(0, n).Select(i =>
             {
                 var cache = new KvCache(c, 1, 400);
-                prefill.ForwardCached(cache, TinyModels.RandomIds(300 + i, c.VocabSize, 70 + i), 1, 300 + i);
+                prefill.ForwardCached(cache, TinyModels.RandomIds(350 + i, c.VocabSize, 70 + i), 1, 350 + i);
                 return cache;
             }).ToArray();
             var slots = Enumerable.Range(0, n).Select(i => i % 3 == 0 ? -1 : 0).ToArray();
@@ -141,6 +141,8 @@ public class MixedDecodeTests
         Assert.Contains("row 1: cache holds 1 positions, all used", e.Message);
         var id = Assert.Throws<ArgumentOutOfRangeException>(() => decoder.Decode([1, 999], [ok, new KvCache(model.Config, 1, 4)], [-1, -1], [], logits));
         Assert.Contains("row 1: token id 999", id.Message);
+        var twice = Assert.Throws<ArgumentException>(() => decoder.Decode([1, 2], [ok, ok], [-1, -1], [], logits));
+        Assert.Contains("rows 0 and 1: the same KV cache twice", twice.Message);
         Assert.Equal(0, ok.Length); // nothing was written by a refused step
     }
 

@@ -25,7 +25,8 @@ internal sealed unsafe class CpuMixedDecoder
     private LoraSlot[] _slotModules = []; // this step's module of each adapter for the projection at hand
     private float[] _x = [], _n = [], _q = [], _k = [], _v = [], _att = [], _proj = [], _h = [], _g = [], _u = [], _a = [], _rstd = [], _t = [];
     private (float[] Q, float[] K, float[] Att, float[] Lse)[] _rowScratch = []; // per row: RoPE'd query and key, attention out, log-sum-exp
-    private KvCache[] _stepCaches = [];                                      // this step's caches (cleared after it)
+    private KvCache[] _stepCaches = [];
+    private int[] _pos = [];                                                 // each row's position this step                                      // this step's caches (cleared after it)
 
     public CpuMixedDecoder(TransformerModel model, int maxPositions = 0)
     {
@@ -55,14 +56,26 @@ internal sealed unsafe class CpuMixedDecoder
             if ((uint)ids[i] >= (uint)v) throw new ArgumentOutOfRangeException(nameof(ids), $"row {i}: token id {ids[i]} outside the vocabulary [0, {v})");
             if (c.SlidingWindow is int sw && cache.Length + 1 > sw)
                 throw new ArgumentException($"row {i}: {cache.Length + 1} positions exceed the model's sliding_window {sw}; sliding-window attention is not implemented");
+            if (cache.K.Length == 0 || cache.K[0] is null) throw new ArgumentException($"row {i}: the KV cache holds no host storage (a device cache?); the CPU step needs host K/V arrays");
+            for (int j = 0; j < i; j++)
+                if (ReferenceEquals(caches[j], cache)) throw new ArgumentException($"rows {j} and {i}: the same KV cache twice; each sequence needs its own");
         }
         if (n == 0) return;
         Ensure(n);
         caches.CopyTo(_stepCaches);
         long attentionWork = 0;
-        for (int i = 0; i < n; i++) attentionWork += (long)(caches[i].Length + 1) * c.NumHeads * c.HeadDim;
+        for (int i = 0; i < n; i++)
+        {
+            _pos[i] = caches[i].Length; // read once: every layer writes and attends at this position
+            attentionWork += (long)(_pos[i] + 1) * c.NumHeads * c.HeadDim;
+        }
         try { Step(ids, n, rowSlots, adapters, logits, attentionWork); }
-        finally { Array.Clear(_stepCaches, 0, n); } // hold no request's cache between steps
+        finally
+        {
+            // Hold no request's cache, and no address into an adapter's image, between steps.
+            Array.Clear(_stepCaches, 0, n);
+            Array.Clear(_slotModules);
+        }
     }
 
     private void Step(ReadOnlySpan<int> ids, int n, ReadOnlySpan<int> rowSlots, IReadOnlyList<CpuLoraImage?> adapters, Span<float> logits, long attentionWork)
@@ -83,7 +96,9 @@ internal sealed unsafe class CpuMixedDecoder
             Project(_v, _n, n, l, Projection.V, w, segments, adapters, slotModules);
             // Rows attend independently (own position, own cache): across threads when the session has them and the
             // step is big enough; each row's operations are the same either way.
-            if (CpuParallel.Splits(n, attentionWork > 200_000)) AttendAcrossThreads(n, l);
+            // Split by row only when every thread gets one: with fewer rows than threads each row's attention splits by
+            // head instead (Attention.Forward), which keeps every core busy on a few long contexts.
+            if (CpuParallel.Splits(n, attentionWork > 200_000 && n >= CpuParallel.Threads)) AttendAcrossThreads(n, l);
             else for (int i = 0; i < n; i++) AttendRow(i, l);
             Project(_proj, _att, n, l, Projection.O, w, segments, adapters, slotModules);
             TensorPrimitives.Add(_x.AsSpan(0, n * h), _proj.AsSpan(0, n * h), _h.AsSpan(0, n * h));
@@ -94,7 +109,7 @@ internal sealed unsafe class CpuMixedDecoder
             Project(_proj, _a, n, l, Projection.Down, w, segments, adapters, slotModules);
             TensorPrimitives.Add(_h.AsSpan(0, n * h), _proj.AsSpan(0, n * h), _x.AsSpan(0, n * h));
         }
-        for (int i = 0; i < n; i++) _stepCaches[i].Length++;
+        for (int i = 0; i < n; i++) _stepCaches[i].Length = _pos[i] + 1;
         RmsNorm.Forward(_n, _rstd, _x, _model.FinalNorm.Data, n, h, c.RmsNormEps);
         fixed (float* pl = logits, px = _n, ph = _model.Head.Data)
             RowDot.MatmulNT(pl, px, ph, n, h, v, accumulate: false, 1f);
@@ -110,7 +125,7 @@ internal sealed unsafe class CpuMixedDecoder
         int qd = c.QDim, kvd = c.KvDim;
         var cache = _stepCaches[i];
         var (qRow, kRow, attRow, lseRow) = _rowScratch[i];
-        int pos = cache.Length;
+        int pos = _pos[i];
         _q.AsSpan(i * qd, qd).CopyTo(qRow);
         _rope.Forward(qRow, 1, 1, c.NumHeads, pos);
         _k.AsSpan(i * kvd, kvd).CopyTo(kRow);
@@ -159,6 +174,7 @@ internal sealed unsafe class CpuMixedDecoder
         _q = new float[n * qd]; _att = new float[n * qd]; _k = new float[n * kvd]; _v = new float[n * kvd];
         _g = new float[n * inter]; _u = new float[n * inter]; _a = new float[n * inter]; _rstd = new float[n];
         _stepCaches = new KvCache[n];
+        _pos = new int[n];
         _rowScratch = [.. Enumerable.Range(0, n).Select(_ => (new float[qd], new float[kvd], new float[qd], new float[c.NumHeads]))];
     }
 }

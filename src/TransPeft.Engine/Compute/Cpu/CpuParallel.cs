@@ -58,6 +58,11 @@ internal static class CpuParallel
             for (int i = 0; i < count; i++) body(i);
             return;
         }
-        Parallel.For(0, count, Options, body);
+        try { Parallel.For(0, count, Options, body); }
+        catch (AggregateException e) when (e.InnerExceptions.Count == 1)
+        {
+            // One failing iteration: its own exception (and one-line message), as the serial loop would throw it.
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
+        }
     }
 }
