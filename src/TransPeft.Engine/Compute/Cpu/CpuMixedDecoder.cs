@@ -136,13 +136,8 @@ internal sealed unsafe class CpuMixedDecoder
         attRow.AsSpan(0, qd).CopyTo(_att.AsSpan(i * qd, qd));
     }
 
-    /// <summary>The rows across threads, in its own method so that the serial path allocates no closure. A worker runs
-    /// its rows' attention on itself alone.</summary>
-    private void AttendAcrossThreads(int n, int l) => CpuParallel.For(n, i =>
-    {
-        using var one = CpuParallel.Use(1);
-        AttendRow(i, l);
-    });
+    /// <summary>The rows across threads, in its own method so that the serial path allocates no closure.</summary>
+    private void AttendAcrossThreads(int n, int l) => CpuParallel.For(n, i => AttendRow(i, l));
 
     /// <summary>y = x·Wᵀ + b over all rows (weights streamed once), then each adapter segment's LoRA.</summary>
     private void Project(float[] y, float[] x, int n, int layer, Projection p, LayerWeights w, AdapterSegments segments,

@@ -50,7 +50,11 @@ internal static class CpuParallel
     /// </summary>
     public static bool Splits(int count, bool parallel = true) => parallel && count > 1 && Threads > 1;
 
-    /// <summary>Runs body(i) for i in [0, count), in parallel when the work is worth it.</summary>
+    /// <summary>
+    /// Runs body(i) for i in [0, count), in parallel when the work is worth it. A split's iterations run with a budget of
+    /// one thread: the split already uses the session's threads, and a pool thread carries no session scope (it would
+    /// otherwise split again across every core).
+    /// </summary>
     public static void For(int count, Action<int> body, bool parallel = true)
     {
         if (!parallel || count <= 1 || Threads <= 1)
@@ -58,7 +62,14 @@ internal static class CpuParallel
             for (int i = 0; i < count; i++) body(i);
             return;
         }
-        try { Parallel.For(0, count, Options, body); }
+        try
+        {
+            Parallel.For(0, count, Options, i =>
+            {
+                using var alone = Use(1);
+                body(i);
+            });
+        }
         catch (AggregateException e) when (e.InnerExceptions.Count == 1)
         {
             // One failing iteration: its own exception (and one-line message), as the serial loop would throw it.

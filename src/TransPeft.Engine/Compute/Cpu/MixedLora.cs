@@ -55,7 +55,7 @@ internal static unsafe class MixedLora
     /// <summary>The split path, in its own method so that the serial path allocates no closure.</summary>
     private static void AcrossThreads(Job job, int count, int blocks)
     {
-        CpuParallel.For(count, job.ShrinkOnWorker);
+        CpuParallel.For(count, job.Shrink);
         CpuParallel.For(count * blocks, k => job.ExpandBlock(k / blocks, k % blocks));
     }
 
@@ -66,13 +66,6 @@ internal static unsafe class MixedLora
     {
         /// <summary>Segment i's slot, or null for rows that keep the base output.</summary>
         private LoraSlot? Slot(int i) => segments.Slots[i] is int slot and >= 0 && slots[slot] is { Rank: > 0 } s ? s : null;
-
-        /// <summary>On a worker thread: the products inside run on it alone (a worker does not carry the session's thread budget).</summary>
-        public void ShrinkOnWorker(int i)
-        {
-            using var one = CpuParallel.Use(1);
-            Shrink(i);
-        }
 
         /// <summary>t[seg] = x[seg]·Aᵀ.</summary>
         public void Shrink(int i)
