@@ -41,17 +41,6 @@ public sealed class LoraAdapter
 
     internal IEnumerable<Parameter> Parameters() => Modules().SelectMany(m => new[] { m.A, m.B });
 
-    /// <summary>A deep copy: config, metadata and every module's weights (gradient state is not copied).</summary>
-    internal LoraAdapter Copy()
-    {
-        var copy = new LoraAdapter(Config, NumLayers) { BaseModelNameOrPath = BaseModelNameOrPath };
-        foreach (var (k, v) in Metadata) copy.Metadata[k] = v;
-        foreach (var m in Modules())
-            copy._modules[m.Layer, (int)m.Projection] = new LoraModule(m.Layer, m.Projection,
-                new Parameter(m.A.Name, [.. m.A.Shape], [.. m.A.Data]), new Parameter(m.B.Name, [.. m.B.Shape], [.. m.B.Data]), m.Scaling, m.Dropout);
-        return copy;
-    }
-
     /// <summary>Rounds every weight to the nearest bf16 value (ties to even), in place: what a session serving adapters at
     /// bf16 (<c>SessionOptions.AdapterPrecision</c>) computes with on every path.</summary>
     internal void RoundToBf16()

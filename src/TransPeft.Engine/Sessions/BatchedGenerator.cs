@@ -54,6 +54,7 @@ public sealed class BatchedGenerator
     private readonly List<CpuLoraImage?> _images = [];
     private int[] _rowSlot = [], _order = [], _ids = [], _slots = [];
     private KvCache[] _caches = [];
+    private LoraAdapter?[] _rowAdapters = []; // CUDA: each decode row's adapter
 
     /// <summary>A batched generator over <paramref name="session"/>: on the CPU the mixed step is
     /// <see cref="CpuMixedDecoder"/>; on CUDA the session's KV-cached decoder runs every decode row in one step, each
@@ -142,7 +143,8 @@ public sealed class BatchedGenerator
 
             // Sort decode rows by adapter (stable) so each adapter is one segment of the mixed step.
             int n = decodeRows.Count;
-            if (_rowSlot.Length < n) { _rowSlot = new int[n]; _order = new int[n]; _ids = new int[n]; _slots = new int[n]; _caches = new KvCache[n]; }
+            if (_rowSlot.Length < n) { _rowSlot = new int[n]; _order = new int[n]; _slots = new int[n]; }
+            if (_ids.Length < n) { _ids = new int[n]; _caches = new KvCache[n]; }
             if (_logits.Length < n * v) _logits = new float[n * v];
             try
             {
@@ -189,18 +191,24 @@ public sealed class BatchedGenerator
     private void DecodeOnCuda(ReadOnlySpan<BatchRow<BatchSequence>> rows, List<int> decodeRows, Span<int> next)
     {
         int n = decodeRows.Count, v = Config.VocabSize;
-        var ids = new int[n];
-        var caches = new KvCache[n];
-        var adapters = new LoraAdapter?[n];
-        for (int j = 0; j < n; j++)
-        {
-            var row = rows[decodeRows[j]];
-            ids[j] = row.Tokens.Span[0];
-            caches[j] = row.Sequence.Cache;
-            adapters[j] = row.Sequence.Served?.Adapter;
-        }
+        if (_ids.Length < n) { _ids = new int[n]; _caches = new KvCache[n]; _rowAdapters = new LoraAdapter?[n]; }
         if (_logits.Length < n * v) _logits = new float[n * v];
-        _cuda!.DecodeMixed(ids, caches, adapters, _logits);
+        try
+        {
+            for (int j = 0; j < n; j++)
+            {
+                var row = rows[decodeRows[j]];
+                _ids[j] = row.Tokens.Span[0];
+                _caches[j] = row.Sequence.Cache;
+                _rowAdapters[j] = row.Sequence.Served?.Adapter;
+            }
+            _cuda!.DecodeMixed(_ids.AsSpan(0, n), _caches.AsSpan(0, n), _rowAdapters.AsSpan(0, n), _logits);
+        }
+        finally
+        {
+            Array.Clear(_caches, 0, n); // as on the CPU: nothing of this step is held between steps
+            Array.Clear(_rowAdapters, 0, n);
+        }
         for (int j = 0; j < n; j++)
             if (rows[decodeRows[j]].Sample) next[decodeRows[j]] = Pick(_logits.AsSpan(j * v, v), rows[decodeRows[j]].Sequence);
     }

@@ -27,8 +27,6 @@ public sealed class InferenceSession : IDisposable
     private readonly Lazy<IInferenceModel> _base;
     private DeviceBaseWeights? _deviceBase; // CUDA: the one device copy of the base every model of the session reads
     private readonly Lazy<CudaKvDecoder>? _decoder;
-    private readonly List<IDisposable> _retired = []; // backends of unloaded adapters that hold unmanaged resources (none today: kept for any that will)
-    private readonly object _retiredGate = new();
     private bool _disposed;
 
     private InferenceSession(TransformerModel model, string? modelPath, TokenizerInfo? tokenizer, SessionOptions options, CudaBackend? cuda, bool ownsCuda, string? fallback)
@@ -201,14 +199,12 @@ public sealed class InferenceSession : IDisposable
     /// <summary>The CUDA decoder (tests: graphs, pool, slots); null on the CPU.</summary>
     internal CudaKvDecoder? CudaDecoder => _decoder?.Value;
 
-    /// <summary>An unloaded adapter's backend, when it holds unmanaged resources, is released with the session (a running
-    /// request may still hold it); nothing else of the entry is kept, so its weights and CPU image go with the last
-    /// request that uses them. On CUDA its device slot and pinned image are freed now (a request still using it brings
-    /// it back).</summary>
+    /// <summary>An unloaded adapter: on CUDA its device slot and pinned image are freed now (a request still using it
+    /// brings it back); otherwise nothing of it is kept, so its weights, backend and CPU image go with the last request
+    /// that uses them.</summary>
     internal void Retire(AdapterEntry entry)
     {
         if (_decoder is { IsValueCreated: true }) _decoder.Value.Forget(entry.Adapter);
-        if (entry.HasBackend && entry.Backend is IDisposable d) lock (_retiredGate) _retired.Add(d);
     }
 
     /// <summary>
@@ -260,7 +256,7 @@ public sealed class InferenceSession : IDisposable
     internal LoraAdapter ForServing(LoraAdapter adapter, bool owned)
     {
         if (Options.AdapterPrecision != AdapterPrecision.BFloat16) return adapter;
-        var served = owned ? adapter : adapter.Copy();
+        var served = owned ? adapter : adapter.Clone();
         served.RoundToBf16();
         return served;
     }
@@ -322,10 +318,6 @@ public sealed class InferenceSession : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
-        if (_base.IsValueCreated) (_base.Value as IDisposable)?.Dispose();
-        foreach (var name in Adapters.Names)
-            if (Adapters.Resolve(name) is { HasBackend: true } e) (e.Backend as IDisposable)?.Dispose();
-        lock (_retiredGate) foreach (var d in _retired) d.Dispose();
         // The session's reference; a training context still running keeps the base alive until it is disposed.
         _deviceBase?.Release();
         if (_decoder is { IsValueCreated: true }) _decoder.Value.Dispose();

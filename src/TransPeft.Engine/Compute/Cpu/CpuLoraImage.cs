@@ -23,15 +23,9 @@ namespace TransPeft.Engine.Compute.Cpu;
 internal sealed unsafe class CpuLoraImage
 {
     private readonly LoraSlot[] _slots; // [layer * 7 + projection]; Rank 0 where the adapter has no module
-    private readonly float[]? _f32;     // pinned: the slots hold raw pointers into it
-    private readonly ushort[]? _bf16;
+    private readonly Array _block;      // pinned float[] or ushort[]: kept alive here, the slots hold raw pointers into it
 
-    public bool IsBf16 => _bf16 is not null;
-
-    /// <summary>Bytes of the block.</summary>
-    public long Bytes => _bf16 is not null ? _bf16.LongLength * 2 : _f32!.LongLength * 4;
-
-    private CpuLoraImage(LoraSlot[] slots, float[]? f32, ushort[]? bf16) { _slots = slots; _f32 = f32; _bf16 = bf16; }
+    private CpuLoraImage(LoraSlot[] slots, Array block) { _slots = slots; _block = block; }
 
     /// <summary>The image of <paramref name="adapter"/>'s weights, in bf16 (rounded to nearest even) or float32.</summary>
     public static CpuLoraImage Build(LoraAdapter adapter, bool bf16) => Build(adapter.Modules(), adapter.NumLayers, bf16);
@@ -59,7 +53,7 @@ internal sealed unsafe class CpuLoraImage
             slots[index] = new LoraSlot((byte*)basePtr + off * size, (byte*)basePtr + (off + aElems) * size, m.Rank, m.In, m.Out, m.Scaling, bf16, m.Layer, m.Projection);
             off += (long)m.Rank * (m.In + m.Out);
         }
-        var image = new CpuLoraImage(slots, f32, b16);
+        var image = new CpuLoraImage(slots, bf16 ? b16! : f32!);
         image.Refresh(list);
         return image;
     }

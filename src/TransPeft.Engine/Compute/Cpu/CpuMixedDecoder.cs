@@ -25,8 +25,8 @@ internal sealed unsafe class CpuMixedDecoder
     private LoraSlot[] _slotModules = []; // this step's module of each adapter for the projection at hand
     private float[] _x = [], _n = [], _q = [], _k = [], _v = [], _att = [], _proj = [], _h = [], _g = [], _u = [], _a = [], _rstd = [], _t = [];
     private (float[] Q, float[] K, float[] Att, float[] Lse)[] _rowScratch = []; // per row: RoPE'd query and key, attention out, log-sum-exp
-    private KvCache[] _stepCaches = [];
-    private int[] _pos = [];                                                 // each row's position this step                                      // this step's caches (cleared after it)
+    private KvCache[] _stepCaches = [];                                      // this step's caches (cleared after it)
+    private int[] _pos = [];                                                 // each row's position this step
 
     public CpuMixedDecoder(TransformerModel model, int maxPositions = 0)
     {

@@ -330,11 +330,11 @@ internal sealed unsafe class CudaKvDecoder : IDisposable
     /// One token for each of N sequences, each with its own batch-1 cache, position and adapter (null: the base):
     /// the continuous batcher's decode rows in ONE step. Logits [N, V].
     /// </summary>
-    public void DecodeMixed(ReadOnlySpan<int> ids, IReadOnlyList<KvCache> caches, IReadOnlyList<LoraAdapter?> rowAdapters, Span<float> logits)
+    public void DecodeMixed(ReadOnlySpan<int> ids, ReadOnlySpan<KvCache> caches, ReadOnlySpan<LoraAdapter?> rowAdapters, Span<float> logits)
     {
         var c = Config;
         int n = ids.Length;
-        if (caches.Count != n || rowAdapters.Count != n) throw new ArgumentException($"{n} ids, {caches.Count} caches and {rowAdapters.Count} adapters: expected one of each per row");
+        if (caches.Length != n || rowAdapters.Length != n) throw new ArgumentException($"{n} ids, {caches.Length} caches and {rowAdapters.Length} adapters: expected one of each per row");
         if (n > _options.Slots) throw new ArgumentException($"a decode step of {n} rows exceeds the session's {_options.Slots} KV cache slots (SessionOptions.MaxBatchSize)");
         if (logits.Length < n * c.VocabSize) throw new ArgumentException($"logits hold {logits.Length} floats; {n} rows need {n * c.VocabSize}");
         ModelRules.CheckTokens(c, ids);

@@ -178,7 +178,7 @@ public abstract class KvDecoderTests
                 if (step == 4) { caches[1].Dispose(); caches.RemoveAt(1); rows.RemoveAt(1); next.RemoveAt(1); } // a request leaves: N = 2
                 if (step == 7) rows[1] = late; // a rank-6 adapter: the pool re-plans, the graphs go
                 int n = rows.Count;
-                decoder.DecodeMixed(next.ToArray(), caches, rows, logits.AsSpan(0, n * v));
+                decoder.DecodeMixed(next.ToArray(), caches.ToArray(), rows.ToArray(), logits.AsSpan(0, n * v));
                 all.AddRange(logits.AsSpan(0, n * v).ToArray());
                 for (int i = 0; i < n; i++) next[i] = Sampling.ArgMax(logits.AsSpan(i * v, v));
             }
