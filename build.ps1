@@ -24,11 +24,8 @@ function Invoke-Tpeft([string[]] $arguments) {
     Invoke-Checked 'dotnet' (@('src/TransPeft.Cli/bin/Release/net10.0/tpeft.dll') + $arguments)
 }
 # The data, CUDA and kernel-emulator steps are bash scripts (npm pack, apt-get, dpkg-deb, g++); they need a Unix shell.
-function Assert-Unix([string] $what) {
-    if ($IsWindows) { throw "$what needs bash (Debian/Ubuntu tooling); on Windows run it under WSL" }
-}
 function Invoke-Script([string] $script, [string[]] $arguments = @()) {
-    Assert-Unix $script
+    if ($IsWindows) { throw "$script needs bash (Debian/Ubuntu tooling); on Windows run it under WSL" }
     Invoke-Checked 'bash' (@($script) + $arguments)
 }
 
@@ -70,7 +67,6 @@ switch ($Command) {
         Invoke-Script 'tools/install-cuda-deps.sh'
         # The real kernels/*.cu on the host (tools/kernel-emulator: fibers, ASan + UBSan), timed; its log is shown
         # only when it fails.
-        Assert-Unix 'tools/kernel-emulator/run.sh'
         $clock = [Diagnostics.Stopwatch]::StartNew()
         $emuLog = [IO.Path]::Combine([IO.Path]::GetTempPath(), "tpeft-kernel-emulator.$([Guid]::NewGuid().ToString('N').Substring(0, 6)).log")
         & bash 'tools/kernel-emulator/run.sh' *> $emuLog

@@ -10,7 +10,8 @@
 # Steps, ordered for information, within TPEFT_CHECK_BUDGET seconds in all (default 480 = 8 minutes):
 #   environment     nvidia-smi, driver and GPU, the CUDA libraries the loader and the Python wheels offer
 #   kernels         every kernel compiled by the machine's own NVRTC for its sm_XX (registers, spills)
-#   runtime         driver, cuBLAS and CUDA-graph tests (GpuRuntimeTests, CudaBackendTests, NativeBindingTests, GpuGraphEmulationTests)
+#   runtime         driver, cuBLAS and CUDA-graph tests (GpuRuntimeTests, CudaBackendTests, SharedBaseTests.OnAGpu*, NativeBindingTests,
+#                   GpuGraphEmulationTests)
 #   kernel-parity   every kernel against the CPU reference op (GpuKernelParityTests)
 #   train-parity    golden-fixture and scenario training steps GPU vs CPU (GpuBackendParityTests,
 #                   GpuBackendGoldenFixtureTests, which include KV-cached decoding), the KV-cached decoder
@@ -179,7 +180,7 @@ run_tests() {
   if [ $rc -eq 0 ] && [ -f "$trx" ] && [ "${total:-0}" -gt 0 ]; then st=ok; else st=FAIL; fi
 }
 
-run_tests runtime 150 "FullyQualifiedName~.GpuRuntimeTests.|FullyQualifiedName~.CudaBackendTests.|FullyQualifiedName~.SharedBaseTests.|FullyQualifiedName~.NativeBindingTests.|FullyQualifiedName~.GpuGraphEmulationTests."
+run_tests runtime 150 "FullyQualifiedName~.GpuRuntimeTests.|FullyQualifiedName~.CudaBackendTests.|FullyQualifiedName~.SharedBaseTests.OnAGpu|FullyQualifiedName~.NativeBindingTests.|FullyQualifiedName~.GpuGraphEmulationTests."
 record runtime "$st" "$secs" "$detail"
 run_tests kernel-parity 150 "FullyQualifiedName~.GpuKernelParityTests."
 record kernel-parity "$st" "$secs" "$detail"

@@ -1,7 +1,6 @@
 using System.Globalization;
 using LLama.Native;
 using TransPeft.Engine.Inference;
-using LoraAdapter = TransPeft.Engine.Lora.LoraAdapter;
 using TransPeft.Engine.Model;
 using TransPeft.Engine.Sessions;
 using TransPeft.LlamaBench;
@@ -83,7 +82,7 @@ var (loads, swaps) = EngineBench.AdapterLoads(engineGen.Adapters, adapterDirs);
 long adapterParams = engineGen.Adapters["a0"].ParameterCount;
 Console.WriteLine();
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-    $"adapter load ({shape}, r=16 all-linear, {adapterParams / 1e6:0.00}M parameters): p50 {EngineBench.Pct(loads, 0.5):0.0} ms, max {loads.Max():0.0} ms over 32 loads; hot swap in place p50 {EngineBench.Pct(swaps, 0.5):0.0} ms"));
+    $"adapter load ({shape}, r=16 all-linear, {adapterParams / 1e6:0.00}M parameters): p50 {EngineBench.Pct(loads, 0.5):0.0} ms, max {loads.Max():0.0} ms over {loads.Count} loads; hot swap in place p50 {EngineBench.Pct(swaps, 0.5):0.0} ms"));
 
 // 4. Throughput of 32 concurrent requests on 1, 8 and 32 distinct adapters (mixed-adapter decode steps).
 var batchGen = new BatchedGenerator(session, new BatcherOptions { MaxBatchRequests = 32, MaxBatchTokens = 32 * promptLen + 32 });

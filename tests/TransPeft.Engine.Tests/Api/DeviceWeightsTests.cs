@@ -6,7 +6,6 @@ using TransPeft.Engine.Sessions;
 using TransPeft.Engine.Tests.Cuda.Backend;
 using TransPeft.Engine.Tests.Cuda.Emulation;
 using TransPeft.Engine.Tests.Support;
-using TransPeft.KernelEmulation;
 
 namespace TransPeft.Engine.Tests.Api;
 
@@ -33,9 +32,8 @@ public sealed class DeviceWeightsTests
 
     private static SessionOptions Emulated()
     {
-        HostEmulatedBackend.Require(); // skips without g++ (fails under CI)
-        Assert.True(HostKernelLibrary.TryBuild(null, out var library, out var reason), reason);
-        return new SessionOptions { Device = "cuda-emulated", EmulatorLibrary = library, MaxSequenceLength = 32 };
+        // Skips without g++ (fails under CI).
+        return new SessionOptions { Device = "cuda-emulated", EmulatorLibrary = HostEmulatedBackend.Library, MaxSequenceLength = 32 };
     }
 
     private static LoraAdapter Adapter(ModelConfig c, int seed) => TinyModels.TrainedAdapter(c, seed);

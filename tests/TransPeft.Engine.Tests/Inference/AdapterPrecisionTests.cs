@@ -1,6 +1,7 @@
 using TransPeft.Engine.Inference;
 using TransPeft.Engine.Lora;
 using TransPeft.Engine.Sessions;
+using TransPeft.Engine.Tests.Cuda.Backend;
 using TransPeft.Engine.Tests.IO;
 using TransPeft.Engine.Tests.Support;
 
@@ -13,12 +14,7 @@ namespace TransPeft.Engine.Tests.Inference;
 /// </summary>
 public class AdapterPrecisionTests
 {
-    private static LoraAdapter Rounded(LoraAdapter a)
-    {
-        var r = a.Copy();
-        r.RoundToBf16();
-        return r;
-    }
+    private static LoraAdapter Rounded(LoraAdapter a) => Bf16Models.Round(a.Clone());
 
     private static float[] Weights(LoraAdapter a) => [.. a.Tensors().SelectMany(t => t.Values.ToArray())];
 

@@ -1,6 +1,7 @@
 using TransPeft.Engine.Compute.Cpu;
 using TransPeft.Engine.Lora;
 using TransPeft.Engine.Model;
+using TransPeft.Engine.Tests.Cuda.Backend;
 using TransPeft.Engine.Training;
 
 namespace TransPeft.Engine.Tests.Lora;
@@ -83,7 +84,7 @@ public class MixedLoraTests
         var rng = new Random(rowSlots.Length * 17 + 3);
         LoraModule?[] slots = [Adapter(rng, 4, 2f), Adapter(rng, 16, 0.5f), Adapter(rng, 1, 1f), null];
         LoraModule?[] rounded = [.. slots.Select(m => m is null ? null : new LoraModule(m.Layer, m.Projection,
-            new Parameter("A", [m.Rank, In], [.. m.A.Data.Select(Bf16Round)]), new Parameter("B", [Out, m.Rank], [.. m.B.Data.Select(Bf16Round)]), m.Scaling))];
+            new Parameter("A", [m.Rank, In], Bf16Models.Rounded(m.A.Data)), new Parameter("B", [Out, m.Rank], Bf16Models.Rounded(m.B.Data)), m.Scaling))];
         int n = rowSlots.Length;
         var x = Rand(rng, n * In);
         var yBase = Rand(rng, n * Out);
@@ -172,8 +173,6 @@ public class MixedLoraTests
         Assert.Equal(y1, y2);
         Assert.NotEqual(new float[outDim], y1.AsSpan(0, outDim).ToArray());
     }
-
-    private static float Bf16Round(float v) => Engine.IO.BFloat16.ToSingle(Engine.IO.BFloat16.FromSingle(v));
 
     /// <summary>s·Σ_j (x·A[j]ᵀ)·B[o, j] in float64 (0 without a module).</summary>
     private static double LoraReference(float[] x, LoraModule? lora, int o)

@@ -46,7 +46,8 @@ public unsafe class GemmBenchmarks
         _x = Alloc(nx); _w = Alloc(nw); _y = Alloc(ny);
     }
 
-    private static float* Alloc(long n)
+    /// <summary>n floats, 64-byte aligned, filled from seed 1 in [-0.5, 0.5) (the micro-benchmarks' inputs).</summary>
+    internal static float* Alloc(long n)
     {
         var p = (float*)NativeMemory.AlignedAlloc((nuint)(n * sizeof(float)), 64);
         var rng = new Random(1);

@@ -28,7 +28,7 @@ public static unsafe class SmallMCommand
         foreach (var (name, inDim, outDim) in shapes)
         {
             if (only is not null && !name.Contains(only, StringComparison.OrdinalIgnoreCase)) continue;
-            float* w = Alloc((long)inDim * outDim), x = Alloc((long)rows[^1] * inDim), y = Alloc((long)rows[^1] * outDim);
+            float* w = GemmBenchmarks.Alloc((long)inDim * outDim), x = GemmBenchmarks.Alloc((long)rows[^1] * inDim), y = GemmBenchmarks.Alloc((long)rows[^1] * outDim);
             foreach (int n in rows)
             {
                 var gemm = new List<double>();
@@ -63,11 +63,4 @@ public static unsafe class SmallMCommand
         return xs[xs.Count / 2];
     }
 
-    private static float* Alloc(long n)
-    {
-        var p = (float*)NativeMemory.AlignedAlloc((nuint)(n * sizeof(float)), 64);
-        var rng = new Random(1);
-        for (long i = 0; i < n; i++) p[i] = (float)(rng.NextDouble() - 0.5);
-        return p;
-    }
 }

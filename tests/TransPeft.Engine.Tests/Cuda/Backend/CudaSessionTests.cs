@@ -15,8 +15,8 @@ namespace TransPeft.Engine.Tests.Cuda.Backend;
 [Collection(HostEmulatedCollection.Name)]
 public sealed class CudaSessionTests
 {
-    private static InferenceSession Cuda(Model.TransformerModel model, int maxBatch = 8) =>
-        InferenceSession.FromModel(model, HostEmulatedBackend.Require(), new SessionOptions { MaxSequenceLength = 32, MaxBatchSize = maxBatch, MaxResidentAdapters = 2 });
+    private static InferenceSession Cuda(Model.TransformerModel model) =>
+        InferenceSession.FromModel(model, HostEmulatedBackend.Require(), new SessionOptions { MaxSequenceLength = 32, MaxBatchSize = 8, MaxResidentAdapters = 2 });
 
     [SkippableFact]
     public async Task BatchedMixedAdapterRequestsGetTheTokensOfTheSameRequestsAloneAndGiveBackTheirSlots()

@@ -161,16 +161,8 @@ public sealed class HostEmulatedSessionGraphTests
         var backend = HostEmulatedBackend.Require();
         var model = TinyModels.Model(5);
         using var session = InferenceSession.FromModel(model, backend);
-        var batch = TokenBatch.FromIds(2, 8, TinyModels.RandomIds(16, session.Config.VocabSize, 5));
-        (double[] Losses, float[][] Weights) Run(bool graphs)
-        {
-            var adapter = LoraAdapter.Create(session.Config, new LoraConfig { R = 2, Alpha = 4, Dropout = 0.1, TargetModules = ["all-linear"] }, 3);
-            using var t = session.CreateTrainingContext(adapter, options: new TrainingStepOptions { LearningRate = 1e-2, Seed = 4, CudaGraphs = graphs });
-            var losses = Enumerable.Range(0, 3).Select(_ => t.Step(batch)).ToArray();
-            return (losses, adapter.Parameters().Select(p => p.Data.ToArray()).ToArray());
-        }
-        var (plainLosses, plainWeights) = Run(false);
-        var (graphLosses, graphWeights) = Run(true);
+        var (plainLosses, plainWeights) = Api.SessionTests.ThreeLoraSteps(session, new TrainingStepOptions { LearningRate = 1e-2, Seed = 4, CudaGraphs = false });
+        var (graphLosses, graphWeights) = Api.SessionTests.ThreeLoraSteps(session, new TrainingStepOptions { LearningRate = 1e-2, Seed = 4, CudaGraphs = true });
         Assert.Equal(plainLosses, graphLosses);
         Assert.Equal(plainWeights, graphWeights);
     }

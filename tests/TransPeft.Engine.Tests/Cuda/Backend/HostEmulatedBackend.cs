@@ -11,15 +11,25 @@ namespace TransPeft.Engine.Tests.Cuda.Backend;
 /// </summary>
 internal static class HostEmulatedBackend
 {
-    private static readonly Lazy<(CudaBackend? Backend, string Reason)> s_backend = new(() =>
+    private static readonly Lazy<(CudaBackend? Backend, string? Library, string Reason)> s_backend = new(() =>
     {
-        if (!HostKernelLibrary.TryBuild(null, out var library, out var reason)) return (null, reason);
-        return CudaBackend.TryCreateEmulated(library!, out var backend, out reason) ? (backend, "") : (null, reason);
+        if (!HostKernelLibrary.TryBuild(null, out var library, out var reason)) return (null, null, reason);
+        return CudaBackend.TryCreateEmulated(library!, out var backend, out reason) ? (backend, library, "") : (null, library, reason);
     });
+
+    /// <summary>The host-built kernel library (for <c>SessionOptions.EmulatorLibrary</c>); skips or fails as <see cref="Require"/>.</summary>
+    public static string Library
+    {
+        get
+        {
+            Require();
+            return s_backend.Value.Library!;
+        }
+    }
 
     public static CudaBackend Require()
     {
-        var (backend, reason) = s_backend.Value;
+        var (backend, _, reason) = s_backend.Value;
         if (backend is not null) return backend;
         if (CudaTestEnvironment.IsCi) Assert.Fail($"cuda-emulated is unavailable under CI=true: {reason}");
         throw new SkipException($"cuda-emulated is unavailable: {reason}");
