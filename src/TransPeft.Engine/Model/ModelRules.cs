@@ -21,12 +21,37 @@ internal static class ModelRules
     /// <summary><paramref name="positions"/> positions of one sequence (prefix included) fit the model.</summary>
     public static void CheckPositions(ModelConfig config, int maxPositions, int positions)
     {
-        if (positions > maxPositions)
-            throw new ArgumentException($"sequence length {positions} exceeds max_position_embeddings {maxPositions}");
+        if (PositionsProblem(config, maxPositions, positions) is { } problem) throw new ArgumentException(problem);
+    }
+
+    private static string? PositionsProblem(ModelConfig config, int maxPositions, int positions)
+    {
+        if (positions > maxPositions) return $"sequence length {positions} exceeds max_position_embeddings {maxPositions}";
         // Sliding-window attention is not implemented: within the window it equals full causal attention,
         // so sequences up to the window are exact and longer ones are refused rather than computed differently.
         if (config.SlidingWindow is int w && positions > w)
-            throw new ArgumentException($"{positions} positions exceed the model's sliding_window {w}; sliding-window attention is not implemented (sequences up to the window are exact)");
+            return $"{positions} positions exceed the model's sliding_window {w}; sliding-window attention is not implemented (sequences up to the window are exact)";
+        return null;
+    }
+
+    /// <summary>
+    /// One mixed decode step (a token for each of N sequences, row i on caches[i], CPU and CUDA alike): every cache holds
+    /// one sequence (batch 1), has room for one more position, and that position fits the model; every id is in the
+    /// vocabulary; no cache appears twice. Each message names its row.
+    /// </summary>
+    public static void CheckDecodeRows(ModelConfig config, int maxPositions, ReadOnlySpan<int> ids, ReadOnlySpan<Inference.KvCache> caches)
+    {
+        int v = config.VocabSize;
+        for (int i = 0; i < ids.Length; i++)
+        {
+            var cache = caches[i];
+            if (cache.BatchSize != 1) throw new ArgumentException($"row {i}: a mixed decode takes one KV cache per sequence (batch 1), got batch {cache.BatchSize}");
+            if (cache.Length + 1 > cache.Capacity) throw new ArgumentException($"row {i}: cache holds {cache.Capacity} positions, all used");
+            if (PositionsProblem(config, maxPositions, cache.Length + 1) is { } problem) throw new ArgumentException($"row {i}: {problem}");
+            if ((uint)ids[i] >= (uint)v) throw new ArgumentOutOfRangeException(nameof(ids), $"row {i}: token id {ids[i]} is outside the vocabulary [0, {v})");
+            for (int j = 0; j < i; j++)
+                if (ReferenceEquals(caches[j], cache)) throw new ArgumentException($"rows {j} and {i}: the same KV cache twice; each sequence needs its own");
+        }
     }
 
     /// <summary>Every id in [0, vocab_size).</summary>

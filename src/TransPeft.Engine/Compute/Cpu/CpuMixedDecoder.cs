@@ -47,19 +47,10 @@ internal sealed unsafe class CpuMixedDecoder
         int n = ids.Length, v = c.VocabSize;
         if (caches.Length != n || rowSlots.Length != n) throw new ArgumentException($"{n} ids, {caches.Length} caches and {rowSlots.Length} adapter slots: expected one of each per row");
         if (logits.Length < (long)n * v) throw new ArgumentException($"logits hold {logits.Length} floats; {n} rows need {(long)n * v}");
+        ModelRules.CheckDecodeRows(c, _rope.MaxPositions, ids, caches);
         for (int i = 0; i < n; i++)
-        {
-            var cache = caches[i];
-            if (cache.BatchSize != 1) throw new ArgumentException($"row {i}: a mixed decode takes one KV cache per sequence (batch 1), got batch {cache.BatchSize}");
-            if (cache.Length + 1 > cache.Capacity) throw new ArgumentException($"row {i}: cache holds {cache.Capacity} positions, all used");
-            if (cache.Length + 1 > _rope.MaxPositions) throw new ArgumentException($"row {i}: position {cache.Length} exceeds max_position_embeddings {_rope.MaxPositions}");
-            if ((uint)ids[i] >= (uint)v) throw new ArgumentOutOfRangeException(nameof(ids), $"row {i}: token id {ids[i]} outside the vocabulary [0, {v})");
-            if (c.SlidingWindow is int sw && cache.Length + 1 > sw)
-                throw new ArgumentException($"row {i}: {cache.Length + 1} positions exceed the model's sliding_window {sw}; sliding-window attention is not implemented");
-            if (cache.K.Length == 0 || cache.K[0] is null) throw new ArgumentException($"row {i}: the KV cache holds no host storage (a device cache?); the CPU step needs host K/V arrays");
-            for (int j = 0; j < i; j++)
-                if (ReferenceEquals(caches[j], cache)) throw new ArgumentException($"rows {j} and {i}: the same KV cache twice; each sequence needs its own");
-        }
+            if (caches[i].K.Length == 0 || caches[i].K[0] is null)
+                throw new ArgumentException($"row {i}: the KV cache holds no host storage (a device cache?); the CPU step needs host K/V arrays");
         if (n == 0) return;
         Ensure(n);
         caches.CopyTo(_stepCaches);

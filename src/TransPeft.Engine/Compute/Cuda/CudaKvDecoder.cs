@@ -337,12 +337,7 @@ internal sealed unsafe class CudaKvDecoder : IDisposable
         if (caches.Length != n || rowAdapters.Length != n) throw new ArgumentException($"{n} ids, {caches.Length} caches and {rowAdapters.Length} adapters: expected one of each per row");
         if (n > _options.Slots) throw new ArgumentException($"a decode step of {n} rows exceeds the session's {_options.Slots} KV cache slots (SessionOptions.MaxBatchSize)");
         if (logits.Length < n * c.VocabSize) throw new ArgumentException($"logits hold {logits.Length} floats; {n} rows need {n * c.VocabSize}");
-        ModelRules.CheckTokens(c, ids);
-        for (int i = 0; i < n; i++)
-        {
-            if (caches[i].BatchSize != 1) throw new ArgumentException($"row {i}: a mixed decode takes one KV cache per sequence (batch 1), got batch {caches[i].BatchSize}");
-            CheckDecodeRow(caches[i], 1, 1);
-        }
+        ModelRules.CheckDecodeRows(c, MaxPositions, ids, caches);
         if (n == 0) return;
         lock (_gate)
         {
