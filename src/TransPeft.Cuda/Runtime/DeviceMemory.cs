@@ -64,12 +64,8 @@ public static unsafe class DeviceMemory
     public static void CopyToDeviceAsync<T>(CudaContext context, DevicePtr destination, PinnedHostBuffer<T> source, int offset, int count, CudaStream stream)
         where T : unmanaged
     {
-        if ((uint)offset > (uint)source.Length || (uint)count > (uint)(source.Length - offset))
-            throw new ArgumentOutOfRangeException(nameof(count), $"elements [{offset}, {offset + count}) are outside the pinned buffer of {source.Length}");
-        if (count == 0) return;
-        RequireAddress(destination, nameof(destination));
-        context.MakeCurrent();
-        Check.Driver(CuDriver.cuMemcpyHtoDAsync_v2(destination.Address, (T*)source.Pointer + offset, (nuint)((long)count * sizeof(T)), stream.Handle),
+        if (!PrepareAsyncCopy(context, source, offset, count, destination, nameof(destination), out T* host)) return;
+        Check.Driver(CuDriver.cuMemcpyHtoDAsync_v2(destination.Address, host, (nuint)((long)count * sizeof(T)), stream.Handle),
             nameof(CuDriver.cuMemcpyHtoDAsync_v2));
     }
 
@@ -79,13 +75,25 @@ public static unsafe class DeviceMemory
     public static void CopyToHostAsync<T>(CudaContext context, PinnedHostBuffer<T> destination, int offset, int count, DevicePtr source, CudaStream stream)
         where T : unmanaged
     {
-        if ((uint)offset > (uint)destination.Length || (uint)count > (uint)(destination.Length - offset))
-            throw new ArgumentOutOfRangeException(nameof(count), $"elements [{offset}, {offset + count}) are outside the pinned buffer of {destination.Length}");
-        if (count == 0) return;
-        RequireAddress(source, nameof(source));
-        context.MakeCurrent();
-        Check.Driver(CuDriver.cuMemcpyDtoHAsync_v2((T*)destination.Pointer + offset, source.Address, (nuint)((long)count * sizeof(T)), stream.Handle),
+        if (!PrepareAsyncCopy(context, destination, offset, count, source, nameof(source), out T* host)) return;
+        Check.Driver(CuDriver.cuMemcpyDtoHAsync_v2(host, source.Address, (nuint)((long)count * sizeof(T)), stream.Handle),
             nameof(CuDriver.cuMemcpyDtoHAsync_v2));
+    }
+
+    /// <summary>The checks shared by the asynchronous copies: elements [offset, offset + count) inside the pinned
+    /// buffer, a non-null device address, the context current. False when there is nothing to copy (count zero);
+    /// otherwise <paramref name="host"/> is the address of element <paramref name="offset"/>.</summary>
+    private static bool PrepareAsyncCopy<T>(CudaContext context, PinnedHostBuffer<T> pinned, int offset, int count, DevicePtr device, string deviceName, out T* host)
+        where T : unmanaged
+    {
+        host = null;
+        if ((uint)offset > (uint)pinned.Length || (uint)count > (uint)(pinned.Length - offset))
+            throw new ArgumentOutOfRangeException(nameof(count), $"elements [{offset}, {offset + count}) are outside the pinned buffer of {pinned.Length}");
+        if (count == 0) return false;
+        RequireAddress(device, deviceName);
+        context.MakeCurrent();
+        host = (T*)pinned.Pointer + offset;
+        return true;
     }
 
     private static void RequireAddress(DevicePtr p, string name)

@@ -110,15 +110,10 @@ internal sealed class CheckpointTensor(CheckpointWeights owner, SafetensorsReade
     /// <summary>
     /// Elements [start, start + destination.Length) converted to bf16 into <paramref name="destination"/>
     /// (<see cref="BFloat16.FromFloats"/>: the eager load's fp32 value, rounded to nearest even), checked finite.
+    /// A BF16 tensor needs no conversion: its callers read it with <see cref="RawBf16"/>.
     /// </summary>
     public unsafe void ConvertToBf16(long start, Span<ushort> destination)
     {
-        reader.RequireFloatingPoint(Info.Name);
-        if (DType == SafetensorsDType.BF16)
-        {
-            RawBf16(start, destination.Length).CopyTo(destination);
-            return;
-        }
         int n = destination.Length, size = DType.ByteSize();
         var bytes = reader.GetBytes(Info.Name, start * size, checked(n * size));
         fixed (byte* source = bytes)

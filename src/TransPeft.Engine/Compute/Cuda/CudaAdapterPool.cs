@@ -35,7 +35,6 @@ internal sealed unsafe class CudaAdapterPool : IDisposable
         public int BuiltVersion = -1;
         public int Slot = -1;       // device slot, or -1 when only the host image exists
         public long LastUse;
-        public int CheckedLayout = -1; // the LayoutVersion this adapter was last found to fit
     }
 
     private readonly IComputeDevice _device;
@@ -101,12 +100,9 @@ internal sealed unsafe class CudaAdapterPool : IDisposable
         {
             e = new Entry(adapter);
             _entries.Add(adapter, e);
-        }
-        if (e.CheckedLayout != LayoutVersion)
-        {
-            // The modules and ranks of an adapter never change (a hot swap keeps the shape), so fitting is checked once per layout.
+            // Only a new adapter can fail to fit: a layout covers every adapter known when it was planned (Replan), and
+            // an adapter's modules and ranks never change (a hot swap keeps the shape).
             if (!Fits(adapter)) Replan();
-            e.CheckedLayout = LayoutVersion;
         }
         e.LastUse = stamp;
         if (e.Slot >= 0 && e.BuiltVersion == e.Version && e.ImageLayout == LayoutVersion) return e.Slot;

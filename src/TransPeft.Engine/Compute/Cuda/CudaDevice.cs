@@ -109,6 +109,8 @@ internal sealed unsafe class CudaDevice : IComputeDevice
     /// inside one: a pageable address would make the copy synchronous (and uncapturable), a foreign one would read garbage.</summary>
     private (PinnedHostBuffer<byte> Buffer, int Offset) Pinned(nint host, long bytes)
     {
+        // The usual case, a copy from the start of a block, is one lookup; an interior address falls back to the scan.
+        if (_hostAllocations.TryGetValue(host, out var block) && bytes <= block.Length) return (block, 0);
         foreach (var (start, buffer) in _hostAllocations)
             if (host >= start && host - start + bytes <= buffer.Length) return (buffer, (int)(host - start));
         throw new ArgumentException($"an asynchronous copy needs host memory from AllocateHost; {bytes} bytes at 0x{host:x} are not inside one");

@@ -227,6 +227,8 @@ internal sealed unsafe class CudaKvDecoder : IDisposable
     private Work EnsureDecodeWork()
     {
         if (_decode is not null && _decode.Rank >= _pool.Rank) return _decode;
+        // Coupled with StepDecode's _graphLayout check: the rank grows only by a re-plan (a new LayoutVersion), which drops
+        // the graphs there too; dropping them here as well keeps no graph alive over the working memory freed below.
         DropGraphs();
         if (_decode is not null) _device.Free(_decodeBase);
         _decode = null;

@@ -32,6 +32,8 @@ internal sealed unsafe class EmulatedHostMemory : IDisposable
     /// <summary>The source of an asynchronous copy: [source, source + bytes) inside one block, as bytes.</summary>
     public ReadOnlySpan<byte> Source(nint source, long bytes)
     {
+        // The usual case, a copy from the start of a block, is one lookup; an interior address falls back to the scan.
+        if (_blocks.TryGetValue(source, out var block) && bytes <= block) return new ReadOnlySpan<byte>((void*)source, checked((int)bytes));
         foreach (var (start, length) in _blocks)
             if (source >= start && source - start + bytes <= length) return new ReadOnlySpan<byte>((void*)source, checked((int)bytes));
         throw new ArgumentException($"an asynchronous copy needs host memory from AllocateHost; {bytes} bytes at 0x{source:x} are not inside one");

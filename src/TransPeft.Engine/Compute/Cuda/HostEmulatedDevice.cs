@@ -29,8 +29,6 @@ internal sealed unsafe class HostEmulatedDevice(EmulatedKernelLibrary library, E
     private int _rangeDepth;
     private Action<DevicePtr, long, string>? _requireInside;
 
-    public HostEmulatedDevice(EmulatedKernelLibrary library, int multiprocessorCount = 4, bool supportsGraphs = true) : this(library, new EmulatedMemory(), multiprocessorCount, supportsGraphs) { }
-
     public string Name => $"cuda-emulated (kernels/*.cu compiled for the host: {library.Path})";
     public int MultiprocessorCount { get; } = multiprocessorCount;
     public bool SupportsGraphs { get; } = supportsGraphs;
